@@ -1,0 +1,429 @@
+/* sli.h — the secured layer interface: a small, stable C ABI for TLS.
+ *
+ * Objects: `sli_config` (a builder of settings), `sli_ctx` (a client or server context built from a
+ * config), `sli_conn` (one TLS connection) and `sli_cert` (a parsed X.509 certificate).
+ *
+ * Conventions, stated once:
+ * - Every function that can fail returns `int` (or `ssize_t` for I/O): 0 (or a byte count) is success,
+ *   a negative SLI_* code is failure. SLI_WANT_READ and SLI_WANT_WRITE are negative too, so `rv < 0`
+ *   separates data from everything else. sli never reports errors through `errno`.
+ * - `*_free(NULL)` does nothing. Strings passed in are borrowed for the length of the call; sli copies
+ *   what it keeps. Returned `const char *` are borrowed from their object, valid until the object is
+ *   freed or, for error messages, until the next call on that object.
+ * - Thread safety: not thread-safe unless said otherwise. `sli_ctx` and `sli_cert` are thread-safe
+ *   (immutable, atomic reference count). `sli_config` takes setters from one thread and is frozen (read
+ *   only, shareable) once a context has been built from it. A `sli_conn` is used by one thread at a time.
+ * - Nothing in sli aborts or exits the host process.
+ * - Times are `int64_t` Unix seconds. Every constructor takes `uint32_t flags`; unknown bits are
+ *   SLI_E_INVAL. */
+#ifndef SLI_H
+#define SLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SLI_API __attribute__((visibility("default")))
+#define SLI_WARN_UNUSED_RESULT __attribute__((warn_unused_result))
+#else
+#define SLI_API
+#define SLI_WARN_UNUSED_RESULT
+#endif
+
+/* SLI_VERSION_MAJOR, SLI_VERSION_MINOR and SLI_VERSION_PATCH give the version of this header;
+ * SLI_VERSION_HEX packs them 8 bits each. Since: 1.0 */
+#define SLI_VERSION_MAJOR 1
+#define SLI_VERSION_MINOR 0
+#define SLI_VERSION_PATCH 0
+#define SLI_VERSION_HEX ((SLI_VERSION_MAJOR << 16) | (SLI_VERSION_MINOR << 8) | SLI_VERSION_PATCH)
+
+typedef struct sli_config sli_config;
+typedef struct sli_ctx sli_ctx;
+typedef struct sli_conn sli_conn;
+typedef struct sli_cert sli_cert;
+
+/* ---- Return codes ------------------------------------------------------------------------------
+ * Codes live in -1000…-1999, one block of 100 per category; they never overlap -errno. Codes are
+ * never renumbered; a new code goes at the end of its block. */
+
+/* BLOCKED (-10xx): the transport would block; repeat the same call with the same arguments. */
+#define SLI_WANT_READ (-1001)
+#define SLI_WANT_WRITE (-1002)
+/* CLOSED (-11xx). SLI_E_CLOSED: the connection was closed (close_notify seen, or closed locally).
+ * SLI_E_TRUNCATED: the peer closed the transport without close_notify — the data may be incomplete. */
+#define SLI_E_CLOSED (-1101)
+#define SLI_E_TRUNCATED (-1102)
+/* IO (-12xx). SLI_E_IO: the transport failed (see `sli_conn_sys_error`), e.g. a reset.
+ * SLI_E_TIMEOUT: the handshake did not finish within the handshake timeout. */
+#define SLI_E_IO (-1201)
+#define SLI_E_TIMEOUT (-1202)
+/* ALERT (-13xx). SLI_E_ALERT: the peer sent a fatal alert (see `sli_conn_alert`). */
+#define SLI_E_ALERT (-1301)
+/* PROTO (-14xx): the peer broke or could not agree on the protocol. */
+#define SLI_E_PROTO (-1401)
+#define SLI_E_NO_SHARED_CIPHER (-1402)
+#define SLI_E_VERSION (-1403)
+#define SLI_E_NOT_TLS (-1404)
+/* VERIFY (-15xx): one code per reason the peer's certificate was not accepted. */
+#define SLI_E_UNTRUSTED (-1501)
+#define SLI_E_EXPIRED (-1502)
+#define SLI_E_NOT_YET_VALID (-1503)
+#define SLI_E_HOSTNAME (-1504)
+#define SLI_E_REVOKED (-1505)
+#define SLI_E_BAD_SIGNATURE (-1506)
+#define SLI_E_SELF_SIGNED (-1507)
+#define SLI_E_NO_PEER_CERT (-1508)
+#define SLI_E_VERIFY (-1509)
+/* CONFIG (-16xx): a setting, file or key could not be used. */
+#define SLI_E_PEM (-1601)
+#define SLI_E_PEM_TRUNCATED (-1602)
+#define SLI_E_LINE_ENDINGS (-1603)
+#define SLI_E_NOT_PEM (-1604)
+#define SLI_E_PASSWORD (-1605)
+#define SLI_E_KEY_MISMATCH (-1606)
+#define SLI_E_WEAK_KEY (-1607)
+#define SLI_E_CIPHERS (-1608)
+#define SLI_E_FILE (-1609)
+#define SLI_E_NO_IDENTITY (-1610)
+#define SLI_E_CONFIG (-1611)
+/* CRYPTO (-17xx): reserved for blobs, keys and signatures. */
+/* USAGE (-18xx): the caller broke a rule of the API. */
+#define SLI_E_INVAL (-1801)
+#define SLI_E_STATE (-1802)
+#define SLI_E_BUFSIZE (-1803)
+#define SLI_E_UNSUPPORTED (-1804)
+/* INTERNAL (-19xx). */
+#define SLI_E_NOMEM (-1901)
+#define SLI_E_INTERNAL (-1902)
+
+/* Error categories returned by `sli_error_category`. Since: 1.0 */
+#define SLI_ECAT_OK 0
+#define SLI_ECAT_BLOCKED 1
+#define SLI_ECAT_CLOSED 2
+#define SLI_ECAT_IO 3
+#define SLI_ECAT_ALERT 4
+#define SLI_ECAT_PROTO 5
+#define SLI_ECAT_VERIFY 6
+#define SLI_ECAT_CONFIG 7
+#define SLI_ECAT_CRYPTO 8
+#define SLI_ECAT_USAGE 9
+#define SLI_ECAT_INTERNAL 10
+
+/* ---- Library ---------------------------------------------------------------------------------- */
+
+/* sli_init initialises the library. Calling it is optional (every constructor calls it), idempotent
+ * and thread-safe. It returns 0 on success or a negative SLI_E_* code. Since: 1.0 */
+SLI_API int sli_init(void);
+
+/* sli_version returns the runtime library version as SLI_VERSION_HEX does. Thread-safe. Since: 1.0 */
+SLI_API uint32_t sli_version(void);
+
+/* sli_version_string returns the runtime version as a static string such as "1.0.0". Since: 1.0 */
+SLI_API const char *sli_version_string(void);
+
+/* sli_err_name returns the symbolic name of `code` ("SLI_E_EXPIRED"), "SLI_OK" for 0, or "unknown
+ * error". The string is static; never NULL. Thread-safe. Since: 1.0 */
+SLI_API const char *sli_err_name(int code);
+
+/* sli_strerror returns a one-line description of `code`, a static string, never NULL. Since: 1.0 */
+SLI_API const char *sli_strerror(int code);
+
+/* sli_error_category returns the SLI_ECAT_* category of `code` (SLI_ECAT_OK for codes >= 0,
+ * SLI_ECAT_INTERNAL for unknown negative codes). Since: 1.0 */
+SLI_API int sli_error_category(int code);
+
+/* sli_free zeroes `len` bytes at `p` and frees it; for memory returned by `_alloc` functions.
+ * `sli_free(NULL, 0)` does nothing. Since: 1.0 */
+SLI_API void sli_free(void *p, size_t len);
+
+/* ---- Configuration ------------------------------------------------------------------------------
+ * A `sli_config` starts with secure defaults: policy "default" (TLS 1.2 and 1.3, ECDHE key exchange,
+ * AEAD ciphers only), certificate and host name verification on, the system CA store for clients,
+ * session resumption on, no client certificates asked, a handshake timeout of 30 seconds. */
+
+/* Client certificate modes for `sli_config_set_client_cert`. Since: 1.0 */
+#define SLI_CLIENT_CERT_NONE 0
+#define SLI_CLIENT_CERT_OPTIONAL 1
+#define SLI_CLIENT_CERT_REQUIRED 2
+
+/* Protocol versions for `sli_config_set_min_version`, `sli_config_set_max_version`. Since: 1.0 */
+#define SLI_TLS1_2 0x0303
+#define SLI_TLS1_3 0x0304
+
+/* sli_config_new returns a new configuration with the defaults above, or NULL if out of memory. Free
+ * it with `sli_config_free`; contexts built from it keep their own reference. Since: 1.0 */
+SLI_API sli_config *sli_config_new(void);
+
+/* sli_config_free drops a reference to `cfg`; NULL is a no-op. Since: 1.0 */
+SLI_API void sli_config_free(sli_config *cfg);
+
+/* sli_config_error returns a message describing the last failure of a call on `cfg` (including a
+ * failed `sli_ctx_new_*` or `sli_ctx_reload` from it), or NULL. Since: 1.0 */
+SLI_API const char *sli_config_error(const sli_config *cfg);
+
+/* sli_config_set_keypair_file sets the identity: `cert_file` holds the leaf certificate followed by
+ * its chain, `key_file` the private key (PKCS#8, PKCS#1 or SEC1; RSA, ECDSA or Ed25519), encrypted
+ * with `password` if it is not NULL. The files are read and checked now: bad PEM, lone-CR line
+ * endings, a DER file, a truncated file, a wrong password and a key that does not match the
+ * certificate each return their own code, with a message naming the file. It returns 0 on success
+ * or a negative SLI_E_* code. Since: 1.0 */
+SLI_API int sli_config_set_keypair_file(sli_config *cfg, const char *cert_file, const char *key_file,
+                                        const char *password);
+
+/* sli_config_set_keypair_mem is `sli_config_set_keypair_file` for PEM held in memory. Since: 1.0 */
+SLI_API int sli_config_set_keypair_mem(sli_config *cfg, const char *cert_pem, size_t cert_len,
+                                       const char *key_pem, size_t key_len, const char *password);
+
+/* sli_config_add_keypair_file adds a further server identity, chosen when the client's SNI name
+ * matches one of the certificate's names; the first identity is the default. Since: 1.0 */
+SLI_API int sli_config_add_keypair_file(sli_config *cfg, const char *cert_file, const char *key_file,
+                                        const char *password);
+
+/* sli_config_set_ca_file sets the trusted CA certificates (PEM) used to verify peers; `path` may
+ * also be a directory, whose *.pem / *.crt files are all loaded. It returns 0 on success or a
+ * negative SLI_E_* code. Since: 1.0 */
+SLI_API int sli_config_set_ca_file(sli_config *cfg, const char *path);
+
+/* sli_config_set_ca_mem sets the trusted CA certificates from PEM in memory. Since: 1.0 */
+SLI_API int sli_config_set_ca_mem(sli_config *cfg, const char *pem, size_t len);
+
+/* sli_config_set_crl_file sets a PEM file of certificate revocation lists; peers whose certificate is
+ * listed fail with SLI_E_REVOKED. Since: 1.0 */
+SLI_API int sli_config_set_crl_file(sli_config *cfg, const char *path);
+
+/* sli_config_set_client_cert sets whether a server asks for client certificates:
+ * SLI_CLIENT_CERT_NONE, _OPTIONAL (verified if sent) or _REQUIRED (mutual TLS). Since: 1.0 */
+SLI_API int sli_config_set_client_cert(sli_config *cfg, int mode);
+
+/* sli_config_set_policy selects a named policy: "default" (TLS 1.2-1.3, ECDHE, AEAD), "modern"
+ * (TLS 1.3 only) or "compat" (adds ECDHE CBC-SHA suites for old TLS 1.2 peers; prints a notice).
+ * RC4, 3DES, NULL and export suites are never available. Since: 1.0 */
+SLI_API int sli_config_set_policy(sli_config *cfg, const char *name);
+
+/* sli_config_set_ciphers sets the TLS 1.2 cipher suites with an OpenSSL-syntax list such as
+ * "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384". A list naming RC4, 3DES, NULL or
+ * export suites, or a suite without forward secrecy, returns SLI_E_CIPHERS naming it. TLS 1.3 suites
+ * are fixed by BoringSSL (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305). Since: 1.0 */
+SLI_API int sli_config_set_ciphers(sli_config *cfg, const char *ciphers);
+
+/* sli_config_set_min_version sets the lowest protocol version (SLI_TLS1_2 or SLI_TLS1_3). Versions
+ * below TLS 1.2 are not available. Since: 1.0 */
+SLI_API int sli_config_set_min_version(sli_config *cfg, int version);
+
+/* sli_config_set_max_version sets the highest protocol version (SLI_TLS1_2 or SLI_TLS1_3). */
+SLI_API int sli_config_set_max_version(sli_config *cfg, int version);
+
+/* sli_config_set_dhparams_file accepts a `dhparams.pem` from an older configuration and ignores it
+ * with a notice: sli offers no finite-field DHE, ECDHE provides forward secrecy. Since: 1.0 */
+SLI_API int sli_config_set_dhparams_file(sli_config *cfg, const char *path);
+
+/* sli_config_set_alpn sets the ALPN protocols, a comma-separated list in order of preference such as
+ * "h2,http/1.1". Since: 1.0 */
+SLI_API int sli_config_set_alpn(sli_config *cfg, const char *list);
+
+/* sli_config_set_ticket_keys_file loads session-ticket keys shared by several processes or hosts, so
+ * each resumes the others' sessions. The file holds one key a line, 160 hex digits (80 bytes: name,
+ * HMAC key, AES key); the first line encrypts new tickets, every line decrypts. Rotate by adding a
+ * line at the top and reloading (`sli tickets rotate FILE`). Without a file, each context makes its
+ * own keys and rotates them itself. Since: 1.0 */
+SLI_API int sli_config_set_ticket_keys_file(sli_config *cfg, const char *path);
+
+/* sli_config_set_session_resumption turns session resumption on (1, the default) or off (0). */
+SLI_API int sli_config_set_session_resumption(sli_config *cfg, int on);
+
+/* sli_config_set_handshake_timeout sets how long a handshake may take, in milliseconds (0: no
+ * limit). Expiry fails the connection with SLI_E_TIMEOUT. Since: 1.0 */
+SLI_API int sli_config_set_handshake_timeout(sli_config *cfg, uint32_t ms);
+
+/* sli_config_insecure_noverifycert turns certificate verification off for clients. WARNING: any
+ * peer can then impersonate the server. Since: 1.0 */
+SLI_API int sli_config_insecure_noverifycert(sli_config *cfg);
+
+/* sli_config_insecure_noverifyname turns host name verification off for clients. Since: 1.0 */
+SLI_API int sli_config_insecure_noverifyname(sli_config *cfg);
+
+/* sli_config_set_option sets one setting by its variable name, the way the CLI's flags, the
+ * LD_PRELOAD shim's SLI_* environment variables and SLI_CONFIG files do: SLI_CERT, SLI_KEY,
+ * SLI_KEY_PASSWORD_FILE, SLI_CA, SLI_CRL, SLI_CLIENT_CERT (none|optional|required), SLI_POLICY,
+ * SLI_CIPHERS, SLI_MIN_VERSION / SLI_MAX_VERSION (1.2|1.3), SLI_ALPN, SLI_TICKET_KEYS,
+ * SLI_HANDSHAKE_TIMEOUT (ms), SLI_DHPARAMS, SLI_INSECURE (1). SLI_CERT and SLI_KEY take effect once
+ * both are set. An unknown name is SLI_E_INVAL. It returns 0 on success or a negative SLI_E_* code.
+ * Since: 1.0 */
+SLI_API int sli_config_set_option(sli_config *cfg, const char *name, const char *value);
+
+/* ---- Contexts ---------------------------------------------------------------------------------- */
+
+/* sli_ctx_new_server builds a server context from a snapshot of `cfg` into `*out` (NULL on failure).
+ * With no identity configured it uses the per-install default identity (a self-signed ECDSA P-256
+ * certificate generated once, see `sli_default_identity`), saying so on stderr. `flags` must be 0.
+ * It returns 0 on success or a negative SLI_E_* code; `sli_config_error(cfg)` explains. Since: 1.0 */
+SLI_API int sli_ctx_new_server(sli_ctx **out, sli_config *cfg, uint32_t flags);
+
+/* sli_ctx_new_client builds a client context from a snapshot of `cfg` into `*out`. Since: 1.0 */
+SLI_API int sli_ctx_new_client(sli_ctx **out, sli_config *cfg, uint32_t flags);
+
+/* sli_ctx_reload atomically replaces the settings of `ctx` with a snapshot of `cfg`: connections
+ * created afterwards use it, live connections keep the settings they started with. If building the
+ * new snapshot fails, `ctx` is unchanged and `sli_config_error(cfg)` says why. Thread-safe.
+ * Since: 1.0 */
+SLI_API int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags);
+
+/* sli_ctx_free drops a reference to `ctx`; NULL is a no-op. Connections keep their own reference. */
+SLI_API void sli_ctx_free(sli_ctx *ctx);
+
+/* sli_ctx_up_ref adds a reference to `ctx`, dropped by `sli_ctx_free`. Since: 1.0 */
+SLI_API void sli_ctx_up_ref(sli_ctx *ctx);
+
+/* sli_default_identity ensures the per-install default identity exists and writes the paths of its
+ * certificate and key into `out_cert` / `out_key` (each `cap` bytes). The state directory is
+ * $SLI_STATE_DIR, else $XDG_STATE_HOME/sli, else /var/lib/sli (root) or ~/.local/state/sli; the key
+ * is created 0600. It returns 0 on success or a negative SLI_E_* code. Since: 1.0 */
+SLI_API int sli_default_identity(char *out_cert, char *out_key, size_t cap);
+
+/* ---- Connections ------------------------------------------------------------------------------- */
+
+/* sli_read_fn is a caller-supplied transport read: it reads up to `len` bytes into `buf` and returns
+ * the count, 0 at end of stream, SLI_WANT_READ if it would block, or SLI_E_IO. It must not call
+ * back into `conn`. Since: 1.0 */
+typedef ssize_t (*sli_read_fn)(sli_conn *conn, void *buf, size_t len, void *arg);
+
+/* sli_write_fn is a caller-supplied transport write; it returns the count written, SLI_WANT_WRITE if
+ * it would block, or SLI_E_IO. Since: 1.0 */
+typedef ssize_t (*sli_write_fn)(sli_conn *conn, const void *buf, size_t len, void *arg);
+
+/* sli_conn_new_fd creates a connection on the socket `fd` into `*out`. On a client context
+ * `servername` is the name sent as SNI and verified against the certificate (a name or an IP
+ * address); it must be NULL on a server context. The caller keeps `fd`: `sli_conn_free` does not
+ * close it. A blocking fd gives blocking calls (bounded by the handshake timeout while the handshake
+ * runs); a non-blocking one gives SLI_WANT_* returns. It returns 0 on success or a negative SLI_E_*
+ * code. Since: 1.0 */
+SLI_API int sli_conn_new_fd(sli_conn **out, sli_ctx *ctx, int fd, const char *servername,
+                            uint32_t flags);
+
+/* sli_conn_new_cbs creates a connection whose transport is the caller's callbacks, for any event
+ * loop; `arg` is passed to them and kept until `sli_conn_free`. Since: 1.0 */
+SLI_API int sli_conn_new_cbs(sli_conn **out, sli_ctx *ctx, sli_read_fn read_fn,
+                             sli_write_fn write_fn, void *arg, const char *servername, uint32_t flags);
+
+/* sli_conn_handshake runs the handshake; `sli_conn_read` and `sli_conn_write` run it implicitly. It
+ * returns 0 once it is complete, SLI_WANT_READ / SLI_WANT_WRITE, or a negative SLI_E_* code (a VERIFY
+ * code when the peer's certificate was refused). Since: 1.0 */
+SLI_API int sli_conn_handshake(sli_conn *conn);
+
+/* sli_conn_read reads up to `len` bytes of application data from `conn` into `buf`, running the
+ * handshake first if needed. It returns the number of bytes read, 0 after a clean close_notify,
+ * SLI_E_TRUNCATED if the peer closed without close_notify, SLI_WANT_READ or SLI_WANT_WRITE if the
+ * transport would block, or another negative SLI_E_* code; `sli_conn_error` then describes the
+ * failure. Since: 1.0 */
+SLI_API ssize_t sli_conn_read(sli_conn *conn, void *buf, size_t len);
+
+/* sli_conn_write writes up to `len` bytes from `buf`. It returns the number of bytes accepted (which
+ * may be less than `len`), SLI_WANT_READ / SLI_WANT_WRITE (repeat the call with the same data), or a
+ * negative SLI_E_* code. Since: 1.0 */
+SLI_API ssize_t sli_conn_write(sli_conn *conn, const void *buf, size_t len);
+
+/* sli_conn_pending returns the number of decrypted bytes buffered in `conn` and not yet read: an
+ * event loop must drain them before it waits on the transport again. Cannot fail. Since: 1.0 */
+SLI_API size_t sli_conn_pending(const sli_conn *conn);
+
+/* sli_conn_want returns SLI_WANT_READ or SLI_WANT_WRITE if the last call on `conn` stopped because
+ * the transport would block in that direction (a read may want to write and the reverse), else 0. */
+SLI_API int sli_conn_want(const sli_conn *conn);
+
+/* sli_conn_close sends close_notify. It returns 0, SLI_WANT_* (repeat it), or a negative SLI_E_*
+ * code. It never closes the caller's fd. Since: 1.0 */
+SLI_API int sli_conn_close(sli_conn *conn);
+
+/* sli_conn_free frees `conn` without sending anything; NULL is a no-op. Since: 1.0 */
+SLI_API void sli_conn_free(sli_conn *conn);
+
+/* sli_conn_error returns a message about the last failure on `conn`, naming the peer and the reason,
+ * or NULL. Since: 1.0 */
+SLI_API const char *sli_conn_error(const sli_conn *conn);
+
+/* sli_conn_sys_error returns the errno saved with the last SLI_E_IO on `conn`, or 0. Since: 1.0 */
+SLI_API int sli_conn_sys_error(const sli_conn *conn);
+
+/* sli_conn_alert returns the TLS alert number of the last alert received or sent, or -1. */
+SLI_API int sli_conn_alert(const sli_conn *conn);
+
+/* ---- Connection information --------------------------------------------------------------------
+ * These return borrowed strings valid until `sli_conn_free`, or NULL before the handshake. */
+
+/* sli_conn_is_secured returns 1 if the handshake of `conn` completed, else 0. Since: 1.0 */
+SLI_API int sli_conn_is_secured(const sli_conn *conn);
+
+/* sli_conn_version returns the negotiated protocol, "TLSv1.2" or "TLSv1.3". Since: 1.0 */
+SLI_API const char *sli_conn_version(const sli_conn *conn);
+
+/* sli_conn_cipher returns the negotiated cipher suite's name. Since: 1.0 */
+SLI_API const char *sli_conn_cipher(const sli_conn *conn);
+
+/* sli_conn_alpn returns the negotiated ALPN protocol, or NULL if none. Since: 1.0 */
+SLI_API const char *sli_conn_alpn(const sli_conn *conn);
+
+/* sli_conn_servername returns the SNI name the client sent (server side) or asked for (client
+ * side), or NULL. Since: 1.0 */
+SLI_API const char *sli_conn_servername(const sli_conn *conn);
+
+/* sli_conn_is_resumed returns 1 if the session was resumed, else 0. Since: 1.0 */
+SLI_API int sli_conn_is_resumed(const sli_conn *conn);
+
+/* sli_conn_verify_result returns 0 if the peer's certificate was verified, the VERIFY code saying
+ * why it was not (SLI_E_UNTRUSTED, SLI_E_EXPIRED, SLI_E_NOT_YET_VALID, SLI_E_HOSTNAME,
+ * SLI_E_REVOKED, SLI_E_BAD_SIGNATURE, SLI_E_SELF_SIGNED, SLI_E_VERIFY), or SLI_E_NO_PEER_CERT.
+ * Since: 1.0 */
+SLI_API int sli_conn_verify_result(const sli_conn *conn);
+
+/* sli_conn_peer_cert returns the peer's leaf certificate, borrowed until `sli_conn_free`, or NULL.
+ * Since: 1.0 */
+SLI_API const sli_cert *sli_conn_peer_cert(sli_conn *conn);
+
+/* ---- Certificates ------------------------------------------------------------------------------ */
+
+/* sli_cert_load_file parses the PEM certificate chain in `path` (leaf first) into `*out`. Bad input
+ * returns the same named codes as `sli_config_set_keypair_file`; `out_msg`, if not NULL, receives a
+ * description of the failure, cut to `msg_cap` bytes. Since: 1.0 */
+SLI_API int sli_cert_load_file(sli_cert **out, const char *path, char *out_msg, size_t msg_cap);
+
+/* sli_cert_load_mem is `sli_cert_load_file` for PEM in memory. Since: 1.0 */
+SLI_API int sli_cert_load_mem(sli_cert **out, const char *pem, size_t len, char *out_msg,
+                              size_t msg_cap);
+
+/* sli_cert_free drops a reference to `cert`; NULL is a no-op. Since: 1.0 */
+SLI_API void sli_cert_free(sli_cert *cert);
+
+/* sli_cert_subject returns the subject as a one-line string ("CN=db.example.com, O=Acme"). */
+SLI_API const char *sli_cert_subject(const sli_cert *cert);
+
+/* sli_cert_issuer returns the issuer as a one-line string. Since: 1.0 */
+SLI_API const char *sli_cert_issuer(const sli_cert *cert);
+
+/* sli_cert_san_count returns the number of subject alternative names (DNS, IP, email, URI). */
+SLI_API size_t sli_cert_san_count(const sli_cert *cert);
+
+/* sli_cert_san returns SAN number `i` as "DNS:name", "IP:addr", "email:x" or "URI:x", or NULL. */
+SLI_API const char *sli_cert_san(const sli_cert *cert, size_t i);
+
+/* sli_cert_not_before returns the start of the validity period in Unix seconds. Since: 1.0 */
+SLI_API int64_t sli_cert_not_before(const sli_cert *cert);
+
+/* sli_cert_not_after returns the end of the validity period in Unix seconds. Since: 1.0 */
+SLI_API int64_t sli_cert_not_after(const sli_cert *cert);
+
+/* sli_cert_fingerprint_sha256 returns the SHA-256 fingerprint of the DER certificate as upper-case
+ * hex pairs separated by colons, as `openssl x509 -fingerprint -sha256` prints it. Since: 1.0 */
+SLI_API const char *sli_cert_fingerprint_sha256(const sli_cert *cert);
+
+/* sli_cert_chain_pem returns the certificate and the chain that came with it, as PEM. Since: 1.0 */
+SLI_API const char *sli_cert_chain_pem(const sli_cert *cert);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLI_H */

@@ -1,0 +1,34 @@
+/* conn.h — the connection object, shared by conn.c (I/O) and info.c (what was negotiated). */
+#ifndef SLI_CONN_H
+#define SLI_CONN_H
+
+#include "internal.h"
+
+struct sli_conn {
+  SSL *ssl;
+  sli_ctx *ctx; /* reference */
+  int fd;       /* -1 with callback transport */
+  int is_socket;
+  sli_read_fn rfn;
+  sli_write_fn wfn;
+  void *arg;
+
+  uint32_t timeout_ms;
+  int64_t deadline_ms; /* set on the first engine call */
+  int handshake_done, closed, shutdown_sent;
+  int transport_err, transport_eof;
+  int want;  /* SLI_WANT_* of the last call, or 0 */
+  int fatal; /* sticky failure code */
+  int sys_err;
+  int alert;
+  int verify_result;
+
+  char servername[256];
+  char peer[64];
+  char alpn[256];
+  sli_cert *peer_cert;
+  int has_err;
+  char err[SLI_MSG_MAX];
+};
+
+#endif

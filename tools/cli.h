@@ -1,0 +1,45 @@
+/* cli.h — shared by the `sli` subcommands. */
+#ifndef SLI_CLI_H
+#define SLI_CLI_H
+
+#include <stddef.h>
+
+#include "sli.h"
+
+/* Exit codes, documented in the README. */
+#define EXIT_OK 0
+#define EXIT_FAIL 1     /* other failure (I/O, internal) */
+#define EXIT_USAGE 2    /* bad command line */
+#define EXIT_CONFIG 3   /* a file, key, certificate or setting cannot be used */
+#define EXIT_VERIFY 4   /* the peer's certificate was refused */
+#define EXIT_TLS 5      /* the TLS connection failed (protocol, alert, closed, timeout) */
+
+/* Config flags shared by serve and connect: --cert F --key F --password-file F --ca F ... */
+typedef struct cli_tls_opts {
+  const char *names[32];
+  const char *values[32];
+  int n;
+} cli_tls_opts;
+
+/* cli_take_tls_flag: if argv[*i] is a TLS config flag, records it (consuming its value) and returns 1;
+ * returns 0 if it is not one; -1 if its value is missing. */
+int cli_take_tls_flag(cli_tls_opts *o, int argc, char **argv, int *i);
+/* cli_apply_tls_flags applies the recorded flags to `cfg`, password files first; prints the error. */
+int cli_apply_tls_flags(const cli_tls_opts *o, sli_config *cfg);
+/* cli_exit_code maps an SLI_* code to an exit code. */
+int cli_exit_code(int code);
+/* cli_error prints "sli CMD: NAME: message" to stderr and returns the exit code for `code`. */
+int cli_error(const char *cmd, int code, const char *msg);
+int cli_is_help(const char *arg);
+/* cli_listen / cli_connect: TCP on "HOST:PORT" ("[::1]:443" for IPv6); return an fd or -1. */
+int cli_listen(const char *addr, int *out_port);
+int cli_connect(const char *addr, char *out_host, size_t host_cap);
+void cli_print_cert(const sli_cert *c, const char *indent);
+
+int cmd_demo(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_cert(int argc, char **argv);
+int cmd_tickets(int argc, char **argv);
+
+#endif

@@ -1,0 +1,101 @@
+/* cmd_connect.c — `sli connect HOST:PORT`: a TLS client like `openssl s_client -quiet`: stdin goes
+ * to the server, the server's bytes to stdout. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int usage(int help) {
+  fprintf(help ? stdout : stderr,
+          "usage: sli connect HOST:PORT [--ca F] [--servername NAME] [--cert F --key F\n"
+          "                   [--password-file F]] [--alpn LIST] [--policy NAME | --ciphers STR]\n"
+          "                   [--min-version 1.2|1.3] [--crl F] [--insecure] [--verbose]\n"
+          "  Verifies the server's certificate (system CAs unless --ca) and its name (HOST or\n"
+          "  --servername). Copies stdin to the server and the server's bytes to stdout; at the\n"
+          "  end of stdin it sends close_notify and prints what remains. --insecure turns\n"
+          "  verification off. Exit 4 with the reason when the certificate is refused.\n");
+  return help ? EXIT_OK : EXIT_USAGE;
+}
+
+int cmd_connect(int argc, char **argv) {
+  const char *target = NULL, *servername = NULL;
+  int insecure = 0, verbose = 0;
+  cli_tls_opts o = {0};
+  for (int i = 1; i < argc; i++) {
+    int t = cli_take_tls_flag(&o, argc, argv, &i);
+    if (t < 0) return usage(0);
+    if (t) continue;
+    if (cli_is_help(argv[i])) return usage(1);
+    if (!strcmp(argv[i], "--servername") && i + 1 < argc) servername = argv[++i];
+    else if (!strcmp(argv[i], "--insecure")) insecure = 1;
+    else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) verbose = 1;
+    else if (argv[i][0] != '-' && !target) target = argv[i];
+    else return usage(0);
+  }
+  if (!target) return usage(0);
+  sli_config *cfg = sli_config_new();
+  if (!cfg) return EXIT_FAIL;
+  int rc = cli_apply_tls_flags(&o, cfg);
+  if (rc) return cli_exit_code(rc);
+  if (insecure) {
+    fprintf(stderr, "sli connect: WARNING: --insecure: the server's certificate is NOT verified\n");
+    sli_config_insecure_noverifycert(cfg);
+    sli_config_insecure_noverifyname(cfg);
+  }
+  sli_ctx *ctx;
+  if ((rc = sli_ctx_new_client(&ctx, cfg, 0))) return cli_error("connect", rc, sli_config_error(cfg));
+  char host[256];
+  int fd = cli_connect(target, host, sizeof(host));
+  if (fd < 0) return EXIT_FAIL;
+  sli_conn *c;
+  if ((rc = sli_conn_new_fd(&c, ctx, fd, servername ? servername : host, 0)))
+    return cli_error("connect", rc, NULL);
+  if ((rc = sli_conn_handshake(c))) return cli_error("connect", rc, sli_conn_error(c));
+  if (verbose) {
+    fprintf(stderr, "sli connect: %s %s alpn=%s resumed=%s\n", sli_conn_version(c),
+            sli_conn_cipher(c), sli_conn_alpn(c) ? sli_conn_alpn(c) : "-",
+            sli_conn_is_resumed(c) ? "yes" : "no");
+    const sli_cert *pc = sli_conn_peer_cert(c);
+    if (pc) fprintf(stderr, "sli connect: peer %s\n", sli_cert_subject(pc));
+  }
+  char buf[16384];
+  int stdin_open = 1, result = EXIT_OK;
+  for (;;) {
+    if (sli_conn_pending(c) == 0) {
+      struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+      if (poll(p, stdin_open ? 2 : 1, -1) < 0 && errno != EINTR) break;
+      if (stdin_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        ssize_t n = read(0, buf, sizeof(buf));
+        if (n > 0) {
+          for (ssize_t off = 0; off < n;) {
+            ssize_t w = sli_conn_write(c, buf + off, (size_t)(n - off));
+            if (w < 0) return cli_error("connect", (int)w, sli_conn_error(c));
+            off += w;
+          }
+        } else {
+          stdin_open = 0;
+          sli_conn_close(c); /* close_notify; keep reading what the server still sends */
+        }
+      }
+      if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    }
+    ssize_t n = sli_conn_read(c, buf, sizeof(buf));
+    if (n > 0) {
+      fwrite(buf, 1, (size_t)n, stdout);
+      fflush(stdout);
+      continue;
+    }
+    if (n == 0) break; /* clean close */
+    result = cli_error("connect", (int)n, sli_conn_error(c));
+    break;
+  }
+  sli_conn_free(c);
+  close(fd);
+  sli_ctx_free(ctx);
+  sli_config_free(cfg);
+  return result;
+}

@@ -1,0 +1,40 @@
+/* sli.c — the `sli` command: dispatches to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: sli COMMAND [ARGS]\n"
+          "\n"
+          "  demo       start a TLS server on loopback and talk to it with a verifying client\n"
+          "  serve      run a TLS server (echo, or forward to a plain backend)\n"
+          "  connect    connect to a TLS server: stdin to it, its bytes to stdout\n"
+          "  cert       inspect a certificate file\n"
+          "  tickets    create or rotate a shared session-ticket key file\n"
+          "  version    print the version\n"
+          "\n"
+          "'sli COMMAND --help' describes each command. Exit codes: 0 ok, 1 failure, 2 usage,\n"
+          "3 configuration, 4 peer certificate refused, 5 TLS connection failed.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || cli_is_help(argv[1])) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? EXIT_USAGE : EXIT_OK;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    printf("sli %s\n", sli_version_string());
+    return EXIT_OK;
+  }
+  if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
+  if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+  if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
+  if (!strcmp(cmd, "cert")) return cmd_cert(argc - 1, argv + 1);
+  if (!strcmp(cmd, "tickets")) return cmd_tickets(argc - 1, argv + 1);
+  fprintf(stderr, "sli: unknown command '%s'\n", cmd);
+  usage(stderr);
+  return EXIT_USAGE;
+}
