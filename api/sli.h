@@ -252,7 +252,8 @@ SLI_API int sli_config_insecure_noverifyname(sli_config *cfg);
  * SLI_KEY_PASSWORD_FILE, SLI_CA, SLI_CRL, SLI_CLIENT_CERT (none|optional|required), SLI_POLICY,
  * SLI_CIPHERS, SLI_MIN_VERSION / SLI_MAX_VERSION (1.2|1.3), SLI_ALPN, SLI_TICKET_KEYS,
  * SLI_HANDSHAKE_TIMEOUT (ms), SLI_DHPARAMS, SLI_INSECURE (1). SLI_CERT and SLI_KEY take effect once
- * both are set. An unknown name is SLI_E_INVAL. It returns 0 on success or a negative SLI_E_* code.
+ * both are set; a further pair adds an identity chosen by SNI. SLI_KEY_PASSWORD_FILE must come before
+ * the key it unlocks. An unknown name is SLI_E_INVAL. It returns 0 on success or a negative SLI_E_* code.
  * Since: 1.0 */
 SLI_API int sli_config_set_option(sli_config *cfg, const char *name, const char *value);
 

@@ -27,11 +27,14 @@ static int read_password_file(sli_config *cfg, const char *path, char **out) {
   return 0;
 }
 
-/* Loads SLI_CERT + SLI_KEY once both are known. */
+/* Loads SLI_CERT + SLI_KEY once both are known. A further pair adds an identity chosen by SNI. */
 static int try_keypair(sli_config *cfg) {
   if (!cfg->pending_cert || !cfg->pending_key) return 0;
-  int rc = sli_config_set_keypair_file(cfg, cfg->pending_cert, cfg->pending_key,
+  int rc = sli_config_add_keypair_file(cfg, cfg->pending_cert, cfg->pending_key,
                                        cfg->pending_password);
+  free(cfg->pending_cert);
+  free(cfg->pending_key);
+  cfg->pending_cert = cfg->pending_key = NULL;
   return rc;
 }
 

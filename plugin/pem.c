@@ -116,9 +116,10 @@ int sli__pem_check(const char *what, const char *data, size_t len, char **out_no
     const char *after = dash + 5;
     const char *e = memfind(after, o - (size_t)(after - norm), end);
     if (!e) {
+      sli__msg(msg, cap, SLI_E_PEM_TRUNCATED, "%s is truncated: its '%.*s' block has no END line",
+               what, (int)ll, label);
       sli_free(norm, len + 1);
-      return sli__msg(msg, cap, SLI_E_PEM_TRUNCATED,
-                      "%s is truncated: its '%.*s' block has no END line", what, (int)ll, label);
+      return SLI_E_PEM_TRUNCATED;
     }
     p = e + strlen(end);
     left = o - (size_t)(p - norm);

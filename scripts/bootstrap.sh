@@ -91,7 +91,8 @@ fetch_src() { # fetch_src PACKAGE DIRNAME PROBE
   [ -f "$cache/$dir/$probe" ] && return 0
   say "fetching source package $pkg"
   local work; work=$(mktemp -d "$top/.cache/fetch.XXXXXX")
-  (cd "$work" && apt-get source -qq "$pkg" >/dev/null)
+  chmod 755 "$work"
+  (cd "$work" && apt-get source -qq "$pkg" >/dev/null 2>&1) || { say "apt-get source $pkg failed"; exit 1; }
   local unpacked; unpacked=$(find "$work" -mindepth 1 -maxdepth 1 -type d | head -n 1)
   [ -n "$unpacked" ] && [ -f "$unpacked/$probe" ] || { say "apt-get source $pkg gave no $probe"; exit 1; }
   rm -rf "${cache:?}/$dir"
