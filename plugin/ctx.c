@@ -97,6 +97,14 @@ static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   snap->handshake_timeout_ms = cfg->handshake_timeout_ms;
   if ((rc = sli__policy_apply(ctx, cfg, msg, cap))) goto fail;
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  /* BoringSSL leaves Ed25519 out of the signatures it accepts unless asked. */
+  static const uint16_t verify_prefs[] = {
+      SSL_SIGN_ECDSA_SECP256R1_SHA256, SSL_SIGN_RSA_PSS_RSAE_SHA256, SSL_SIGN_RSA_PKCS1_SHA256,
+      SSL_SIGN_ECDSA_SECP384R1_SHA384, SSL_SIGN_RSA_PSS_RSAE_SHA384, SSL_SIGN_RSA_PKCS1_SHA384,
+      SSL_SIGN_RSA_PSS_RSAE_SHA512,    SSL_SIGN_RSA_PKCS1_SHA512,    SSL_SIGN_ED25519};
+  if (!SSL_CTX_set_verify_algorithm_prefs(ctx, verify_prefs,
+                                          sizeof(verify_prefs) / sizeof(verify_prefs[0])))
+    goto fail_nomem;
 
   /* Identities */
   if (cfg->n_ids > 0) {

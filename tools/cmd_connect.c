@@ -13,17 +13,19 @@ static int usage(int help) {
   fprintf(help ? stdout : stderr,
           "usage: sli connect HOST:PORT [--ca F] [--servername NAME] [--cert F --key F\n"
           "                   [--password-file F]] [--alpn LIST] [--policy NAME | --ciphers STR]\n"
-          "                   [--min-version 1.2|1.3] [--crl F] [--insecure] [--verbose]\n"
+          "                   [--min-version 1.2|1.3] [--crl F] [--linger MS] [--insecure] [--verbose]\n"
           "  Verifies the server's certificate (system CAs unless --ca) and its name (HOST or\n"
-          "  --servername). Copies stdin to the server and the server's bytes to stdout; at the\n"
-          "  end of stdin it sends close_notify and prints what remains. --insecure turns\n"
-          "  verification off. Exit 4 with the reason when the certificate is refused.\n");
+          "  --servername). Copies stdin to the server and the server's bytes to stdout. After the\n"
+          "  end of stdin it prints what the server still sends until the server closes or is\n"
+          "  quiet for --linger MS (default 2000), then sends close_notify and exits.\n"
+          "  --insecure turns verification off. Exit 4 with the reason when the certificate is\n"
+          "  refused.\n");
   return help ? EXIT_OK : EXIT_USAGE;
 }
 
 int cmd_connect(int argc, char **argv) {
   const char *target = NULL, *servername = NULL;
-  int insecure = 0, verbose = 0;
+  int insecure = 0, verbose = 0, linger_ms = 2000;
   cli_tls_opts o = {0};
   for (int i = 1; i < argc; i++) {
     int t = cli_take_tls_flag(&o, argc, argv, &i);
@@ -32,6 +34,7 @@ int cmd_connect(int argc, char **argv) {
     if (cli_is_help(argv[i])) return usage(1);
     if (!strcmp(argv[i], "--servername") && i + 1 < argc) servername = argv[++i];
     else if (!strcmp(argv[i], "--insecure")) insecure = 1;
+    else if (!strcmp(argv[i], "--linger") && i + 1 < argc) linger_ms = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) verbose = 1;
     else if (argv[i][0] != '-' && !target) target = argv[i];
     else return usage(0);
@@ -67,7 +70,12 @@ int cmd_connect(int argc, char **argv) {
   for (;;) {
     if (sli_conn_pending(c) == 0) {
       struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
-      if (poll(p, stdin_open ? 2 : 1, -1) < 0 && errno != EINTR) break;
+      int pr = poll(p, stdin_open ? 2 : 1, stdin_open ? -1 : linger_ms);
+      if (pr < 0 && errno != EINTR) break;
+      if (pr == 0) { /* stdin done and the server is quiet: say goodbye */
+        sli_conn_close(c);
+        break;
+      }
       if (stdin_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
         ssize_t n = read(0, buf, sizeof(buf));
         if (n > 0) {
@@ -77,8 +85,7 @@ int cmd_connect(int argc, char **argv) {
             off += w;
           }
         } else {
-          stdin_open = 0;
-          sli_conn_close(c); /* close_notify; keep reading what the server still sends */
+          stdin_open = 0; /* keep reading what the server still sends */
         }
       }
       if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
