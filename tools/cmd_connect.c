@@ -41,23 +41,36 @@ int cmd_connect(int argc, char **argv) {
   }
   if (!target) return usage(0);
   sli_config *cfg = sli_config_new();
+  sli_ctx *ctx = NULL;
+  sli_conn *c = NULL;
+  int fd = -1, result = EXIT_OK, rc;
   if (!cfg) return EXIT_FAIL;
-  int rc = cli_apply_tls_flags(&o, cfg);
-  if (rc) return cli_exit_code(rc);
+  if ((rc = cli_apply_tls_flags(&o, cfg))) {
+    result = cli_exit_code(rc);
+    goto done;
+  }
   if (insecure) {
     fprintf(stderr, "sli connect: WARNING: --insecure: the server's certificate is NOT verified\n");
     sli_config_insecure_noverifycert(cfg);
     sli_config_insecure_noverifyname(cfg);
   }
-  sli_ctx *ctx;
-  if ((rc = sli_ctx_new_client(&ctx, cfg, 0))) return cli_error("connect", rc, sli_config_error(cfg));
+  if ((rc = sli_ctx_new_client(&ctx, cfg, 0))) {
+    result = cli_error("connect", rc, sli_config_error(cfg));
+    goto done;
+  }
   char host[256];
-  int fd = cli_connect(target, host, sizeof(host));
-  if (fd < 0) return EXIT_FAIL;
-  sli_conn *c;
-  if ((rc = sli_conn_new_fd(&c, ctx, fd, servername ? servername : host, 0)))
-    return cli_error("connect", rc, NULL);
-  if ((rc = sli_conn_handshake(c))) return cli_error("connect", rc, sli_conn_error(c));
+  if ((fd = cli_connect(target, host, sizeof(host))) < 0) {
+    result = EXIT_FAIL;
+    goto done;
+  }
+  if ((rc = sli_conn_new_fd(&c, ctx, fd, servername ? servername : host, 0))) {
+    result = cli_error("connect", rc, NULL);
+    goto done;
+  }
+  if ((rc = sli_conn_handshake(c))) {
+    result = cli_error("connect", rc, sli_conn_error(c));
+    goto done;
+  }
   if (verbose) {
     fprintf(stderr, "sli connect: %s %s alpn=%s resumed=%s\n", sli_conn_version(c),
             sli_conn_cipher(c), sli_conn_alpn(c) ? sli_conn_alpn(c) : "-",
@@ -66,7 +79,7 @@ int cmd_connect(int argc, char **argv) {
     if (pc) fprintf(stderr, "sli connect: peer %s\n", sli_cert_subject(pc));
   }
   char buf[16384];
-  int stdin_open = 1, result = EXIT_OK;
+  int stdin_open = 1;
   for (;;) {
     if (sli_conn_pending(c) == 0) {
       struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
@@ -81,7 +94,10 @@ int cmd_connect(int argc, char **argv) {
         if (n > 0) {
           for (ssize_t off = 0; off < n;) {
             ssize_t w = sli_conn_write(c, buf + off, (size_t)(n - off));
-            if (w < 0) return cli_error("connect", (int)w, sli_conn_error(c));
+            if (w < 0) {
+              result = cli_error("connect", (int)w, sli_conn_error(c));
+              goto done;
+            }
             off += w;
           }
         } else {
@@ -100,8 +116,9 @@ int cmd_connect(int argc, char **argv) {
     result = cli_error("connect", (int)n, sli_conn_error(c));
     break;
   }
+done:
   sli_conn_free(c);
-  close(fd);
+  if (fd >= 0) close(fd);
   sli_ctx_free(ctx);
   sli_config_free(cfg);
   return result;
