@@ -11,8 +11,9 @@
  *   what it keeps. Returned `const char *` are borrowed from their object, valid until the object is
  *   freed or, for error messages, until the next call on that object.
  * - Thread safety: not thread-safe unless said otherwise. `sli_ctx` and `sli_cert` are thread-safe
- *   (immutable, atomic reference count). `sli_config` takes setters from one thread and is frozen (read
- *   only, shareable) once a context has been built from it. A `sli_conn` is used by one thread at a time.
+ *   (immutable settings, atomic reference count). `sli_config` is a builder used from one thread at a
+ *   time; a context takes a snapshot of it, so later changes reach only contexts built or reloaded
+ *   afterwards. A `sli_conn` is used by one thread at a time.
  * - Nothing in sli aborts or exits the host process.
  * - Times are `int64_t` Unix seconds. Every constructor takes `uint32_t flags`; unknown bits are
  *   SLI_E_INVAL. */

@@ -46,6 +46,18 @@ def verified_exchange():
 
 
 @checks.case
+def ca_directory():
+    c, k = ca.issue("localhost")
+    p, port = s_server(c, k)
+    cadir = d("cadir")
+    os.makedirs(cadir, exist_ok=True)
+    import shutil
+    shutil.copy(ca.path, os.path.join(cadir, "test-ca.pem"))
+    rc, out, err = connect(port, "--ca", cadir)
+    expect(rc == 0 and "olleh" in out, "rc=%d %s" % (rc, err))
+
+
+@checks.case
 def verified_exchange_tls12():
     c, k = ca.issue("localhost")
     p, port = s_server(c, k, "-tls1_2")
