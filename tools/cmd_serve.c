@@ -31,7 +31,7 @@ typedef struct conn {
   sli_conn *tls;
   char *in; /* ciphertext received, not yet taken by the engine */
   size_t in_len, in_cap;
-  int eof, closing, open_handles, backend_ok, backend_init, secured;
+  int eof, closing, finishing, open_handles, backend_ok, backend_init, secured;
   char peer[64];
 } conn;
 
@@ -50,6 +50,8 @@ static void logf_(const char *fmt, ...) {
   va_end(ap);
 }
 
+static void close_conn(struct conn *c);
+
 static void on_closed(uv_handle_t *h) {
   conn *c = h->data;
   if (--c->open_handles == 0) {
@@ -65,6 +67,32 @@ static void close_conn(conn *c) {
   uv_close((uv_handle_t *)&c->tcp, on_closed);
   uv_close((uv_handle_t *)&c->timer, on_closed);
   if (c->backend_init) uv_close((uv_handle_t *)&c->backend, on_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  conn *c = req->data;
+  free(req);
+  close_conn(c);
+}
+
+/* finish sends close_notify, lets libuv flush every queued write, then closes: uv_close alone would
+ * drop data still queued for a slow reader. */
+static void finish(conn *c) {
+  if (c->closing || c->finishing) return;
+  c->finishing = 1;
+  sli_conn_close(c->tls);
+  if (c->backend_init) uv_read_stop((uv_stream_t *)&c->backend);
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (!req) {
+    close_conn(c);
+    return;
+  }
+  req->data = c;
+  if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    close_conn(c);
+  }
 }
 
 static void on_written(uv_write_t *req, int status) {
@@ -130,7 +158,7 @@ static int tls_write_all(conn *c, const char *p, size_t len) {
 static void start_backend(conn *c);
 
 static void pump(conn *c) {
-  if (c->closing) return;
+  if (c->closing || c->finishing) return;
   if (!c->secured) {
     int rc = sli_conn_handshake(c->tls);
     if (rc == SLI_WANT_READ || rc == SLI_WANT_WRITE) return;
@@ -162,8 +190,7 @@ static void pump(conn *c) {
     if (n == SLI_WANT_READ || n == SLI_WANT_WRITE) return;
     if (n == 0) {
       logf_("%s: closed", c->peer);
-      sli_conn_close(c->tls);
-      close_conn(c);
+      finish(c);
       return;
     }
     fail(c, (int)n);
@@ -206,16 +233,13 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   conn *c = s->data;
-  if (c->closing) return;
+  if (c->closing || c->finishing) return;
   if (n > 0) {
     int rc = tls_write_all(c, buf->base, (size_t)n);
     if (rc < 0) fail(c, rc);
     return;
   }
-  if (n < 0) { /* backend closed: close TLS cleanly */
-    sli_conn_close(c->tls);
-    close_conn(c);
-  }
+  if (n < 0) finish(c); /* backend closed: close TLS cleanly once everything is sent */
 }
 
 static void on_backend_connect(uv_connect_t *req, int status) {
@@ -224,8 +248,7 @@ static void on_backend_connect(uv_connect_t *req, int status) {
   if (c->closing) return;
   if (status < 0) {
     logf_("%s: backend unreachable: %s", c->peer, uv_strerror(status));
-    sli_conn_close(c->tls);
-    close_conn(c);
+    finish(c);
     return;
   }
   c->backend_ok = 1;
