@@ -62,13 +62,17 @@ typedef struct srv {
   sli_ctx *sli;
 } srv;
 
+static int accept_nodelay(int lfd) {
+  int fd = accept(lfd, NULL, NULL), one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
 static void *sli_server(void *arg) {
   srv *s = arg;
   char *buf = malloc(1 << 16);
   for (int i = 0; i < s->n; i++) {
-    int fd = accept(s->lfd, NULL, NULL);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int fd = accept_nodelay(s->lfd);
     sli_conn *c;
     if (sli_conn_new_fd(&c, s->sli, fd, NULL, 0) == 0) {
       while (sli_conn_read(c, buf, 1 << 16) > 0) {
@@ -85,9 +89,7 @@ static void *bare_server(void *arg) {
   srv *s = arg;
   char *buf = malloc(1 << 16);
   for (int i = 0; i < s->n; i++) {
-    int fd = accept(s->lfd, NULL, NULL);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int fd = accept_nodelay(s->lfd);
     SSL *ssl = SSL_new(s->bare);
     SSL_set_fd(ssl, fd);
     if (SSL_accept(ssl) == 1)

@@ -13,9 +13,15 @@
 
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
-static int use_identity_ctx(SSL_CTX *ctx, const sli_identity *id) {
+/* chain_rest returns a new stack holding the chain after the leaf (the leaf's issuers). */
+static STACK_OF(X509) *chain_rest(const sli_identity *id) {
   STACK_OF(X509) *rest = sk_X509_new_null();
   for (size_t i = 1; rest && i < sk_X509_num(id->chain); i++) sk_X509_push(rest, sk_X509_value(id->chain, i));
+  return rest;
+}
+
+static int use_identity_ctx(SSL_CTX *ctx, const sli_identity *id) {
+  STACK_OF(X509) *rest = chain_rest(id);
   int ok = rest && SSL_CTX_use_certificate(ctx, sk_X509_value(id->chain, 0)) &&
            SSL_CTX_use_PrivateKey(ctx, id->key) && SSL_CTX_set1_chain(ctx, rest);
   sk_X509_free(rest);
@@ -23,8 +29,7 @@ static int use_identity_ctx(SSL_CTX *ctx, const sli_identity *id) {
 }
 
 static int use_identity_ssl(SSL *ssl, const sli_identity *id) {
-  STACK_OF(X509) *rest = sk_X509_new_null();
-  for (size_t i = 1; rest && i < sk_X509_num(id->chain); i++) sk_X509_push(rest, sk_X509_value(id->chain, i));
+  STACK_OF(X509) *rest = chain_rest(id);
   int ok = rest && SSL_use_certificate(ssl, sk_X509_value(id->chain, 0)) &&
            SSL_use_PrivateKey(ssl, id->key) && SSL_set1_chain(ssl, rest);
   sk_X509_free(rest);

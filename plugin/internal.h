@@ -130,7 +130,6 @@ void sli__ticket_keys_install(SSL_CTX *ctx);
 
 /* verify.c */
 int sli__verify_code(long x509_err);
-const char *sli__verify_reason(int code);
 
 /* cert.c */
 sli_cert *sli__cert_from_x509(X509 *x509, STACK_OF(X509) *chain);

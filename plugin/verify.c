@@ -37,5 +37,3 @@ int sli__verify_code(long e) {
       return SLI_E_VERIFY;
   }
 }
-
-const char *sli__verify_reason(int code) { return sli_strerror(code); }
