@@ -1,0 +1,262 @@
+/* config.c — the shim's settings: SLI_SERVER_PORTS, SLI_CLIENT_TARGETS, SLI_MODE, SLI_LOG,
+ * SLI_SNIFF_TIMEOUT_MS, and every SLI_* setting of the engine (through sli_config_set_option, the
+ * same parser the CLI uses), from the environment or an SLI_CONFIG file of NAME=value lines.
+ * An invalid configuration is reported once and fails closed (see lifecycle.c). */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+shim_config cfg;
+
+void shim_log(int level, const char *fmt, ...) {
+  if (level > cfg.log_level) return;
+  static const char *names[] = {"error", "warn", "info", "debug"};
+  char line[1024];
+  int n = snprintf(line, sizeof(line), "sli-preload[%d] %s: ", (int)getpid(), names[level]);
+  va_list ap;
+  va_start(ap, fmt);
+  if (n > 0 && (size_t)n < sizeof(line)) vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+  va_end(ap);
+  size_t len = strlen(line);
+  if (len < sizeof(line) - 1) line[len++] = '\n';
+  int saved = errno;
+  if (real.write) real.write(2, line, len);
+  errno = saved;
+}
+
+int shim_port_is_tls(uint16_t port) {
+  for (int i = 0; i < cfg.n_ports; i++)
+    if (cfg.ports[i] == port) return 1;
+  return 0;
+}
+
+static uint16_t sa_port(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+  if (sa->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+  return 0;
+}
+
+const shim_target *shim_target_match(const struct sockaddr *sa, socklen_t len) {
+  for (int i = 0; i < cfg.n_targets; i++) {
+    const shim_target *t = &cfg.targets[i];
+    const struct sockaddr *ta = (const struct sockaddr *)&t->addr;
+    if (ta->sa_family != sa->sa_family || sa_port(ta) != sa_port(sa)) continue;
+    if (sa->sa_family == AF_INET &&
+        ((const struct sockaddr_in *)ta)->sin_addr.s_addr ==
+            ((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+      return t;
+    if (sa->sa_family == AF_INET6 &&
+        memcmp(&((const struct sockaddr_in6 *)ta)->sin6_addr,
+               &((const struct sockaddr_in6 *)sa)->sin6_addr, 16) == 0)
+      return t;
+  }
+  return NULL;
+}
+
+/* One setting, from the environment or the file. Returns 0, or -1 after logging the reason. */
+static int apply(sli_config *sc, const char *name, const char *value) {
+  if (!strcmp(name, "SLI_SERVER_PORTS")) {
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", value);
+    for (char *save, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+      char *end;
+      long p = strtol(tok, &end, 10);
+      if (*end || p <= 0 || p > 65535 || cfg.n_ports == 64) {
+        shim_log(LOG_ERR_, "SLI_SERVER_PORTS: '%s' is not a port number", tok);
+        cfg.all_ports = 1;
+        return -1;
+      }
+      cfg.ports[cfg.n_ports++] = (uint16_t)p;
+    }
+    return 0;
+  }
+  if (!strcmp(name, "SLI_CLIENT_TARGETS")) {
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "%s", value);
+    for (char *save, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+      if (cfg.n_targets == 32) return -1;
+      shim_target *t = &cfg.targets[cfg.n_targets];
+      char *eq = strchr(tok, '=');
+      if (eq) *eq = 0;
+      char *colon = strrchr(tok, ':');
+      if (!colon) {
+        shim_log(LOG_ERR_, "SLI_CLIENT_TARGETS: '%s' is not HOST:PORT[=SERVERNAME]", tok);
+        return -1;
+      }
+      *colon = 0;
+      char *host = tok;
+      if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        host[strlen(host) - 1] = 0;
+        host++;
+      }
+      struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+      int e = getaddrinfo(host, colon + 1, &hints, &res);
+      if (e) {
+        shim_log(LOG_ERR_, "SLI_CLIENT_TARGETS: cannot resolve '%s:%s': %s", host, colon + 1,
+                 gai_strerror(e));
+        return -1;
+      }
+      memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+      t->addr_len = res->ai_addrlen;
+      freeaddrinfo(res);
+      snprintf(t->host, sizeof(t->host), "%s", host);
+      const char *env_sn = getenv("SLI_SERVERNAME");
+      snprintf(t->servername, sizeof(t->servername), "%s",
+               eq ? eq + 1 : (env_sn && *env_sn) ? env_sn : host);
+      cfg.n_targets++;
+    }
+    return 0;
+  }
+  if (!strcmp(name, "SLI_MODE")) {
+    if (strcmp(value, "require") && strcmp(value, "optional")) {
+      shim_log(LOG_ERR_, "SLI_MODE: '%s' is not require or optional", value);
+      return -1;
+    }
+    cfg.optional = !strcmp(value, "optional");
+    return 0;
+  }
+  if (!strcmp(name, "SLI_SNIFF_TIMEOUT_MS")) {
+    cfg.sniff_timeout_ms = atoi(value);
+    return 0;
+  }
+  if (!strcmp(name, "SLI_LOG") || !strcmp(name, "SLI_CONFIG") || !strcmp(name, "SLI_SERVERNAME") ||
+      !strcmp(name, "SLI_STATE_DIR"))
+    return 0; /* handled elsewhere */
+  if (!strcmp(name, "SLI_HANDSHAKE_TIMEOUT")) cfg.handshake_timeout_ms = atoi(value);
+  if (!strcmp(name, "SLI_INSECURE") && !strcmp(value, "1"))
+    shim_log(LOG_WARN_, "SLI_INSECURE=1: TLS client connections do NOT verify the server "
+                        "(insecure: anyone can impersonate it)");
+  int rc = sli_config_set_option(sc, name, value);
+  if (rc) {
+    shim_log(LOG_ERR_, "%s: %s: %s", name, sli_err_name(rc),
+             sli_config_error(sc) ? sli_config_error(sc) : sli_strerror(rc));
+    return -1;
+  }
+  return 0;
+}
+
+/* The order matters for the engine: password before key, key after cert is fine either way. */
+static const char *const order[] = {
+    "SLI_LOG", "SLI_SERVER_PORTS", "SLI_CLIENT_TARGETS", "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS",
+    "SLI_KEY_PASSWORD_FILE", "SLI_CERT", "SLI_KEY", "SLI_CA", "SLI_CRL", "SLI_CLIENT_CERT",
+    "SLI_POLICY", "SLI_CIPHERS", "SLI_MIN_VERSION", "SLI_MAX_VERSION", "SLI_ALPN",
+    "SLI_TICKET_KEYS", "SLI_HANDSHAKE_TIMEOUT", "SLI_DHPARAMS", "SLI_INSECURE", NULL};
+
+static int known(const char *name) {
+  for (int i = 0; order[i]; i++)
+    if (!strcmp(order[i], name)) return 1;
+  return !strcmp(name, "SLI_SERVERNAME") || !strcmp(name, "SLI_STATE_DIR") ||
+         !strcmp(name, "SLI_CONFIG") || !strcmp(name, "SLI_SESSION_RESUMPTION");
+}
+
+static int parse_level(const char *v) {
+  if (!v) return LOG_WARN_;
+  if (!strcmp(v, "error")) return LOG_ERR_;
+  if (!strcmp(v, "info")) return LOG_INFO_;
+  if (!strcmp(v, "debug")) return LOG_DEBUG_;
+  return LOG_WARN_;
+}
+
+/* Values from the SLI_CONFIG file, overridden by the environment. */
+static char *file_names[64], *file_values[64];
+static int n_file;
+
+static const char *lookup(const char *name) {
+  const char *e = getenv(name);
+  if (e) return e;
+  for (int i = 0; i < n_file; i++)
+    if (!strcmp(file_names[i], name)) return file_values[i];
+  return NULL;
+}
+
+static int read_config_file(const char *path) {
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    shim_log(LOG_ERR_, "SLI_CONFIG: cannot open '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  char line[4096];
+  int lineno = 0, bad = 0;
+  while (fgets(line, sizeof(line), f)) {
+    lineno++;
+    line[strcspn(line, "\r\n")] = 0;
+    char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p || *p == '#') continue;
+    char *eq = strchr(p, '=');
+    if (eq) *eq = 0;
+    if (!eq || !known(p) || n_file == 64) {
+      shim_log(LOG_ERR_, "SLI_CONFIG %s line %d: expected NAME=value with a known SLI_* name", path,
+               lineno);
+      bad = 1;
+      continue;
+    }
+    file_names[n_file] = strdup(p);
+    file_values[n_file++] = strdup(eq + 1);
+  }
+  fclose(f);
+  return bad ? -1 : 0;
+}
+
+/* Runs from the constructor: before the host runs, and before it drops privileges. */
+__attribute__((constructor)) static void shim_init(void) {
+  shim_resolve();
+  fdtab_init();
+  cfg.log_level = parse_level(getenv("SLI_LOG"));
+  cfg.sniff_timeout_ms = 1000;
+  cfg.handshake_timeout_ms = 30000;
+  int bad = 0;
+  const char *file = getenv("SLI_CONFIG");
+  if (file && *file && read_config_file(file)) bad = 1;
+  cfg.log_level = parse_level(lookup("SLI_LOG"));
+  if (!lookup("SLI_SERVER_PORTS") && !lookup("SLI_CLIENT_TARGETS") && !bad) return; /* inert */
+  /* Unknown SLI_* variables are typos that would silently change nothing: refuse them. */
+  extern char **environ;
+  for (char **e = environ; e && *e; e++) {
+    if (strncmp(*e, "SLI_", 4)) continue;
+    char name[128];
+    snprintf(name, sizeof(name), "%.*s", (int)strcspn(*e, "="), *e);
+    if (!known(name) && strcmp(name, "SLI_BUILD_DIR")) {
+      shim_log(LOG_ERR_, "unknown setting %s", name);
+      bad = 1;
+    }
+  }
+  sli_config *sc = sli_config_new();
+  if (!sc) bad = 1;
+  for (int i = 0; sc && order[i]; i++) {
+    const char *v = lookup(order[i]);
+    if (v && apply(sc, order[i], v)) bad = 1;
+  }
+  if (!bad && cfg.n_ports) {
+    int rc = sli_ctx_new_server(&cfg.server_ctx, sc, 0);
+    if (rc) {
+      shim_log(LOG_ERR_, "server context: %s: %s", sli_err_name(rc), sli_config_error(sc));
+      bad = 1;
+    }
+  }
+  if (!bad && cfg.n_targets) {
+    int rc = sli_ctx_new_client(&cfg.client_ctx, sc, 0);
+    if (rc) {
+      shim_log(LOG_ERR_, "client context: %s: %s", sli_err_name(rc), sli_config_error(sc));
+      bad = 1;
+    }
+  }
+  sli_config_free(sc);
+  if (bad) {
+    cfg.fail_closed = 1;
+    shim_log(LOG_ERR_, "invalid configuration: refusing %s and the configured client targets "
+                       "(EACCES) rather than serving plaintext",
+             cfg.all_ports || !cfg.n_ports ? "every listening port" : "the configured ports");
+    if (!cfg.n_ports) cfg.all_ports = 1;
+    return;
+  }
+  cfg.active = 1;
+  shim_log(LOG_INFO_, "active: %d TLS port(s), %d client target(s), mode %s", cfg.n_ports,
+           cfg.n_targets, cfg.optional ? "optional" : "require");
+}

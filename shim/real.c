@@ -1,0 +1,23 @@
+/* real.c — the libc functions the shim wraps, resolved once with dlsym(RTLD_NEXT, ...). The shim's
+ * own I/O (and the engine's, through the transport callbacks) always goes through these. */
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include "shim.h"
+
+real_fns real;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+#define R(name) real.name = (__typeof__(real.name))dlsym(RTLD_NEXT, #name)
+
+static void resolve(void) {
+  R(read); R(write); R(readv); R(writev); R(recv); R(send); R(recvfrom); R(sendto);
+  R(recvmsg); R(sendmsg); R(sendfile); R(sendfile64); R(splice); R(socket); R(accept); R(accept4);
+  R(connect); R(bind); R(listen); R(close); R(close_range); R(shutdown); R(dup); R(dup2);
+  R(dup3); R(fcntl); R(fcntl64); R(ioctl); R(poll); R(ppoll); R(select); R(pselect);
+  R(epoll_ctl); R(epoll_wait); R(epoll_pwait);
+  if (!real.fcntl64) real.fcntl64 = real.fcntl;
+  if (!real.sendfile64) real.sendfile64 = real.sendfile;
+}
+
+void shim_resolve(void) { pthread_once(&once, resolve); }
