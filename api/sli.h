@@ -70,7 +70,8 @@ typedef struct sli_cert sli_cert;
 #define SLI_E_NO_SHARED_CIPHER (-1402)
 #define SLI_E_VERSION (-1403)
 #define SLI_E_NOT_TLS (-1404)
-/* VERIFY (-15xx): one code per reason the peer's certificate was not accepted. */
+/* VERIFY (-15xx): one code per reason the peer's certificate was not accepted. SLI_E_SELF_SIGNED: the
+ * peer's own certificate is self-signed; a chain ending in an unknown root is SLI_E_UNTRUSTED. */
 #define SLI_E_UNTRUSTED (-1501)
 #define SLI_E_EXPIRED (-1502)
 #define SLI_E_NOT_YET_VALID (-1503)

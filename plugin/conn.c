@@ -25,7 +25,10 @@ static int bio_read(BIO *b, char *buf, int len) {
   sli_conn *c = BIO_get_data(b);
   BIO_clear_retry_flags(b);
   ssize_t r = c->rfn(c, buf, (size_t)len, c->arg);
-  if (r > 0) return (int)r;
+  if (r > 0) {
+    if (c->first_byte < 0) c->first_byte = (unsigned char)buf[0];
+    return (int)r;
+  }
   if (r == 0) {
     c->transport_eof = 1;
     return 0;
@@ -166,6 +169,11 @@ static int map_error(sli_conn *c, int r, const char *op) {
     return conn_fail(c, SLI_E_TRUNCATED,
                      "%s: the peer closed the connection without close_notify (truncation)", op);
   }
+  /* A TLS record starts with a content type of 20..24: anything else is a plaintext peer. */
+  if (in_handshake && c->first_byte >= 0 && (c->first_byte < 20 || c->first_byte > 24))
+    return conn_fail(c, SLI_E_NOT_TLS,
+                     "%s: the peer does not speak TLS (plaintext received, first byte 0x%02x)", op,
+                     c->first_byte);
   long vr = SSL_get_verify_result(c->ssl);
   if (lib == ERR_LIB_SSL && reason == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
     int code = sli__verify_code(vr);
@@ -231,6 +239,7 @@ static int conn_new(sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn, sli_w
   c->wfn = wfn;
   c->arg = arg;
   c->alert = -1;
+  c->first_byte = -1;
   c->verify_result = SLI_E_NO_PEER_CERT;
   pthread_mutex_lock(&ctx->lock);
   c->ssl = SSL_new(ctx->ssl_ctx);

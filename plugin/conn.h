@@ -17,6 +17,7 @@ struct sli_conn {
   int64_t deadline_ms; /* set on the first engine call */
   int handshake_done, closed, shutdown_sent;
   int transport_err, transport_eof;
+  int first_byte; /* the peer's first byte, or -1: tells plaintext from TLS */
   int want;  /* SLI_WANT_* of the last call, or 0 */
   int fatal; /* sticky failure code */
   int sys_err;

@@ -89,8 +89,9 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   int r = real.connect(fd, addr, len);
   if (!t || !cfg.active) return r;
   int saved = errno;
-  if (r == 0 || errno == EINPROGRESS) {
-    fdtab_drop_stale(fd);
+  /* hiredis and others call connect() again to learn that a non-blocking connect completed: the
+   * connection made by the first call stays. */
+  if ((r == 0 || errno == EINPROGRESS) && !shim_tc(fd)) {
     tconn *tc = tconn_new(fd, 0, t->servername, 0);
     if (!tc) {
       errno = ECONNREFUSED;

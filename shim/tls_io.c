@@ -96,7 +96,7 @@ static int fail(tconn *tc, int code) {
   }
   if (tc->state != ST_FAILED) {
     const char *m = sli_conn_error(tc->conn);
-    if (e == EPIPE || e == ECONNRESET)
+    if (sli_error_category(code) == SLI_ECAT_IO && code != SLI_E_TIMEOUT) /* resets: routine */
       shim_log(LOG_INFO_, "%s: %s: %s", tc->peer, sli_err_name(code), m ? m : sli_strerror(code));
     else
       shim_log(LOG_WARN_, "%s: %s: %s", tc->peer, sli_err_name(code), m ? m : sli_strerror(code));
