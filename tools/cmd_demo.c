@@ -1,11 +1,20 @@
 /* cmd_demo.c — `sli demo`: a TLS server on loopback with the default identity, a verifying client,
  * one exchange, and what was negotiated. */
 #include <limits.h>
+#include <libgen.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "cli.h"
 
@@ -38,6 +47,98 @@ static void *serve_one(void *arg) {
   return NULL;
 }
 
+/* The shim next to this program (build tree) or where `meson install` put it. */
+static int find_preload(char *out, size_t cap) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    snprintf(out, cap, "%s/../shim/libsli-preload.so", dirname(exe));
+    if (access(out, R_OK) == 0) return 0;
+  }
+  snprintf(out, cap, "%s", SLI_PRELOAD_INSTALLED);
+  return access(out, R_OK);
+}
+
+/* Part two: a plain `python3 -m http.server`, made HTTPS by LD_PRELOAD, fetched by a verifying
+ * client. Returns an exit code. */
+static int demo_shim(sli_ctx *cctx, const char *cert) {
+  char preload[PATH_MAX], dir[] = "/tmp/sli-demo-XXXXXX";
+  if (find_preload(preload, sizeof(preload)) != 0 || access("/usr/bin/python3", X_OK) != 0) {
+    printf("\n(part two skipped: libsli-preload.so or /usr/bin/python3 not found)\n");
+    return EXIT_OK;
+  }
+  if (!mkdtemp(dir)) return EXIT_FAIL;
+  char page[PATH_MAX + 16];
+  snprintf(page, sizeof(page), "%s/index.html", dir);
+  FILE *f = fopen(page, "w");
+  if (!f) return EXIT_FAIL;
+  fputs("<h1>Hello from a plain python3 -m http.server, now speaking TLS</h1>\n", f);
+  fclose(f);
+  int probe = cli_listen("127.0.0.1:0", NULL), port = 0;
+  struct sockaddr_in a;
+  socklen_t al = sizeof(a);
+  getsockname(probe, (struct sockaddr *)&a, &al);
+  port = ntohs(a.sin_port);
+  close(probe);
+  char portstr[16];
+  snprintf(portstr, sizeof(portstr), "%d", port);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("LD_PRELOAD", preload, 1);
+    setenv("SLI_SERVER_PORTS", portstr, 1);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl("/usr/bin/python3", "python3", "-m", "http.server", portstr, "--bind", "127.0.0.1",
+          "--directory", dir, (char *)NULL);
+    _exit(127);
+  }
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  int fd = -1, rc = EXIT_FAIL;
+  for (int i = 0; i < 100 && fd < 0; i++) { /* wait for it to listen */
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) fd = s;
+    else close(s);
+  }
+  sli_conn *c = NULL;
+  char resp[4096];
+  size_t got = 0;
+  if (fd >= 0 && sli_conn_new_fd(&c, cctx, fd, "localhost", 0) == 0) {
+    const char req[] = "GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    ssize_t n = sli_conn_write(c, req, sizeof(req) - 1);
+    while (n > 0 && got < sizeof(resp) - 1 && (n = sli_conn_read(c, resp + got, sizeof(resp) - 1 - got)) > 0)
+      got += (size_t)n;
+    resp[got] = 0;
+    if (got && strstr(resp, "200 OK")) {
+      char *body = strstr(resp, "\r\n\r\n");
+      printf("\nsli demo, part two: plain `python3 -m http.server` with LD_PRELOAD=%s\n", preload);
+      printf("  SLI_SERVER_PORTS=%d, identity %s\n", port, cert);
+      printf("  GET https://localhost:%d/index.html -> %.*s\n", port, (int)strcspn(resp, "\r"), resp);
+      printf("  body:        %s", body ? body + 4 : "");
+      printf("  protocol:    %s\n  cipher:      %s\n  verified:    %s\n", sli_conn_version(c),
+             sli_conn_cipher(c), sli_conn_verify_result(c) == 0 ? "yes" : "no");
+      rc = EXIT_OK;
+    } else {
+      rc = cli_error("demo (shim)", n < 0 ? (int)n : SLI_E_PROTO, sli_conn_error(c));
+    }
+  } else {
+    fprintf(stderr, "sli demo: the preloaded http.server did not start\n");
+  }
+  sli_conn_free(c);
+  if (fd >= 0) close(fd);
+  kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+  unlink(page);
+  rmdir(dir);
+  return rc;
+}
+
 int cmd_demo(int argc, char **argv) {
   if (argc > 1) {
     int help = cli_is_help(argv[1]);
@@ -45,7 +146,8 @@ int cmd_demo(int argc, char **argv) {
         ? printf("usage: sli demo\n  starts a TLS server on 127.0.0.1 with the per-install default "
                  "identity\n  (generated once, see README), connects a client that verifies it, "
                  "exchanges a\n  message and prints the negotiated version, cipher and the "
-                 "server's certificate.\n")
+                 "server's certificate.\n  Then it starts a plain `python3 -m http.server` with "
+                 "libsli-preload.so preloaded\n  and fetches a page from it over verified HTTPS.\n")
         : fprintf(stderr, "usage: sli demo\n");
     return help ? EXIT_OK : EXIT_USAGE;
   }
@@ -101,9 +203,10 @@ int cmd_demo(int argc, char **argv) {
   pthread_join(th, NULL);
   close(srv.lfd);
   if (srv.rc < 0) return cli_error("demo (server)", srv.rc, srv.err);
+  int rc2 = demo_shim(cctx, cert);
   sli_ctx_free(cctx);
   sli_ctx_free(srv.ctx);
   sli_config_free(scfg);
   sli_config_free(ccfg);
-  return EXIT_OK;
+  return rc2;
 }

@@ -192,7 +192,9 @@ def default_identity_generated_once():
     rc, out, err = run([SLI, "demo"], env=env)
     expect(rc == 0, err)
     expect("SELF-SIGNED" in err and state in err, "no loud notice: " + err)
-    for line in ("protocol:    TLSv1.3", "verified:    yes", "received:    echo: hello over TLS"):
+    for line in ("protocol:    TLSv1.3", "verified:    yes", "received:    echo: hello over TLS",
+                 "part two: plain `python3 -m http.server` with LD_PRELOAD=", "HTTP/1.0 200 OK",
+                 "now speaking TLS"):
         expect(line in out, "%r missing from demo output:\n%s" % (line, out))
     ident = os.path.join(state, "default-identity.pem")
     expect(os.stat(ident).st_mode & 0o777 == 0o600, "default identity is not 0600")
