@@ -1,6 +1,7 @@
 /* cmd_connect.c — `sli connect HOST:PORT`: a TLS client like `openssl s_client -quiet`: stdin goes
  * to the server, the server's bytes to stdout. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,14 @@ int cmd_connect(int argc, char **argv) {
     result = cli_error("connect", rc, NULL);
     goto done;
   }
-  if ((rc = sli_conn_handshake(c))) {
+  /* Non-blocking underneath: a wake-up that brings no data (a session ticket) must not block us
+   * in a read while stdin has something to send. */
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  while ((rc = sli_conn_handshake(c)) == SLI_WANT_READ || rc == SLI_WANT_WRITE) {
+    struct pollfd p = {.fd = fd, .events = rc == SLI_WANT_READ ? POLLIN : POLLOUT};
+    poll(&p, 1, 1000); /* the engine enforces the handshake timeout on each call */
+  }
+  if (rc) {
     result = cli_error("connect", rc, sli_conn_error(c));
     goto done;
   }
@@ -78,43 +86,53 @@ int cmd_connect(int argc, char **argv) {
     const sli_cert *pc = sli_conn_peer_cert(c);
     if (pc) fprintf(stderr, "sli connect: peer %s\n", sli_cert_subject(pc));
   }
-  char buf[16384];
-  int stdin_open = 1;
+  char buf[16384], out[16384];
+  size_t out_len = 0, out_off = 0; /* stdin bytes not yet taken by the engine */
+  int stdin_open = 1, want = 0;
   for (;;) {
-    if (sli_conn_pending(c) == 0) {
-      struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
-      int pr = poll(p, stdin_open ? 2 : 1, stdin_open ? -1 : linger_ms);
-      if (pr < 0 && errno != EINTR) break;
-      if (pr == 0) { /* stdin done and the server is quiet: say goodbye */
-        sli_conn_close(c);
+    /* 1. push pending stdin bytes */
+    while (out_off < out_len) {
+      ssize_t w = sli_conn_write(c, out + out_off, out_len - out_off);
+      if (w == SLI_WANT_READ || w == SLI_WANT_WRITE) {
+        want = (int)w;
         break;
       }
-      if (stdin_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-        ssize_t n = read(0, buf, sizeof(buf));
-        if (n > 0) {
-          for (ssize_t off = 0; off < n;) {
-            ssize_t w = sli_conn_write(c, buf + off, (size_t)(n - off));
-            if (w < 0) {
-              result = cli_error("connect", (int)w, sli_conn_error(c));
-              goto done;
-            }
-            off += w;
-          }
-        } else {
-          stdin_open = 0; /* keep reading what the server still sends */
-        }
+      if (w < 0) {
+        result = cli_error("connect", (int)w, sli_conn_error(c));
+        goto done;
       }
-      if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      out_off += (size_t)w;
     }
-    ssize_t n = sli_conn_read(c, buf, sizeof(buf));
-    if (n > 0) {
+    if (out_off == out_len) out_off = out_len = 0, want = 0;
+    /* 2. drain what the server sent */
+    ssize_t n;
+    while ((n = sli_conn_read(c, buf, sizeof(buf))) > 0) {
       fwrite(buf, 1, (size_t)n, stdout);
       fflush(stdout);
-      continue;
     }
     if (n == 0) break; /* clean close */
-    result = cli_error("connect", (int)n, sli_conn_error(c));
-    break;
+    if (n != SLI_WANT_READ && n != SLI_WANT_WRITE) {
+      result = cli_error("connect", (int)n, sli_conn_error(c));
+      break;
+    }
+    /* 3. wait */
+    int take_stdin = stdin_open && out_len == 0;
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN | (want == SLI_WANT_WRITE || n == SLI_WANT_WRITE ? POLLOUT : 0)},
+                          {.fd = 0, .events = POLLIN}};
+    int pr = poll(p, take_stdin ? 2 : 1, stdin_open || out_len ? -1 : linger_ms);
+    if (pr < 0 && errno != EINTR) break;
+    if (pr == 0) { /* stdin done and the server is quiet: say goodbye */
+      while (sli_conn_close(c) == SLI_WANT_WRITE) {
+        struct pollfd q = {.fd = fd, .events = POLLOUT};
+        poll(&q, 1, 1000);
+      }
+      break;
+    }
+    if (take_stdin && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t r = read(0, out, sizeof(out));
+      if (r > 0) out_len = (size_t)r;
+      else stdin_open = 0; /* keep reading what the server still sends */
+    }
   }
 done:
   sli_conn_free(c);
