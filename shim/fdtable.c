@@ -87,6 +87,7 @@ tconn *tconn_new(int fd, int is_server, const char *servername, int sniff) {
   tc->owner = getpid();
   tc->state = sniff ? ST_SNIFF : ST_TLS;
   tc->sniff_deadline_ms = shim_now_ms() + cfg.sniff_timeout_ms;
+  tc->hs_deadline_ms = cfg.handshake_timeout_ms > 0 ? shim_now_ms() + cfg.handshake_timeout_ms : INT64_MAX;
   describe_peer(tc);
   int rc = sli_conn_new_cbs(&tc->conn, is_server ? cfg.server_ctx : cfg.client_ctx, t_read, t_write,
                             tc, servername, 0);

@@ -54,6 +54,7 @@ static int after_accept(int lfd, int fd) {
     return -1;
   }
   fdtab_set(fd, tc);
+  tc_track(tc);
   shim_log(LOG_DEBUG_, "%s: accepted on a TLS port (fd %d)", tc->peer, fd);
   errno = saved;
   return fd;
@@ -98,6 +99,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
       return -1;
     }
     fdtab_set(fd, tc);
+    tc_track(tc);
     shim_log(LOG_DEBUG_, "%s: TLS client (server name %s)", tc->peer, t->servername);
   }
   errno = saved;

@@ -270,6 +270,7 @@ static int epoll_core(int epfd, struct epoll_event *events, int max, int timeout
     /* 1. connections with plaintext the kernel cannot see */
     int n = 0;
     int flush_pending = 0;
+    int64_t deadline = INT64_MAX; /* the nearest handshake or sniff deadline */
     tconn *hot[256];
     int nh = shim_hot_snapshot(hot, 256);
     for (int i = 0; i < nh; i++) {
@@ -285,8 +286,7 @@ static int epoll_core(int epfd, struct epoll_event *events, int max, int timeout
           if (tc_has_output(tc)) flush_pending = 1;
         }
         short rd = 0;
-        int64_t dl = INT64_MAX;
-        tc_poll_prepare(tc, (short)(e.events & (EPOLLIN | EPOLLOUT)), &rd, &dl);
+        tc_poll_prepare(tc, (short)(e.events & (EPOLLIN | EPOLLOUT)), &rd, &deadline);
         if (rd & (POLLIN | POLLOUT)) {
           events[n].events = (uint32_t)(rd & (POLLIN | POLLOUT));
           events[n].data = e.data;
@@ -298,6 +298,11 @@ static int epoll_core(int epfd, struct epoll_event *events, int max, int timeout
     /* 2. the kernel's events (without sleeping if we already have some) */
     int t = n ? 0 : remaining(end, timeout);
     if (flush_pending && (t < 0 || t > 10)) t = 10; /* retry unsent ciphertext soon */
+    if (deadline != INT64_MAX) {
+      int64_t dl = deadline - shim_now_ms() + 1;
+      if (dl < 0) dl = 0;
+      if (t < 0 || dl < t) t = (int)dl;
+    }
     struct epoll_event kev[256];
     int kmax = max - n < 256 ? max - n : 256;
     int got = 0;

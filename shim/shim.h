@@ -103,6 +103,7 @@ typedef struct tconn {
   pid_t owner;            /* the process that may send close_notify */
   sli_conn *conn;
   int64_t sniff_deadline_ms;
+  int64_t hs_deadline_ms; /* the handshake must finish by then (SLI_HANDSHAKE_TIMEOUT) */
   /* plaintext decrypted by a readiness check and not yet read by the host */
   unsigned char *rbuf;
   size_t rlen, roff;
@@ -155,6 +156,7 @@ HIDDEN void tc_flush(tconn *tc);
 HIDDEN size_t tc_readable_bytes(tconn *tc);
 HIDDEN void tc_close(tconn *tc);
 HIDDEN void tc_shutdown_write(tconn *tc);
+HIDDEN void tc_track(tconn *tc);
 HIDDEN int shim_hot_snapshot(tconn **out, int max);
 HIDDEN void shim_hot_remove(tconn *tc);
 HIDDEN void shim_hot_reset_after_fork(void);

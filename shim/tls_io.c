@@ -39,13 +39,15 @@ static int n_hot;
 static pthread_mutex_t hot_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int is_hot(tconn *tc) {
+  if (tc->state == ST_SNIFF) return 1; /* a decision is due at the sniff deadline */
+  if (!sli_conn_is_secured(tc->conn)) return 1; /* the handshake deadline */
   return tc->rlen > 0 || tc->reof || tc->olen > 0 || tc->write_blocked ||
          sli_conn_pending(tc->conn) > 0;
 }
 
 /* Called with tc->lock held at the end of every operation. */
 static void update_hot(tconn *tc) {
-  int want = tc->state == ST_TLS && is_hot(tc);
+  int want = (tc->state == ST_TLS || tc->state == ST_SNIFF) && is_hot(tc);
   if (want == tc->hot) return;
   pthread_mutex_lock(&hot_lock);
   if (want && n_hot < HOT_MAX) {
@@ -60,6 +62,13 @@ static void update_hot(tconn *tc) {
     tc->hot = 0;
   }
   pthread_mutex_unlock(&hot_lock);
+}
+
+/* tc_track puts a new connection on the hot list (its handshake or sniff deadline runs). */
+void tc_track(tconn *tc) {
+  pthread_mutex_lock(&tc->lock);
+  update_hot(tc);
+  pthread_mutex_unlock(&tc->lock);
 }
 
 int shim_hot_snapshot(tconn **out, int max) {
@@ -142,9 +151,15 @@ void tc_flush(tconn *tc) {
 
 int tc_has_output(tconn *tc) { return __atomic_load_n(&tc->olen, __ATOMIC_RELAXED) > 0; }
 
-/* wait_fd waits (without the lock) for `events` on the socket, at most `ms` (-1: no limit). */
+/* wait_fd waits (without the lock) for `events` on the socket, at most `ms` (-1: no limit, but
+ * never past the handshake deadline while the handshake runs). */
 static void wait_fd(tconn *tc, short events, int ms) {
   struct pollfd p = {.fd = tc->io_fd, .events = events};
+  if (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn) && tc->hs_deadline_ms != INT64_MAX) {
+    int64_t left = tc->hs_deadline_ms - shim_now_ms();
+    if (left < 0) left = 0;
+    if (ms < 0 || left < ms) ms = (int)left;
+  }
   pthread_mutex_unlock(&tc->lock);
   real.poll(&p, 1, ms);
   pthread_mutex_lock(&tc->lock);
@@ -233,6 +248,7 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
     goto out;
   }
   if (tc->state == ST_PLAIN) {
+    update_hot(tc);
     pthread_mutex_unlock(&tc->lock);
     return real.recv(tc->io_fd, buf, len, flags);
   }
@@ -298,6 +314,11 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
       goto out;
     }
     wait_fd(tc, (want == SLI_WANT_WRITE ? POLLOUT : POLLIN) | (tc->olen ? POLLOUT : 0), -1);
+    if (!sli_conn_is_secured(tc->conn) && shim_now_ms() >= tc->hs_deadline_ms) {
+      errno = fail(tc, SLI_E_TIMEOUT);
+      ret = got ? (ssize_t)got : -1;
+      goto out;
+    }
   }
   ret = (ssize_t)got;
   errno = saved;
@@ -335,6 +356,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
   ssize_t ret = -1;
   if (tc->state == ST_SNIFF) sniff(tc, 1); /* a server that speaks first: decide now */
   if (tc->state == ST_PLAIN) {
+    update_hot(tc);
     pthread_mutex_unlock(&tc->lock);
     return real.send(tc->io_fd, buf, len, flags | MSG_NOSIGNAL);
   }
@@ -382,6 +404,10 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
         goto out;
       }
       wait_fd(tc, (n == SLI_WANT_READ ? POLLIN : POLLOUT) | (tc->olen ? POLLOUT : 0), -1);
+      if (!sli_conn_is_secured(tc->conn) && shim_now_ms() >= tc->hs_deadline_ms) {
+        errno = fail(tc, SLI_E_TIMEOUT);
+        goto out;
+      }
       continue;
     }
     if (n == SLI_E_CLOSED) {
@@ -434,6 +460,7 @@ short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline
     }
   }
   if (tc->state == ST_PLAIN) {
+    update_hot(tc);
     pthread_mutex_unlock(&tc->lock);
     return want;
   }
@@ -441,6 +468,16 @@ short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline
     *ready_now = want & (POLLIN | POLLOUT);
     pthread_mutex_unlock(&tc->lock);
     return 0;
+  }
+  if (!sli_conn_is_secured(tc->conn)) { /* a silent peer must not hold the connection forever */
+    if (shim_now_ms() >= tc->hs_deadline_ms) {
+      errno = fail(tc, SLI_E_TIMEOUT);
+      *ready_now = want & (POLLIN | POLLOUT);
+      update_hot(tc);
+      pthread_mutex_unlock(&tc->lock);
+      return 0;
+    }
+    if (tc->hs_deadline_ms < *deadline) *deadline = tc->hs_deadline_ms;
   }
   if (!sli_conn_is_secured(tc->conn) && !tc->started) {
     /* start the handshake (a client sends its hello) without waiting for the host's first I/O */
@@ -480,6 +517,7 @@ short tc_poll_check(tconn *tc, short want, short got) {
     }
   }
   if (tc->state == ST_PLAIN) {
+    update_hot(tc);
     pthread_mutex_unlock(&tc->lock);
     return got & (want | POLLERR | POLLHUP | POLLNVAL | POLLRDHUP);
   }

@@ -80,6 +80,22 @@ for style in ("blocking", "poll", "select", "epoll-lt", "epoll-et", "fork"):
 
 
 @checks.case
+def handshake_timeout_frees_the_loop():
+    for style in ("epoll-lt", "blocking"):
+        port = free_port()
+        p = preloaded(d, "timeout-" + style, [EVLOOP, "server", style, str(port), "4096"],
+                      SLI_SERVER_PORTS=port, SLI_HANDSHAKE_TIMEOUT=300)
+        try:
+            p.wait_for("ready")
+            silent = socket.create_connection(("127.0.0.1", port))
+            rc = p.p.wait(10)  # the server sees an error on that connection and exits
+            expect("SLI_E_TIMEOUT" in p.stderr(), "%s: no timeout logged: %s" % (style, p.stderr()))
+            silent.close()
+        finally:
+            p.stop()
+
+
+@checks.case
 def nonblocking_connect_client():
     srv, port = sli_serve(d, "echo", "--echo")
     ca = os.path.join(os.environ["SLI_STATE_DIR"], "default-cert.pem")
