@@ -58,6 +58,14 @@ static ssize_t t_write(sli_conn *c, const void *buf, size_t len, void *arg) {
   return (ssize_t)len;
 }
 
+static void describe_peer(tconn *tc);
+
+/* tc_peer names the peer for log lines, computed on first use (no syscall per connection). */
+const char *tc_peer(tconn *tc) {
+  if (!tc->peer[0]) describe_peer(tc);
+  return tc->peer;
+}
+
 static void describe_peer(tconn *tc) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof(ss);
@@ -88,11 +96,10 @@ tconn *tconn_new(int fd, int is_server, const char *servername, int sniff) {
   tc->state = sniff ? ST_SNIFF : ST_TLS;
   tc->sniff_deadline_ms = shim_now_ms() + cfg.sniff_timeout_ms;
   tc->hs_deadline_ms = cfg.handshake_timeout_ms > 0 ? shim_now_ms() + cfg.handshake_timeout_ms : INT64_MAX;
-  describe_peer(tc);
   int rc = sli_conn_new_cbs(&tc->conn, is_server ? cfg.server_ctx : cfg.client_ctx, t_read, t_write,
                             tc, servername, 0);
   if (rc) {
-    shim_log(LOG_ERR_, "%s: cannot create a TLS connection: %s", tc->peer, sli_err_name(rc));
+    shim_log(LOG_ERR_, "%s: cannot create a TLS connection: %s", tc_peer(tc), sli_err_name(rc));
     free(tc);
     return NULL;
   }

@@ -55,7 +55,7 @@ static int after_accept(int lfd, int fd) {
   }
   fdtab_set(fd, tc);
   tc_track(tc);
-  shim_log(LOG_DEBUG_, "%s: accepted on a TLS port (fd %d)", tc->peer, fd);
+  shim_log(LOG_DEBUG_, "%s: accepted on a TLS port (fd %d)", tc_peer(tc), fd);
   errno = saved;
   return fd;
 }
@@ -100,7 +100,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     }
     fdtab_set(fd, tc);
     tc_track(tc);
-    shim_log(LOG_DEBUG_, "%s: TLS client (server name %s)", tc->peer, t->servername);
+    shim_log(LOG_DEBUG_, "%s: TLS client (server name %s)", tc_peer(tc), t->servername);
   }
   errno = saved;
   return r;

@@ -210,9 +210,25 @@ static epreg *reg_get(int epfd, int create) {
   return r;
 }
 
-/* An epoll fd was closed: forget its registrations. */
+/* fd was closed: the kernel dropped it from every epoll set (if it was the last reference), so
+ * drop our records of it; if fd was itself an epoll fd, forget its registrations. */
 void shim_epoll_forget(int epfd) {
-  if (!regs || epfd < 0 || (size_t)epfd >= regs_cap || !regs[epfd]) return;
+  if (!regs || epfd < 0) return;
+  int member = fdtab && (size_t)epfd < fdtab_cap && fdtab[epfd].epolled;
+  int is_ep = (size_t)epfd < regs_cap && regs[epfd];
+  if (!member && !is_ep) return; /* the common case: no lock */
+  if (member) fdtab[epfd].epolled = 0;
+  pthread_mutex_lock(&regs_lock);
+  for (size_t i = 0; i < regs_cap; i++) {
+    epreg *r = regs[i];
+    if (r && (size_t)epfd < r->cap) {
+      pthread_mutex_lock(&r->lock);
+      r->ents[epfd].used = 0;
+      pthread_mutex_unlock(&r->lock);
+    }
+  }
+  pthread_mutex_unlock(&regs_lock);
+  if ((size_t)epfd >= regs_cap || !regs[epfd]) return;
   pthread_mutex_lock(&regs_lock);
   epreg *r = regs[epfd];
   regs[epfd] = NULL;
@@ -252,6 +268,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     r->ents[fd].used = 0;
   } else if (ev) {
     r->ents[fd].used = 1;
+    if (fdtab && (size_t)fd < fdtab_cap) fdtab[fd].epolled = 1;
     r->ents[fd].events = ev->events;
     r->ents[fd].data = ev->data;
   }

@@ -124,6 +124,7 @@ typedef struct tconn {
 typedef struct fdent {
   tconn *tc;         /* a TLS (or sniffing) connection, or NULL */
   uint8_t listener;  /* 0 unknown, 1 TLS listener, 2 plain */
+  uint8_t epolled;   /* registered in an epoll set through our epoll_ctl */
 } fdent;
 
 HIDDEN extern fdent *fdtab;
@@ -157,6 +158,7 @@ HIDDEN size_t tc_readable_bytes(tconn *tc);
 HIDDEN void tc_close(tconn *tc);
 HIDDEN void tc_shutdown_write(tconn *tc);
 HIDDEN void tc_track(tconn *tc);
+HIDDEN const char *tc_peer(tconn *tc);
 HIDDEN int shim_hot_snapshot(tconn **out, int max);
 HIDDEN void shim_hot_remove(tconn *tc);
 HIDDEN void shim_hot_reset_after_fork(void);

@@ -106,9 +106,9 @@ static int fail(tconn *tc, int code) {
   if (tc->state != ST_FAILED) {
     const char *m = sli_conn_error(tc->conn);
     if (sli_error_category(code) == SLI_ECAT_IO && code != SLI_E_TIMEOUT) /* resets: routine */
-      shim_log(LOG_INFO_, "%s: %s: %s", tc->peer, sli_err_name(code), m ? m : sli_strerror(code));
+      shim_log(LOG_INFO_, "%s: %s: %s", tc_peer(tc), sli_err_name(code), m ? m : sli_strerror(code));
     else
-      shim_log(LOG_WARN_, "%s: %s: %s", tc->peer, sli_err_name(code), m ? m : sli_strerror(code));
+      shim_log(LOG_WARN_, "%s: %s: %s", tc_peer(tc), sli_err_name(code), m ? m : sli_strerror(code));
     tc->state = ST_FAILED;
     tc->ferr = e;
   }
@@ -177,7 +177,7 @@ static int sniff(tconn *tc, int may_block) {
     int64_t left = tc->sniff_deadline_ms - shim_now_ms();
     if (r == 1 || r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR) || left <= 0) {
       tc->state = (r == 1 && b == 0x16) ? ST_TLS : ST_PLAIN;
-      shim_log(LOG_INFO_, "%s: %s", tc->peer,
+      shim_log(LOG_INFO_, "%s: %s", tc_peer(tc),
                tc->state == ST_TLS ? "TLS client" : "plaintext client (SLI_MODE=optional)");
       return 1;
     }
@@ -212,7 +212,7 @@ static ssize_t decrypt(tconn *tc, void *buf, size_t len, int *want) {
     return -2;
   }
   if (n == SLI_E_TRUNCATED) {
-    shim_log(LOG_INFO_, "%s: closed without close_notify", tc->peer);
+    shim_log(LOG_INFO_, "%s: closed without close_notify", tc_peer(tc));
     return 0;
   }
   errno = fail(tc, (int)n);
@@ -428,6 +428,7 @@ ssize_t tc_writev(tconn *tc, const struct iovec *iov, int n, int flags) {
   size_t total = 0;
   for (int i = 0; i < n; i++) total += iov[i].iov_len;
   if (total > WRITE_CHUNK) total = WRITE_CHUNK;
+  if (total == 0) return tc_write(tc, "", 0, flags);
   char stack[16384];
   char *tmp = total <= sizeof(stack) ? stack : malloc(total);
   if (!tmp) {
