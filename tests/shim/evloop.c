@@ -1,7 +1,8 @@
 /* evloop.c — small plain-TCP programs, one per event-loop style, that the shim must upgrade to TLS
  * without knowing: each is an echo server (or a client) that never heard of TLS.
  *
- *   evloop server STYLE PORT READSIZE   STYLE: blocking | poll | select | epoll-lt | epoll-et | fork
+ *   evloop server STYLE PORT READSIZE   STYLE: blocking | peek | poll | select | epoll-lt | epoll-et | fork
+ *   (peek: blocking, and before each read MSG_PEEK and ioctl(FIONREAD) must agree with the read)
  *   evloop client-nb HOST PORT BYTES    non-blocking connect + poll; sends BYTES, expects them back
  *
  * The server prints "ready" once listening, echoes every connection until it closes, and exits after
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -79,6 +81,28 @@ static void flush_blocking(int fd) {
 static int serve(const char *style, int lfd, size_t rs) {
   int fd = accept(lfd, NULL, NULL);
   if (fd < 0) return 4;
+  if (!strcmp(style, "peek")) {
+    char buf[65536], peeked[65536];
+    for (;;) {
+      ssize_t p = recv(fd, peeked, rs, MSG_PEEK);
+      if (p <= 0) return p == 0 ? 0 : 11;
+      int avail = -1;
+      if (ioctl(fd, FIONREAD, &avail) != 0 || avail < (int)p) {
+        fprintf(stderr, "FIONREAD %d < peeked %zd\n", avail, p);
+        return 12;
+      }
+      ssize_t r = recv(fd, buf, (size_t)p, 0);
+      if (r != p || memcmp(buf, peeked, (size_t)p) != 0) {
+        fprintf(stderr, "read %zd differs from peek %zd\n", r, p);
+        return 13;
+      }
+      for (ssize_t off = 0; off < r;) {
+        ssize_t w = send(fd, buf + off, (size_t)(r - off), MSG_NOSIGNAL);
+        if (w <= 0) return 5;
+        off += w;
+      }
+    }
+  }
   if (!strcmp(style, "blocking") || !strcmp(style, "fork")) {
     char buf[65536];
     ssize_t r;

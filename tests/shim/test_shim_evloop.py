@@ -66,7 +66,7 @@ def drive(style, readsize, nbytes):
         p.stop()
 
 
-for style in ("blocking", "poll", "select", "epoll-lt", "epoll-et", "fork"):
+for style in ("blocking", "peek", "poll", "select", "epoll-lt", "epoll-et", "fork"):
     def big(style=style):
         drive(style, 65536, 4 << 20)
 

@@ -177,8 +177,44 @@ def python_http_server_threaded():
                     break
                 body += c
         expect(b"200 OK" in body and b"hello from a plain python server" in body, body[:200])
+        # many threads of the server at once, each on its own fd
+        results = []
+
+        def one(i):
+            r = run(["curl", "-sS", "--fail", "--cacert", ca.path, "--resolve",
+                     "localhost:%d:127.0.0.1" % port, "https://localhost:%d/hello.txt" % port])
+            results.append(r[0] == 0 and "plain python server" in r[1])
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        expect(len(results) == 16 and all(results), "parallel requests: %s" % results)
     finally:
         p.stop()
+
+
+@checks.case
+def curl_as_tls_client_of_plain_url():
+    root = d("curlroot")
+    os.makedirs(root, exist_ok=True)
+    write(os.path.join(root, "c.txt"), b"fetched through a preloaded curl\n", 0o644)
+    backend = free_port()
+    httpd = Proc(["/usr/bin/python3", "-m", "http.server", str(backend), "--bind", "127.0.0.1",
+                  "--directory", root], d, "curl-backend")
+    front = Proc([os.path.join(os.path.dirname(PRELOAD), "..", "tools", "sli"), "serve", "--listen",
+                  "127.0.0.1:0", "--cert", cert, "--key", key, "--backend", "127.0.0.1:%d" % backend],
+                 d, "curl-front")
+    try:
+        wait_port(backend)
+        port = int(front.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        env = shim_env(SLI_CLIENT_TARGETS="127.0.0.1:%d=localhost" % port, SLI_CA=ca.path)
+        rc, out, err = run(["curl", "-sS", "--fail", "http://127.0.0.1:%d/c.txt" % port], env=env)
+        expect(rc == 0 and "fetched through a preloaded curl" in out, "rc=%d %s %s" % (rc, out, err))
+    finally:
+        front.stop()
+        httpd.stop()
 
 
 def redis_native_tls(port, leaf_cert, leaf_key):
