@@ -41,10 +41,8 @@ static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
   }
 }
 
-/* Ciphertext goes to the connection's output buffer; tc_flush hands it to the kernel. The engine
- * never sees WANT_WRITE, so the host's write() semantics (all or EAGAIN) stay simple. */
-static ssize_t t_write(sli_conn *c, const void *buf, size_t len, void *arg) {
-  tconn *tc = arg;
+/* queue keeps ciphertext the kernel did not take; tc_flush hands it over later. */
+static ssize_t queue(tconn *tc, const void *buf, size_t len) {
   if (tc->olen + len > tc->ocap) {
     size_t cap = tc->ocap ? tc->ocap : 16384 + 512;
     while (cap < tc->olen + len) cap *= 2;
@@ -56,6 +54,25 @@ static ssize_t t_write(sli_conn *c, const void *buf, size_t len, void *arg) {
   memcpy(tc->obuf + tc->olen, buf, len);
   tc->olen += len;
   return (ssize_t)len;
+}
+
+/* The engine's transport write never reports WANT_WRITE: what the kernel does not take now is
+ * queued, so the host's write() semantics (all, or EAGAIN before anything is taken) stay simple.
+ * With nothing queued the bytes go straight to the kernel (no copy, no allocation). */
+static ssize_t t_write(sli_conn *c, const void *buf, size_t len, void *arg) {
+  tconn *tc = arg;
+  if (tc->olen > 0 || tc->werr) return tc->werr ? SLI_E_IO : queue(tc, buf, len);
+  ssize_t r;
+  do r = real.send(tc->io_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r == (ssize_t)len) return r;
+  if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    tc->werr = tc->rerr = errno;
+    return SLI_E_IO;
+  }
+  size_t done = r > 0 ? (size_t)r : 0;
+  ssize_t q = queue(tc, (const char *)buf + done, len - done);
+  return q < 0 ? q : (ssize_t)len;
 }
 
 static void describe_peer(tconn *tc);
