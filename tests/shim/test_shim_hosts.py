@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from shimlib import PRELOAD, free_port, preloaded, shim_env  # noqa: I001 (sets sys.path)
+from shimlib import PRELOAD, SANITIZER_LIBS, free_port, preloaded, shim_env  # noqa: I001 (sets sys.path)
 from harness import CA, Checks, Dir, Proc, expect, read, run, write
 
 d = Dir()
@@ -197,6 +197,11 @@ def python_http_server_threaded():
 
 @checks.case
 def curl_as_tls_client_of_plain_url():
+    if SANITIZER_LIBS:
+        # curl with libasan preloaded deadlocks in glibc's setlocale at start-up even without the
+        # shim (checked: LD_PRELOAD=libasan.so.8 curl hangs); the plain build runs this case.
+        print("     (skipped in the sanitizer build: libasan preloaded into curl)")
+        return
     root = d("curlroot")
     os.makedirs(root, exist_ok=True)
     write(os.path.join(root, "c.txt"), b"fetched through a preloaded curl\n", 0o644)
