@@ -57,9 +57,15 @@ def redis_server_tls_cli_and_benchmark():
         expect(out.strip() == "OK", out + err)
         rc, out, err = cli_tls(port, "GET", "greeting")
         expect(out.strip() == "hello over tls", out + err)
+        # a few seconds of load: 20 clients, no pipelining, then pipelined
         rc, out, err = run(["redis-benchmark", "--tls", "--cacert", ca.path, "-h", "127.0.0.1", "-p",
-                            str(port), "-n", "20000", "-c", "20", "-P", "8", "-t", "set,get", "-q"],
-                           timeout=60)
+                            str(port), "-n", "60000", "-c", "20", "-t", "set,get", "-q"],
+                           timeout=90)
+        expect(rc == 0 and "GET" in out and "SET" in out and "rror" not in out + err,
+               "redis-benchmark: %s %s" % (out[-400:], err[-400:]))
+        rc, out, err = run(["redis-benchmark", "--tls", "--cacert", ca.path, "-h", "127.0.0.1", "-p",
+                            str(port), "-n", "100000", "-c", "10", "-P", "16", "-t", "set,get", "-q"],
+                           timeout=90)
         expect(rc == 0 and "GET" in out and "SET" in out and "rror" not in out + err,
                "redis-benchmark: %s %s" % (out[-400:], err[-400:]))
         rc, out, err = run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "PING"], timeout=10)
