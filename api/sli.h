@@ -93,7 +93,17 @@ typedef struct sli_cert sli_cert;
 #define SLI_E_FILE (-1609)
 #define SLI_E_NO_IDENTITY (-1610)
 #define SLI_E_CONFIG (-1611)
-/* CRYPTO (-17xx): reserved for blobs, keys and signatures. */
+/* CRYPTO (-17xx): blobs, keys and signatures. SLI_E_HEADER: not a blob of a known format or
+ * version, or too short. SLI_E_HEADER_MAC: a header failed its authentication. SLI_E_PAYLOAD: the
+ * payload was modified, truncated or extended, or the associated data differs. SLI_E_ARMOR: bad
+ * base64 / ASCII armor. SLI_E_NO_MATCH: no key or identity given can open it (e.g. the keyring
+ * lacks the key ID). SLI_E_SIGNATURE: a signature does not verify. */
+#define SLI_E_HEADER (-1701)
+#define SLI_E_HEADER_MAC (-1702)
+#define SLI_E_PAYLOAD (-1703)
+#define SLI_E_ARMOR (-1704)
+#define SLI_E_NO_MATCH (-1705)
+#define SLI_E_SIGNATURE (-1706)
 /* USAGE (-18xx): the caller broke a rule of the API. */
 #define SLI_E_INVAL (-1801)
 #define SLI_E_STATE (-1802)
@@ -425,6 +435,84 @@ SLI_API const char *sli_cert_fingerprint_sha256(const sli_cert *cert);
 
 /* sli_cert_chain_pem returns the certificate and the chain that came with it, as PEM. Since: 1.0 */
 SLI_API const char *sli_cert_chain_pem(const sli_cert *cert);
+
+/* ---- Sealed blobs (database fields) -------------------------------------------------------------
+ * A sealed blob is AES-256-GCM with a 33-byte overhead: version (1 byte, 0x01), key ID (4 bytes,
+ * big-endian), nonce (12 random bytes), ciphertext, tag (16 bytes). The version and key ID are
+ * authenticated together with the caller's associated data `ad`. A keyring holds several keys with
+ * one primary: sealing uses the primary, opening finds the key by its ID, so keys rotate without
+ * re-encrypting old data. Random 96-bit nonces: rotate a key before it seals 2^32 blobs.
+ * A `sli_keyring` is immutable and thread-safe; sealing and opening with it may run concurrently. */
+typedef struct sli_keyring sli_keyring;
+
+/* SLI_SEAL_OVERHEAD is the number of bytes a sealed blob adds to its plaintext. Since: 1.0 */
+#define SLI_SEAL_OVERHEAD 33
+
+/* sli_seal_overhead returns SLI_SEAL_OVERHEAD. Since: 1.0 */
+SLI_API size_t sli_seal_overhead(void);
+
+/* sli_keyring_generate creates a keyring holding one fresh random key, the primary, in `*out`.
+ * It returns 0 on success or a negative SLI_E_* code. Since: 1.0 */
+SLI_API int sli_keyring_generate(sli_keyring **out);
+
+/* sli_keyring_rotate creates in `*out` a copy of `kr` with a fresh key added as the new primary;
+ * the older keys stay for opening. `kr` is unchanged. Since: 1.0 */
+SLI_API int sli_keyring_rotate(sli_keyring **out, const sli_keyring *kr);
+
+/* sli_keyring_load_file reads a keyring file (see the README for its format) into `*out`; on failure
+ * `out_msg` (if not NULL) receives a description naming the file and line, cut to `msg_cap` bytes.
+ * Since: 1.0 */
+SLI_API int sli_keyring_load_file(sli_keyring **out, const char *path, char *out_msg,
+                                  size_t msg_cap);
+
+/* sli_keyring_save_file writes `kr` to `path` atomically (a temporary file renamed), mode 0600.
+ * Since: 1.0 */
+SLI_API int sli_keyring_save_file(const sli_keyring *kr, const char *path);
+
+/* sli_keyring_free drops a reference to `kr` and wipes its keys when it is the last; NULL is a
+ * no-op. Since: 1.0 */
+SLI_API void sli_keyring_free(sli_keyring *kr);
+
+/* sli_keyring_count returns the number of keys in `kr`. Since: 1.0 */
+SLI_API size_t sli_keyring_count(const sli_keyring *kr);
+
+/* sli_keyring_key_id returns the ID of key `i` (0 is the primary), or 0 if `i` is out of range. */
+SLI_API uint32_t sli_keyring_key_id(const sli_keyring *kr, size_t i);
+
+/* sli_keyring_key_created returns the creation time of key `i` in Unix seconds, or 0. Since: 1.0 */
+SLI_API int64_t sli_keyring_key_created(const sli_keyring *kr, size_t i);
+
+/* sli_seal seals `in` with the primary key of `kr`, binding `ad` (may be NULL with `ad_len` 0).
+ * On entry `*out_len` is the capacity of `out`; on success it is set to `in_len` +
+ * SLI_SEAL_OVERHEAD. If `out` is too small it returns SLI_E_BUFSIZE and sets `*out_len` to the size
+ * needed (`out` NULL with `*out_len` 0 is a size query). `out` must not overlap `in`. It returns 0
+ * on success or a negative SLI_E_* code.
+ * Since: 1.0 */
+SLI_API int sli_seal(const sli_keyring *kr, uint8_t *out, size_t *out_len, const uint8_t *in,
+                     size_t in_len, const uint8_t *ad, size_t ad_len);
+
+/* sli_open opens a sealed blob with the key its header names, checking `ad`. Errors:
+ * SLI_E_HEADER (too short or unknown version), SLI_E_NO_MATCH (the key ID is not in `kr`),
+ * SLI_E_PAYLOAD (any modified byte, truncation, extension or different `ad`), SLI_E_BUFSIZE (see
+ * sli_seal; the size needed is `in_len` - SLI_SEAL_OVERHEAD). On any other failure `out` is zeroed
+ * and `*out_len` set to 0: no partial plaintext. Since: 1.0 */
+SLI_API SLI_WARN_UNUSED_RESULT int sli_open(const sli_keyring *kr, uint8_t *out, size_t *out_len,
+                                            const uint8_t *in, size_t in_len, const uint8_t *ad,
+                                            size_t ad_len);
+
+/* sli_seal_alloc is sli_seal with a newly allocated output in `*out`, freed with
+ * `sli_free(*out, *out_len)`. Since: 1.0 */
+SLI_API int sli_seal_alloc(const sli_keyring *kr, uint8_t **out, size_t *out_len,
+                           const uint8_t *in, size_t in_len, const uint8_t *ad, size_t ad_len);
+
+/* sli_open_alloc is sli_open with a newly allocated output (`*out` is NULL on failure). */
+SLI_API SLI_WARN_UNUSED_RESULT int sli_open_alloc(const sli_keyring *kr, uint8_t **out,
+                                                  size_t *out_len, const uint8_t *in, size_t in_len,
+                                                  const uint8_t *ad, size_t ad_len);
+
+/* sli_sealed_key_id writes the key ID named by the header of sealed blob `in` into `*out_id`
+ * without opening it (to say which key sealed a blob). It returns 0 or SLI_E_HEADER. Since: 1.0 */
+SLI_API int sli_sealed_key_id(const uint8_t *in, size_t in_len, uint32_t *out_id);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
 #define EXIT_CONFIG 3   /* a file, key, certificate or setting cannot be used */
 #define EXIT_VERIFY 4   /* the peer's certificate was refused */
 #define EXIT_TLS 5      /* the TLS connection failed (protocol, alert, closed, timeout) */
+#define EXIT_CRYPTO 6   /* a blob or signature failed: tampered, wrong key or associated data */
 
 /* Config flags shared by serve and connect: --cert F --key F --password-file F --ca F ... */
 typedef struct cli_tls_opts {
@@ -41,5 +42,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_tickets(int argc, char **argv);
+int cmd_keyring(int argc, char **argv);
+int cmd_seal(int argc, char **argv);
 
 #endif

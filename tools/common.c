@@ -66,6 +66,7 @@ int cli_exit_code(int code) {
     case SLI_ECAT_VERIFY: return EXIT_VERIFY;
     case SLI_ECAT_CLOSED: case SLI_ECAT_ALERT: case SLI_ECAT_PROTO: return EXIT_TLS;
     case SLI_ECAT_IO: return code == SLI_E_TIMEOUT ? EXIT_TLS : EXIT_FAIL;
+    case SLI_ECAT_CRYPTO: return EXIT_CRYPTO;
     default: return EXIT_FAIL;
   }
 }

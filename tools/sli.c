@@ -13,6 +13,9 @@ static void usage(FILE *f) {
           "  connect    connect to a TLS server: stdin to it, its bytes to stdout\n"
           "  cert       inspect a certificate file\n"
           "  tickets    create or rotate a shared session-ticket key file\n"
+          "  keyring    create, rotate or list a keyring for sealed blobs\n"
+          "  seal       seal data (a database field, a file) with a keyring's primary key\n"
+          "  unseal     open sealed data with the keyring\n"
           "  version    print the version\n"
           "\n"
           "'sli COMMAND --help' describes each command. Exit codes: 0 ok, 1 failure, 2 usage,\n"
@@ -34,6 +37,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
   if (!strcmp(cmd, "cert")) return cmd_cert(argc - 1, argv + 1);
   if (!strcmp(cmd, "tickets")) return cmd_tickets(argc - 1, argv + 1);
+  if (!strcmp(cmd, "keyring")) return cmd_keyring(argc - 1, argv + 1);
+  if (!strcmp(cmd, "seal") || !strcmp(cmd, "unseal")) return cmd_seal(argc - 1, argv + 1);
   fprintf(stderr, "sli: unknown command '%s'\n", cmd);
   usage(stderr);
   return EXIT_USAGE;

@@ -1,0 +1,160 @@
+/* cmd_seal.c — `sli keyring new|rotate|list FILE`, `sli seal` and `sli unseal`: sealed blobs for
+ * database fields (AES-256-GCM, key IDs, rotation without re-encryption). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int keyring_usage(int help) {
+  fprintf(help ? stdout : stderr,
+          "usage: sli keyring new FILE      create a keyring with one fresh key (0600; refuses to overwrite)\n"
+          "       sli keyring rotate FILE   add a fresh primary key; older keys still open old blobs\n"
+          "       sli keyring list FILE     key IDs, creation dates, which one is primary\n");
+  return help ? EXIT_OK : EXIT_USAGE;
+}
+
+int cmd_keyring(int argc, char **argv) {
+  if (argc == 2 && cli_is_help(argv[1])) return keyring_usage(1);
+  if (argc != 3) return keyring_usage(0);
+  const char *verb = argv[1], *path = argv[2];
+  char msg[512] = "";
+  sli_keyring *kr = NULL, *next = NULL;
+  int rc;
+  if (!strcmp(verb, "new")) {
+    if (access(path, F_OK) == 0) {
+      fprintf(stderr, "sli keyring: '%s' exists; use 'sli keyring rotate'\n", path);
+      return EXIT_CONFIG;
+    }
+    if ((rc = sli_keyring_generate(&kr)) || (rc = sli_keyring_save_file(kr, path))) {
+      sli_keyring_free(kr);
+      return cli_error("keyring", rc, path);
+    }
+    printf("%s: new keyring, primary key %08x\n", path, sli_keyring_key_id(kr, 0));
+  } else if (!strcmp(verb, "rotate")) {
+    if ((rc = sli_keyring_load_file(&kr, path, msg, sizeof(msg)))) return cli_error("keyring", rc, msg);
+    if ((rc = sli_keyring_rotate(&next, kr)) || (rc = sli_keyring_save_file(next, path))) {
+      sli_keyring_free(kr);
+      sli_keyring_free(next);
+      return cli_error("keyring", rc, path);
+    }
+    printf("%s: new primary key %08x; %zu key(s) in all\n", path, sli_keyring_key_id(next, 0),
+           sli_keyring_count(next));
+  } else if (!strcmp(verb, "list")) {
+    if ((rc = sli_keyring_load_file(&kr, path, msg, sizeof(msg)))) return cli_error("keyring", rc, msg);
+    for (size_t i = 0; i < sli_keyring_count(kr); i++) {
+      time_t t = (time_t)sli_keyring_key_created(kr, i);
+      char when[64];
+      strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+      printf("%08x  %s%s\n", sli_keyring_key_id(kr, i), when, i == 0 ? "  primary" : "");
+    }
+  } else {
+    return keyring_usage(0);
+  }
+  sli_keyring_free(kr);
+  sli_keyring_free(next);
+  return EXIT_OK;
+}
+
+/* read_all reads a whole file (or stdin for NULL / "-"). */
+static int read_all(const char *path, uint8_t **out, size_t *out_len) {
+  int fd = (!path || !strcmp(path, "-")) ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t cap = 65536, len = 0;
+  uint8_t *buf = malloc(cap);
+  for (;;) {
+    if (!buf) return -1;
+    if (len == cap) {
+      uint8_t *p = realloc(buf, cap *= 2);
+      if (!p) {
+        free(buf);
+        return -1;
+      }
+      buf = p;
+    }
+    ssize_t r = read(fd, buf + len, cap - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      free(buf);
+      return -1;
+    }
+    if (r == 0) break;
+    len += (size_t)r;
+  }
+  if (fd) close(fd);
+  *out = buf;
+  *out_len = len;
+  return 0;
+}
+
+/* write_out writes to stdout, or to `path` through a temporary file renamed on success. */
+static int write_out(const char *path, const uint8_t *data, size_t len) {
+  if (!path || !strcmp(path, "-")) return fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : -1;
+  char tmp[4096];
+  snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, data + off, len - off);
+    if (w <= 0) break;
+    off += (size_t)w;
+  }
+  int ok = off == len && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+static int seal_usage(const char *cmd, int help) {
+  fprintf(help ? stdout : stderr,
+          "usage: sli %s --keyring FILE [--ad STR] [-o OUT] [IN]\n"
+          "  %s IN (or stdin) with the keyring's %s key, binding the associated data STR\n"
+          "  (e.g. a table and column name); output to OUT (written via a temporary file) or stdout.\n",
+          cmd, !strcmp(cmd, "seal") ? "Seals" : "Opens", !strcmp(cmd, "seal") ? "primary" : "matching");
+  return help ? EXIT_OK : EXIT_USAGE;
+}
+
+int cmd_seal(int argc, char **argv) {
+  int sealing = !strcmp(argv[0], "seal");
+  const char *keyring = NULL, *ad = "", *in = NULL, *outp = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) return seal_usage(argv[0], 1);
+    if (!strcmp(argv[i], "--keyring") && i + 1 < argc) keyring = argv[++i];
+    else if (!strcmp(argv[i], "--ad") && i + 1 < argc) ad = argv[++i];
+    else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
+    else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !in) in = argv[i];
+    else return seal_usage(argv[0], 0);
+  }
+  if (!keyring) return seal_usage(argv[0], 0);
+  char msg[512] = "";
+  sli_keyring *kr;
+  int rc = sli_keyring_load_file(&kr, keyring, msg, sizeof(msg));
+  if (rc) return cli_error(argv[0], rc, msg);
+  uint8_t *data, *res = NULL;
+  size_t len, res_len = 0;
+  if (read_all(in, &data, &len)) {
+    fprintf(stderr, "sli %s: cannot read '%s': %s\n", argv[0], in ? in : "stdin", strerror(errno));
+    sli_keyring_free(kr);
+    return EXIT_FAIL;
+  }
+  rc = sealing ? sli_seal_alloc(kr, &res, &res_len, data, len, (const uint8_t *)ad, strlen(ad))
+               : sli_open_alloc(kr, &res, &res_len, data, len, (const uint8_t *)ad, strlen(ad));
+  free(data);
+  sli_keyring_free(kr);
+  if (rc) return cli_error(argv[0], rc, NULL);
+  int w = write_out(outp, res, res_len);
+  sli_free(res, res_len);
+  if (w) {
+    fprintf(stderr, "sli %s: cannot write '%s'\n", argv[0], outp ? outp : "stdout");
+    return EXIT_FAIL;
+  }
+  return EXIT_OK;
+}
