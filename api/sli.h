@@ -514,6 +514,77 @@ SLI_API SLI_WARN_UNUSED_RESULT int sli_open_alloc(const sli_keyring *kr, uint8_t
  * without opening it (to say which key sealed a blob). It returns 0 or SLI_E_HEADER. Since: 1.0 */
 SLI_API int sli_sealed_key_id(const uint8_t *in, size_t in_len, uint32_t *out_id);
 
+/* ---- Key pairs and signatures -----------------------------------------------------------------
+ * A `sli_key` is a private key (which can also act as its public key) or a public key alone. It is
+ * immutable and thread-safe. Signatures: Ed25519 (pure), ECDSA with SHA-256 (DER), RSA-PSS with
+ * SHA-256, MGF1-SHA-256 and a 32-byte salt — the forms `openssl dgst -sha256` (with
+ * `-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest` for RSA) and `openssl pkeyutl
+ * -rawin` (Ed25519) produce and check. */
+typedef struct sli_key sli_key;
+
+/* Key types for `sli_key_generate` and `sli_key_type`. Since: 1.0 */
+#define SLI_KEY_RSA 1
+#define SLI_KEY_EC 2
+#define SLI_KEY_ED25519 3
+#define SLI_KEY_X25519 4
+
+/* SLI_KEYGEN_INSECURE_WEAK lets `sli_key_generate` make RSA keys below 2048 bits. WARNING: such keys
+ * can be broken; only for interoperating with legacy systems. Since: 1.0 */
+#define SLI_KEYGEN_INSECURE_WEAK 0x1u
+
+/* sli_key_generate makes a new key pair in `*out`: `type` SLI_KEY_RSA (`param` = bits: 0 for 2048,
+ * or 3072, 4096; below 2048 is SLI_E_WEAK_KEY without SLI_KEYGEN_INSECURE_WEAK), SLI_KEY_EC (`param`
+ * = 256, 384 or 521 for P-256 (0), P-384, P-521), SLI_KEY_ED25519 or SLI_KEY_X25519 (`param` 0). It
+ * returns 0 on success or a negative SLI_E_* code. Since: 1.0 */
+SLI_API int sli_key_generate(sli_key **out, int type, int param, uint32_t flags);
+
+/* sli_key_load_file reads a PEM private key (PKCS#8, PKCS#1 or SEC1, encrypted with `password` if
+ * it is not NULL) or a PEM public key (SubjectPublicKeyInfo) into `*out`; bad input gets the named
+ * codes of `sli_config_set_keypair_file` and a message in `out_msg`. Since: 1.0 */
+SLI_API int sli_key_load_file(sli_key **out, const char *path, const char *password, char *out_msg,
+                              size_t msg_cap);
+
+/* sli_key_free drops a reference to `k`, wiping private material when it is the last; NULL is a
+ * no-op. Since: 1.0 */
+SLI_API void sli_key_free(sli_key *k);
+
+/* sli_key_type returns the SLI_KEY_* type of `k`. Since: 1.0 */
+SLI_API int sli_key_type(const sli_key *k);
+
+/* sli_key_bits returns the size of `k` in bits (RSA modulus, curve size, 255 for the 25519 keys). */
+SLI_API int sli_key_bits(const sli_key *k);
+
+/* sli_key_has_private returns 1 if `k` holds a private key, else 0. Since: 1.0 */
+SLI_API int sli_key_has_private(const sli_key *k);
+
+/* sli_key_private_pem_alloc writes the private key as PEM PKCS#8 into a newly allocated NUL-terminated
+ * string (free with `sli_free(*out, *out_len)`), encrypted (PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC)
+ * when `passphrase` is not NULL. Since: 1.0 */
+SLI_API int sli_key_private_pem_alloc(const sli_key *k, const char *passphrase, char **out,
+                                      size_t *out_len);
+
+/* sli_key_public_pem_alloc writes the public key as PEM SubjectPublicKeyInfo. Since: 1.0 */
+SLI_API int sli_key_public_pem_alloc(const sli_key *k, char **out, size_t *out_len);
+
+/* sli_key_openssh_public_alloc writes an OpenSSH public-key line ("ssh-ed25519 AAAA… comment") for
+ * RSA and Ed25519 keys; other types are SLI_E_UNSUPPORTED. `comment` may be NULL. Since: 1.0 */
+SLI_API int sli_key_openssh_public_alloc(const sli_key *k, const char *comment, char **out,
+                                         size_t *out_len);
+
+/* sli_key_sig_max_size returns the largest signature `k` makes, or 0 if it cannot sign. */
+SLI_API size_t sli_key_sig_max_size(const sli_key *k);
+
+/* sli_key_sign signs `in` with private key `k` (see above for the algorithm per type). On entry
+ * `*out_len` is the capacity of `out`; on success the signature length. SLI_E_BUFSIZE sets
+ * `*out_len` to the size needed. X25519 keys cannot sign (SLI_E_UNSUPPORTED). Since: 1.0 */
+SLI_API int sli_key_sign(const sli_key *k, uint8_t *out, size_t *out_len, const uint8_t *in,
+                         size_t in_len);
+
+/* sli_key_verify checks signature `sig` over `in` with `k` (public or private). It returns 0 if it
+ * verifies, SLI_E_SIGNATURE if not, or another negative SLI_E_* code. Since: 1.0 */
+SLI_API SLI_WARN_UNUSED_RESULT int sli_key_verify(const sli_key *k, const uint8_t *sig,
+                                                  size_t sig_len, const uint8_t *in, size_t in_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -262,10 +262,11 @@ int sli__parse_key(const char *what, const char *pem, size_t len, const char *pa
     EVP_PKEY_free(key);
     return rc;
   }
-  if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC && type != EVP_PKEY_ED25519) {
+  if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC && type != EVP_PKEY_ED25519 &&
+      type != EVP_PKEY_X25519) {
     EVP_PKEY_free(key);
     return sli__msg(msg, cap, SLI_E_UNSUPPORTED,
-                    "%s: unsupported key type (RSA, ECDSA and Ed25519 are supported)", what);
+                    "%s: unsupported key type (RSA, ECDSA, Ed25519 and X25519 are supported)", what);
   }
   *out = key;
   return 0;
@@ -300,6 +301,13 @@ int sli__load_identity(sli_identity *id, const char *cert_what, const char *cert
   if (rc) {
     sk_X509_pop_free(chain, X509_free);
     return rc;
+  }
+  if (EVP_PKEY_id(key) == EVP_PKEY_X25519) {
+    sk_X509_pop_free(chain, X509_free);
+    EVP_PKEY_free(key);
+    return sli__msg(msg, cap, SLI_E_UNSUPPORTED,
+                    "%s holds an X25519 key, which cannot sign: a TLS identity needs RSA, ECDSA or "
+                    "Ed25519", key_what);
   }
   if (!X509_check_private_key(sk_X509_value(chain, 0), key)) {
     ERR_clear_error();

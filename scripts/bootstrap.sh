@@ -15,7 +15,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(
   build-essential pkg-config meson ninja-build dpkg-dev
   openssl gnutls-bin curl python3 python3-cryptography
-  redis-server redis-tools nginx-light age testssl.sh dnsutils
+  redis-server redis-tools nginx-light age testssl.sh dnsutils openssh-client
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -44,5 +44,7 @@ int cmd_cert(int argc, char **argv);
 int cmd_tickets(int argc, char **argv);
 int cmd_keyring(int argc, char **argv);
 int cmd_seal(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_sign(int argc, char **argv);
 
 #endif

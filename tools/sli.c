@@ -16,10 +16,13 @@ static void usage(FILE *f) {
           "  keyring    create, rotate or list a keyring for sealed blobs\n"
           "  seal       seal data (a database field, a file) with a keyring's primary key\n"
           "  unseal     open sealed data with the keyring\n"
+          "  keygen     generate a key pair (rsa, ec, ed25519, x25519)\n"
+          "  sign       make a detached signature\n"
+          "  verify     check a detached signature\n"
           "  version    print the version\n"
           "\n"
           "'sli COMMAND --help' describes each command. Exit codes: 0 ok, 1 failure, 2 usage,\n"
-          "3 configuration, 4 peer certificate refused, 5 TLS connection failed.\n");
+          "3 configuration, 4 peer certificate refused, 5 TLS connection failed,\n6 a blob or signature failed.\n");
 }
 
 int main(int argc, char **argv) {
@@ -39,6 +42,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "tickets")) return cmd_tickets(argc - 1, argv + 1);
   if (!strcmp(cmd, "keyring")) return cmd_keyring(argc - 1, argv + 1);
   if (!strcmp(cmd, "seal") || !strcmp(cmd, "unseal")) return cmd_seal(argc - 1, argv + 1);
+  if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - 1, argv + 1);
+  if (!strcmp(cmd, "sign") || !strcmp(cmd, "verify")) return cmd_sign(argc - 1, argv + 1);
   fprintf(stderr, "sli: unknown command '%s'\n", cmd);
   usage(stderr);
   return EXIT_USAGE;

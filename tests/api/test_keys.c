@@ -1,0 +1,138 @@
+/* test_keys.c — key pairs and signatures through the public API (linked against libsli.so.1). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sli.h"
+
+static int failures, passes;
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      return 1;                                                                  \
+    }                                                                            \
+  } while (0)
+#define CHECK_EQ(a, b)                                                                      \
+  do {                                                                                      \
+    long long _a = (long long)(a), _b = (long long)(b);                                     \
+    if (_a != _b) {                                                                         \
+      fprintf(stderr, "  %s:%d: %s == %lld (%s), expected %lld (%s)\n", __FILE__, __LINE__, \
+              #a, _a, sli_err_name((int)_a), _b, sli_err_name((int)_b));                    \
+      return 1;                                                                             \
+    }                                                                                       \
+  } while (0)
+
+static void run(const char *name, int (*fn)(void)) {
+  int r = fn();
+  printf("%s %s\n", r ? "FAIL" : "ok  ", name);
+  fflush(stdout);
+  if (r) failures++; else passes++;
+}
+
+static char dir[] = "/tmp/sli-keys-XXXXXX";
+
+static int test_generate_sign_verify(void) {
+  static const int types[][2] = {{SLI_KEY_RSA, 0}, {SLI_KEY_EC, 256}, {SLI_KEY_EC, 384},
+                                 {SLI_KEY_EC, 521}, {SLI_KEY_ED25519, 0}};
+  const uint8_t msg[] = "transfer 100 to Alice";
+  for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+    sli_key *k;
+    CHECK_EQ(sli_key_generate(&k, types[i][0], types[i][1], 0), 0);
+    CHECK_EQ(sli_key_type(k), types[i][0]);
+    CHECK(sli_key_has_private(k));
+    size_t n = 0;
+    CHECK_EQ(sli_key_sign(k, NULL, &n, msg, sizeof(msg)), SLI_E_BUFSIZE);
+    CHECK_EQ(n, sli_key_sig_max_size(k));
+    uint8_t sig[1024];
+    n = sizeof(sig);
+    CHECK_EQ(sli_key_sign(k, sig, &n, msg, sizeof(msg)), 0);
+    CHECK_EQ(sli_key_verify(k, sig, n, msg, sizeof(msg)), 0);
+    uint8_t other[sizeof(msg)];
+    memcpy(other, msg, sizeof(msg));
+    other[9] ^= 1;
+    CHECK_EQ(sli_key_verify(k, sig, n, other, sizeof(other)), SLI_E_SIGNATURE);
+    sig[n / 2] ^= 0x10;
+    CHECK_EQ(sli_key_verify(k, sig, n, msg, sizeof(msg)), SLI_E_SIGNATURE);
+    CHECK_EQ(sli_key_verify(k, sig, 0, msg, sizeof(msg)), SLI_E_SIGNATURE);
+    sli_key_free(k);
+  }
+  sli_key *x;
+  CHECK_EQ(sli_key_generate(&x, SLI_KEY_X25519, 0, 0), 0);
+  CHECK_EQ(sli_key_sig_max_size(x), 0);
+  size_t n = 64;
+  uint8_t sig[64];
+  CHECK_EQ(sli_key_sign(x, sig, &n, msg, sizeof(msg)), SLI_E_UNSUPPORTED);
+  sli_key_free(x);
+  return 0;
+}
+
+static int test_weak_and_invalid(void) {
+  sli_key *k = (sli_key *)1;
+  CHECK_EQ(sli_key_generate(&k, SLI_KEY_RSA, 1024, 0), SLI_E_WEAK_KEY);
+  CHECK(k == NULL);
+  CHECK_EQ(sli_key_generate(&k, SLI_KEY_RSA, 1024, SLI_KEYGEN_INSECURE_WEAK), 0);
+  CHECK_EQ(sli_key_bits(k), 1024);
+  sli_key_free(k);
+  CHECK_EQ(sli_key_generate(&k, SLI_KEY_EC, 123, 0), SLI_E_INVAL);
+  CHECK_EQ(sli_key_generate(&k, 99, 0, 0), SLI_E_INVAL);
+  CHECK_EQ(sli_key_generate(&k, SLI_KEY_EC, 0, 0x80), SLI_E_INVAL);
+  sli_key_free(NULL);
+  return 0;
+}
+
+static int write_file(const char *path, const char *data) {
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  fputs(data, f);
+  return fclose(f);
+}
+
+static int test_pem_round_trip(void) {
+  sli_key *k, *back, *pubk;
+  CHECK_EQ(sli_key_generate(&k, SLI_KEY_ED25519, 0, 0), 0);
+  char *pem, *pub, *ssh;
+  size_t pl, ul, sl;
+  CHECK_EQ(sli_key_private_pem_alloc(k, "s3cret", &pem, &pl), 0);
+  CHECK(strstr(pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+  CHECK_EQ(sli_key_public_pem_alloc(k, &pub, &ul), 0);
+  CHECK(strstr(pub, "-----BEGIN PUBLIC KEY-----"));
+  CHECK_EQ(sli_key_openssh_public_alloc(k, "me@host", &ssh, &sl), 0);
+  CHECK(strncmp(ssh, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5", 32) == 0 && strstr(ssh, " me@host\n"));
+  char kp[256], up[256], msg[512];
+  snprintf(kp, sizeof(kp), "%s/k.pem", dir);
+  snprintf(up, sizeof(up), "%s/p.pem", dir);
+  CHECK(write_file(kp, pem) == 0 && write_file(up, pub) == 0);
+  CHECK_EQ(sli_key_load_file(&back, kp, NULL, msg, sizeof(msg)), SLI_E_PASSWORD);
+  CHECK_EQ(sli_key_load_file(&back, kp, "wrong", msg, sizeof(msg)), SLI_E_PASSWORD);
+  CHECK_EQ(sli_key_load_file(&back, kp, "s3cret", msg, sizeof(msg)), 0);
+  CHECK_EQ(sli_key_load_file(&pubk, up, NULL, msg, sizeof(msg)), 0);
+  CHECK(!sli_key_has_private(pubk));
+  uint8_t sig[64];
+  size_t n = sizeof(sig);
+  CHECK_EQ(sli_key_sign(back, sig, &n, (const uint8_t *)"x", 1), 0);
+  CHECK_EQ(sli_key_verify(pubk, sig, n, (const uint8_t *)"x", 1), 0);
+  n = sizeof(sig);
+  CHECK_EQ(sli_key_sign(pubk, sig, &n, (const uint8_t *)"x", 1), SLI_E_INVAL);
+  sli_free(pem, pl);
+  sli_free(pub, ul);
+  sli_free(ssh, sl);
+  sli_key_free(k);
+  sli_key_free(back);
+  sli_key_free(pubk);
+  CHECK_EQ(sli_key_load_file(&back, "/nonexistent.pem", NULL, msg, sizeof(msg)), SLI_E_FILE);
+  return 0;
+}
+
+int main(void) {
+  if (!mkdtemp(dir)) return 1;
+  run("generate_sign_verify", test_generate_sign_verify);
+  run("weak_and_invalid", test_weak_and_invalid);
+  run("pem_round_trip", test_pem_round_trip);
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  if (system(cmd)) {}
+  printf("%d passed, %d failed\n", passes, failures);
+  return failures ? 1 : 0;
+}

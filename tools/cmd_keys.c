@@ -1,0 +1,195 @@
+/* cmd_keys.c — `sli keygen`, `sli sign`, `sli verify`: key pairs in formats other tools read, and
+ * detached signatures that `openssl` checks (and whose signatures we check). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* read_first_line reads a passphrase file's first line. */
+static char *read_first_line(const char *path) {
+  FILE *f = fopen(path, "re");
+  if (!f) return NULL;
+  char buf[1024];
+  char *r = fgets(buf, sizeof(buf), f) ? strdup(buf) : strdup("");
+  fclose(f);
+  if (r) r[strcspn(r, "\r\n")] = 0;
+  return r;
+}
+
+/* write_file writes `data` to `path` with `mode` via a temporary file renamed into place. */
+static int write_file(const char *path, const void *data, size_t len, mode_t mode) {
+  char tmp[4096];
+  snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return -1;
+  ssize_t w = write(fd, data, len);
+  int ok = w == (ssize_t)len && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+static int keygen_usage(int help) {
+  fprintf(help ? stdout : stderr,
+          "usage: sli keygen --type rsa|ec|ed25519|x25519 [--bits N] [--curve P-256|P-384|P-521]\n"
+          "                  [--format pem|ssh] [--passphrase-file F] [--insecure-weak] -o KEY [--pub PUB]\n"
+          "  Writes the private key as PEM PKCS#8 (0600; encrypted if --passphrase-file) and, with\n"
+          "  --pub, the public key: PEM SubjectPublicKeyInfo, or an OpenSSH line (--format ssh, for\n"
+          "  rsa and ed25519). RSA defaults to 2048 bits (3072, 4096); below 2048 needs\n"
+          "  --insecure-weak. EC defaults to P-256.\n");
+  return help ? EXIT_OK : EXIT_USAGE;
+}
+
+int cmd_keygen(int argc, char **argv) {
+  const char *type = NULL, *curve = NULL, *format = "pem", *pwfile = NULL, *out = NULL, *pub = NULL;
+  int bits = 0;
+  uint32_t flags = 0;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) return keygen_usage(1);
+    if (!strcmp(argv[i], "--type") && i + 1 < argc) type = argv[++i];
+    else if (!strcmp(argv[i], "--bits") && i + 1 < argc) bits = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--curve") && i + 1 < argc) curve = argv[++i];
+    else if (!strcmp(argv[i], "--format") && i + 1 < argc) format = argv[++i];
+    else if ((!strcmp(argv[i], "--passphrase-file") || !strcmp(argv[i], "--password-file")) && i + 1 < argc) pwfile = argv[++i];
+    else if (!strcmp(argv[i], "--insecure-weak")) flags |= SLI_KEYGEN_INSECURE_WEAK;
+    else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+    else if (!strcmp(argv[i], "--pub") && i + 1 < argc) pub = argv[++i];
+    else return keygen_usage(0);
+  }
+  if (!type || !out) return keygen_usage(0);
+  int t = !strcmp(type, "rsa") ? SLI_KEY_RSA : !strcmp(type, "ec") ? SLI_KEY_EC
+        : !strcmp(type, "ed25519") ? SLI_KEY_ED25519 : !strcmp(type, "x25519") ? SLI_KEY_X25519 : 0;
+  if (!t) return keygen_usage(0);
+  int param = bits;
+  if (t == SLI_KEY_EC) {
+    param = !curve || !strcmp(curve, "P-256") || !strcmp(curve, "prime256v1") ? 256
+          : !strcmp(curve, "P-384") || !strcmp(curve, "secp384r1") ? 384
+          : !strcmp(curve, "P-521") || !strcmp(curve, "secp521r1") ? 521 : -1;
+    if (param < 0) return keygen_usage(0);
+  }
+  if (strcmp(format, "pem") && strcmp(format, "ssh")) return keygen_usage(0);
+  if (flags & SLI_KEYGEN_INSECURE_WEAK)
+    fprintf(stderr, "sli keygen: WARNING: --insecure-weak: keys below 2048 bits can be broken\n");
+  sli_key *k;
+  int rc = sli_key_generate(&k, t, param, flags);
+  if (rc == SLI_E_WEAK_KEY)
+    return cli_error("keygen", rc, "RSA keys below 2048 bits are refused (add --insecure-weak to insist)");
+  if (rc) return cli_error("keygen", rc, NULL);
+  char *pw = pwfile ? read_first_line(pwfile) : NULL;
+  if (pwfile && !pw) {
+    fprintf(stderr, "sli keygen: cannot read '%s': %s\n", pwfile, strerror(errno));
+    sli_key_free(k);
+    return EXIT_CONFIG;
+  }
+  char *pem = NULL, *pubtxt = NULL;
+  size_t pem_len = 0, pub_len = 0;
+  rc = sli_key_private_pem_alloc(k, pw, &pem, &pem_len);
+  if (!rc && pub)
+    rc = !strcmp(format, "ssh") ? sli_key_openssh_public_alloc(k, NULL, &pubtxt, &pub_len)
+                                : sli_key_public_pem_alloc(k, &pubtxt, &pub_len);
+  int result = EXIT_OK;
+  if (rc) {
+    result = cli_error("keygen", rc, rc == SLI_E_UNSUPPORTED ? "OpenSSH lines exist for rsa and ed25519 keys" : NULL);
+  } else if (write_file(out, pem, pem_len - 1, 0600) || (pub && write_file(pub, pubtxt, pub_len - 1, 0644))) {
+    fprintf(stderr, "sli keygen: cannot write the key files: %s\n", strerror(errno));
+    result = EXIT_FAIL;
+  }
+  if (pw) sli_free(pw, strlen(pw));
+  sli_free(pem, pem_len);
+  sli_free(pubtxt, pub_len);
+  sli_key_free(k);
+  return result;
+}
+
+static int read_all_fd(const char *path, uint8_t **out, size_t *out_len) {
+  int fd = (!path || !strcmp(path, "-")) ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t cap = 65536, len = 0;
+  uint8_t *buf = malloc(cap);
+  while (buf) {
+    if (len == cap) {
+      uint8_t *p = realloc(buf, cap *= 2);
+      if (!p) break;
+      buf = p;
+    }
+    ssize_t r = read(fd, buf + len, cap - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (fd) close(fd);
+      if (r < 0) break;
+      *out = buf;
+      *out_len = len;
+      return 0;
+    }
+    len += (size_t)r;
+  }
+  free(buf);
+  return -1;
+}
+
+static int sign_usage(const char *cmd, int help) {
+  if (!strcmp(cmd, "sign"))
+    fprintf(help ? stdout : stderr,
+            "usage: sli sign --key KEY [--passphrase-file F] [-o SIG] [IN]\n"
+            "  Detached signature of IN (or stdin): Ed25519, ECDSA-SHA256 (DER) or RSA-PSS-SHA256.\n");
+  else
+    fprintf(help ? stdout : stderr,
+            "usage: sli verify --pub PUB --sig SIG [IN]\n"
+            "  Exit 0 and 'verified' if SIG is a valid signature of IN (or stdin) by PUB (a public or\n"
+            "  private PEM key); exit 6 with SLI_E_SIGNATURE if not.\n");
+  return help ? EXIT_OK : EXIT_USAGE;
+}
+
+int cmd_sign(int argc, char **argv) {
+  int signing = !strcmp(argv[0], "sign");
+  const char *keyp = NULL, *pwfile = NULL, *sigp = NULL, *in = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) return sign_usage(argv[0], 1);
+    if ((!strcmp(argv[i], "--key") || !strcmp(argv[i], "--pub")) && i + 1 < argc) keyp = argv[++i];
+    else if ((!strcmp(argv[i], "--passphrase-file") || !strcmp(argv[i], "--password-file")) && i + 1 < argc) pwfile = argv[++i];
+    else if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--sig")) && i + 1 < argc) sigp = argv[++i];
+    else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !in) in = argv[i];
+    else return sign_usage(argv[0], 0);
+  }
+  if (!keyp || (!signing && !sigp)) return sign_usage(argv[0], 0);
+  char *pw = pwfile ? read_first_line(pwfile) : NULL;
+  char msg[512] = "";
+  sli_key *k;
+  int rc = sli_key_load_file(&k, keyp, pw, msg, sizeof(msg));
+  if (pw) sli_free(pw, strlen(pw));
+  if (rc) return cli_error(argv[0], rc, msg);
+  uint8_t *data = NULL, *sig = NULL;
+  size_t len = 0, sig_len = 0;
+  int result = EXIT_OK;
+  if (read_all_fd(in, &data, &len)) {
+    fprintf(stderr, "sli %s: cannot read '%s'\n", argv[0], in ? in : "stdin");
+    result = EXIT_FAIL;
+  } else if (signing) {
+    sig_len = sli_key_sig_max_size(k);
+    sig = malloc(sig_len ? sig_len : 1);
+    rc = sig ? sli_key_sign(k, sig, &sig_len, data, len) : SLI_E_NOMEM;
+    if (rc) result = cli_error("sign", rc, rc == SLI_E_UNSUPPORTED ? "this key cannot sign (x25519 keys only agree keys)" : NULL);
+    else if (sigp ? write_file(sigp, sig, sig_len, 0644) : fwrite(sig, 1, sig_len, stdout) != sig_len) {
+      fprintf(stderr, "sli sign: cannot write the signature\n");
+      result = EXIT_FAIL;
+    }
+  } else if (read_all_fd(sigp, &sig, &sig_len)) {
+    fprintf(stderr, "sli verify: cannot read '%s'\n", sigp);
+    result = EXIT_FAIL;
+  } else {
+    rc = sli_key_verify(k, sig, sig_len, data, len);
+    if (rc) result = cli_error("verify", rc, NULL);
+    else printf("verified\n");
+  }
+  free(data);
+  free(sig);
+  sli_key_free(k);
+  return result;
+}
