@@ -585,6 +585,39 @@ SLI_API int sli_key_sign(const sli_key *k, uint8_t *out, size_t *out_len, const 
 SLI_API SLI_WARN_UNUSED_RESULT int sli_key_verify(const sli_key *k, const uint8_t *sig,
                                                   size_t sig_len, const uint8_t *in, size_t in_len);
 
+/* ---- Certificate requests and certificates --------------------------------------------------------
+ * Subjects are written as OpenSSL does on its command line: "/CN=db.example.com/O=Acme/C=FR", with
+ * the fields CN, C, ST, L, O, OU and emailAddress (4D's GENERATE CERTIFICATE REQUEST codes 13-18).
+ * Subject alternative names are strings "DNS:name", "IP:address" or "email:address". Output is PEM
+ * in a newly allocated NUL-terminated string, freed with `sli_free(*out, *out_len)`. */
+
+/* SLI_CERT_CA makes `sli_cert_selfsign_alloc` produce a CA certificate (CA:TRUE, keyCertSign) that
+ * `sli_ca_issue_alloc` can issue from. Since: 1.0 */
+#define SLI_CERT_CA 0x1u
+
+/* sli_csr_create_alloc makes a PKCS#10 certificate request signed by `k` (RSA, ECDSA or Ed25519).
+ * A malformed subject or SAN is SLI_E_INVAL. It returns 0 on success or a negative SLI_E_* code.
+ * Since: 1.0 */
+SLI_API int sli_csr_create_alloc(const sli_key *k, const char *subject, const char *const *sans,
+                                 size_t n_sans, char **out, size_t *out_len);
+
+/* sli_cert_selfsign_alloc makes a self-signed certificate for `k` valid for `days` days (0: 365):
+ * for servers and clients (serverAuth, clientAuth; CA:TRUE with path length 0, as `openssl req
+ * -x509` makes it, so that a client can trust exactly this certificate), or, with SLI_CERT_CA, a CA
+ * certificate. Since: 1.0 */
+SLI_API int sli_cert_selfsign_alloc(const sli_key *k, const char *subject, const char *const *sans,
+                                    size_t n_sans, int days, uint32_t flags, char **out,
+                                    size_t *out_len);
+
+/* sli_ca_issue_alloc issues a leaf certificate (CA:FALSE, serverAuth and clientAuth) for the request
+ * `csr_pem`, whose signature is checked first (SLI_E_SIGNATURE if it does not verify), signed by
+ * `ca_key` under the CA certificate in `ca_cert_pem`, valid `days` days (0: 365), with the request's
+ * subject and SANs. It refuses a CA certificate that does not match `ca_key` (SLI_E_KEY_MISMATCH) or
+ * is not a CA (SLI_E_CONFIG). Since: 1.0 */
+SLI_API int sli_ca_issue_alloc(const char *ca_cert_pem, size_t ca_cert_len, const sli_key *ca_key,
+                               const char *csr_pem, size_t csr_len, int days, char **out,
+                               size_t *out_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -46,5 +46,6 @@ int cmd_keyring(int argc, char **argv);
 int cmd_seal(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_sign(int argc, char **argv);
+int cmd_csr(int argc, char **argv);
 
 #endif

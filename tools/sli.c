@@ -19,6 +19,9 @@ static void usage(FILE *f) {
           "  keygen     generate a key pair (rsa, ec, ed25519, x25519)\n"
           "  sign       make a detached signature\n"
           "  verify     check a detached signature\n"
+          "  csr        make a certificate request (PKCS#10) for a CA\n"
+          "  selfsign   make a self-signed certificate (or a CA certificate with --ca)\n"
+          "  ca issue   issue a certificate from a request with a local CA\n"
           "  version    print the version\n"
           "\n"
           "'sli COMMAND --help' describes each command. Exit codes: 0 ok, 1 failure, 2 usage,\n"
@@ -43,6 +46,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "keyring")) return cmd_keyring(argc - 1, argv + 1);
   if (!strcmp(cmd, "seal") || !strcmp(cmd, "unseal")) return cmd_seal(argc - 1, argv + 1);
   if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - 1, argv + 1);
+  if (!strcmp(cmd, "csr") || !strcmp(cmd, "selfsign") || !strcmp(cmd, "ca")) return cmd_csr(argc - 1, argv + 1);
   if (!strcmp(cmd, "sign") || !strcmp(cmd, "verify")) return cmd_sign(argc - 1, argv + 1);
   fprintf(stderr, "sli: unknown command '%s'\n", cmd);
   usage(stderr);
