@@ -618,6 +618,103 @@ SLI_API int sli_ca_issue_alloc(const char *ca_cert_pem, size_t ca_cert_len, cons
                                const char *csr_pem, size_t csr_len, int days, char **out,
                                size_t *out_len);
 
+/* ---- age v1 file encryption ---------------------------------------------------------------------
+ * The C2SP age v1 format, interoperable with the `age` tool: recipients are X25519 keys ("age1…")
+ * or a passphrase (scrypt); the payload is streamed in 64 KiB ChaCha20-Poly1305 chunks with constant
+ * memory. Recipients and identities are immutable and thread-safe; an encryptor or decryptor is used
+ * by one thread at a time. Buffers in, buffers out: no I/O inside. */
+typedef struct sli_age_recipient sli_age_recipient;
+typedef struct sli_age_identity sli_age_identity;
+typedef struct sli_age_enc sli_age_enc;
+typedef struct sli_age_dec sli_age_dec;
+
+/* SLI_AGE_ARMOR makes the encryptor write ASCII armor ("-----BEGIN AGE ENCRYPTED FILE-----").
+ * Decryptors detect armor by themselves. Since: 1.0 */
+#define SLI_AGE_ARMOR 0x1u
+
+/* SLI_AGE_CHUNK_BYTES is the plaintext size of a payload chunk; SLI_AGE_TAG_BYTES its tag. */
+#define SLI_AGE_CHUNK_BYTES 65536
+#define SLI_AGE_TAG_BYTES 16
+
+/* sli_age_identity_generate makes a new X25519 identity. Since: 1.0 */
+SLI_API int sli_age_identity_generate(sli_age_identity **out);
+
+/* sli_age_identity_parse reads an "AGE-SECRET-KEY-1…" string; a malformed one is SLI_E_INVAL. */
+SLI_API int sli_age_identity_parse(sli_age_identity **out, const char *s);
+
+/* sli_age_identity_scrypt makes an identity that opens passphrase-encrypted files (work factors up
+ * to 2^22 are accepted). Since: 1.0 */
+SLI_API int sli_age_identity_scrypt(sli_age_identity **out, const char *passphrase);
+
+/* sli_age_identity_encode writes the "AGE-SECRET-KEY-1…" string (NUL-terminated) into `out` of `cap`
+ * bytes (75 are enough); SLI_E_BUFSIZE if smaller, SLI_E_INVAL for a passphrase identity. */
+SLI_API int sli_age_identity_encode(const sli_age_identity *id, char *out, size_t cap);
+
+/* sli_age_identity_recipient makes the recipient ("age1…") of an X25519 identity. Since: 1.0 */
+SLI_API int sli_age_identity_recipient(const sli_age_identity *id, sli_age_recipient **out);
+
+/* sli_age_identity_free frees `id`, wiping its key; NULL is a no-op. Since: 1.0 */
+SLI_API void sli_age_identity_free(sli_age_identity *id);
+
+/* sli_age_recipient_parse reads an "age1…" string; a malformed one is SLI_E_INVAL. Since: 1.0 */
+SLI_API int sli_age_recipient_parse(sli_age_recipient **out, const char *s);
+
+/* sli_age_recipient_scrypt makes a passphrase recipient with work factor 2^`log2_n` (0: 18). A file
+ * with a passphrase recipient can have no other recipient. Since: 1.0 */
+SLI_API int sli_age_recipient_scrypt(sli_age_recipient **out, const char *passphrase, int log2_n);
+
+/* sli_age_recipient_encode writes the "age1…" string into `out` (63 bytes are enough). */
+SLI_API int sli_age_recipient_encode(const sli_age_recipient *r, char *out, size_t cap);
+
+/* sli_age_recipient_free frees `r`; NULL is a no-op. Since: 1.0 */
+SLI_API void sli_age_recipient_free(sli_age_recipient *r);
+
+/* sli_age_enc_new starts encrypting to `n` recipients (`flags`: SLI_AGE_ARMOR). It copies what it
+ * needs. It returns 0 on success or a negative SLI_E_* code. Since: 1.0 */
+SLI_API int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, size_t n,
+                            uint32_t flags);
+
+/* sli_age_enc_update_bound returns the most `sli_age_enc_update` can write for `in_len` bytes. */
+SLI_API size_t sli_age_enc_update_bound(const sli_age_enc *e, size_t in_len);
+
+/* sli_age_enc_update consumes `in` and writes what is ready (header, full chunks) into `out`; on
+ * entry `*out_len` is its capacity (at least the bound), on return the bytes written. Since: 1.0 */
+SLI_API int sli_age_enc_update(sli_age_enc *e, uint8_t *out, size_t *out_len, const uint8_t *in,
+                               size_t in_len);
+
+/* sli_age_enc_final_bound returns the most `sli_age_enc_final` can write. Since: 1.0 */
+SLI_API size_t sli_age_enc_final_bound(const sli_age_enc *e);
+
+/* sli_age_enc_final writes the last chunk (and the armor's end). Since: 1.0 */
+SLI_API int sli_age_enc_final(sli_age_enc *e, uint8_t *out, size_t *out_len);
+
+/* sli_age_enc_free frees `e`, wiping keys; NULL is a no-op. Since: 1.0 */
+SLI_API void sli_age_enc_free(sli_age_enc *e);
+
+/* sli_age_dec_new starts decrypting with `n` identities. Since: 1.0 */
+SLI_API int sli_age_dec_new(sli_age_dec **out, const sli_age_identity *const *ids, size_t n,
+                            uint32_t flags);
+
+/* sli_age_dec_update_bound returns the most `sli_age_dec_update` can write for `in_len` bytes. */
+SLI_API size_t sli_age_dec_update_bound(const sli_age_dec *d, size_t in_len);
+
+/* sli_age_dec_update consumes `in` and writes authenticated plaintext of the chunks it completed.
+ * The file is complete and authentic only when `sli_age_dec_final` returns 0; a caller that must not
+ * expose partial plaintext keeps the output until then. Errors: SLI_E_HEADER, SLI_E_HEADER_MAC,
+ * SLI_E_NO_MATCH, SLI_E_PAYLOAD, SLI_E_ARMOR; after one, every call fails. Since: 1.0 */
+SLI_API SLI_WARN_UNUSED_RESULT int sli_age_dec_update(sli_age_dec *d, uint8_t *out, size_t *out_len,
+                                                      const uint8_t *in, size_t in_len);
+
+/* sli_age_dec_final checks the end of the file and writes the last chunk's plaintext (at most
+ * SLI_AGE_CHUNK_BYTES). A missing, short or extended last chunk is SLI_E_PAYLOAD. Since: 1.0 */
+SLI_API SLI_WARN_UNUSED_RESULT int sli_age_dec_final(sli_age_dec *d, uint8_t *out, size_t *out_len);
+
+/* sli_age_dec_error returns a message about the last failure of `d`, or NULL. Since: 1.0 */
+SLI_API const char *sli_age_dec_error(const sli_age_dec *d);
+
+/* sli_age_dec_free frees `d`, wiping keys and buffered plaintext; NULL is a no-op. Since: 1.0 */
+SLI_API void sli_age_dec_free(sli_age_dec *d);
+
 #ifdef __cplusplus
 }
 #endif

@@ -47,5 +47,6 @@ int cmd_seal(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_sign(int argc, char **argv);
 int cmd_csr(int argc, char **argv);
+int cmd_age(int argc, char **argv);
 
 #endif

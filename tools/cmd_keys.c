@@ -39,10 +39,11 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
 static int keygen_usage(int help) {
   fprintf(help ? stdout : stderr,
           "usage: sli keygen --type rsa|ec|ed25519|x25519 [--bits N] [--curve P-256|P-384|P-521]\n"
-          "                  [--format pem|ssh] [--passphrase-file F] [--insecure-weak] -o KEY [--pub PUB]\n"
+          "                  [--format pem|ssh|age] [--passphrase-file F] [--insecure-weak] -o KEY [--pub PUB]\n"
           "  Writes the private key as PEM PKCS#8 (0600; encrypted if --passphrase-file) and, with\n"
           "  --pub, the public key: PEM SubjectPublicKeyInfo, or an OpenSSH line (--format ssh, for\n"
-          "  rsa and ed25519). RSA defaults to 2048 bits (3072, 4096); below 2048 needs\n"
+          "  rsa and ed25519), or for x25519 an age identity file and age1... recipient (--format age).\n"
+          "  RSA defaults to 2048 bits (3072, 4096); below 2048 needs\n"
           "  --insecure-weak. EC defaults to P-256.\n");
   return help ? EXIT_OK : EXIT_USAGE;
 }
@@ -74,7 +75,31 @@ int cmd_keygen(int argc, char **argv) {
           : !strcmp(curve, "P-521") || !strcmp(curve, "secp521r1") ? 521 : -1;
     if (param < 0) return keygen_usage(0);
   }
-  if (strcmp(format, "pem") && strcmp(format, "ssh")) return keygen_usage(0);
+  if (strcmp(format, "pem") && strcmp(format, "ssh") && strcmp(format, "age")) return keygen_usage(0);
+  if (!strcmp(format, "age")) { /* an age identity file, as age-keygen writes it */
+    if (t != SLI_KEY_X25519) return cli_error("keygen", SLI_E_UNSUPPORTED, "--format age is for x25519 keys");
+    sli_age_identity *id;
+    sli_age_recipient *r;
+    char sk[128], pk[128], text[512];
+    int arc = sli_age_identity_generate(&id);
+    if (!arc) arc = sli_age_identity_recipient(id, &r);
+    if (arc) return cli_error("keygen", arc, NULL);
+    sli_age_identity_encode(id, sk, sizeof(sk));
+    sli_age_recipient_encode(r, pk, sizeof(pk));
+    snprintf(text, sizeof(text), "# created by sli keygen\n# public key: %s\n%s\n", pk, sk);
+    int bad = write_file(out, text, strlen(text), 0600);
+    snprintf(text, sizeof(text), "%s\n", pk);
+    bad = bad || (pub && write_file(pub, text, strlen(text), 0644));
+    explicit_bzero(sk, sizeof(sk));
+    sli_age_identity_free(id);
+    sli_age_recipient_free(r);
+    if (bad) {
+      fprintf(stderr, "sli keygen: cannot write the key files: %s\n", strerror(errno));
+      return EXIT_FAIL;
+    }
+    fprintf(stderr, "Public key: %s\n", pk);
+    return EXIT_OK;
+  }
   if (flags & SLI_KEYGEN_INSECURE_WEAK)
     fprintf(stderr, "sli keygen: WARNING: --insecure-weak: keys below 2048 bits can be broken\n");
   sli_key *k;

@@ -16,7 +16,9 @@ static void usage(FILE *f) {
           "  keyring    create, rotate or list a keyring for sealed blobs\n"
           "  seal       seal data (a database field, a file) with a keyring's primary key\n"
           "  unseal     open sealed data with the keyring\n"
-          "  keygen     generate a key pair (rsa, ec, ed25519, x25519)\n"
+          "  encrypt    encrypt a file in the age format (to age1... recipients or a passphrase)\n"
+          "  decrypt    decrypt an age file\n"
+          "  keygen     generate a key pair (rsa, ec, ed25519, x25519; --format age)\n"
           "  sign       make a detached signature\n"
           "  verify     check a detached signature\n"
           "  csr        make a certificate request (PKCS#10) for a CA\n"
@@ -46,6 +48,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "keyring")) return cmd_keyring(argc - 1, argv + 1);
   if (!strcmp(cmd, "seal") || !strcmp(cmd, "unseal")) return cmd_seal(argc - 1, argv + 1);
   if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - 1, argv + 1);
+  if (!strcmp(cmd, "encrypt") || !strcmp(cmd, "decrypt")) return cmd_age(argc - 1, argv + 1);
   if (!strcmp(cmd, "csr") || !strcmp(cmd, "selfsign") || !strcmp(cmd, "ca")) return cmd_csr(argc - 1, argv + 1);
   if (!strcmp(cmd, "sign") || !strcmp(cmd, "verify")) return cmd_sign(argc - 1, argv + 1);
   fprintf(stderr, "sli: unknown command '%s'\n", cmd);

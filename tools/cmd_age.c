@@ -1,0 +1,204 @@
+/* cmd_age.c — `sli encrypt` / `sli decrypt`: age v1 files, flags as the `age` tool has them. The
+ * passphrase (-p) comes from the file named by SLI_PASSPHRASE_FILE, else from the terminal. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAXKEYS 64
+
+static int usage(const char *cmd, int help) {
+  if (!strcmp(cmd, "encrypt"))
+    fprintf(help ? stdout : stderr,
+            "usage: sli encrypt [-r RECIPIENT]... [-R FILE]... [-p] [-a] [-o OUT] [IN]\n"
+            "  Encrypts IN (or stdin) to age recipients (age1...) or, with -p, a passphrase (from\n"
+            "  the file named by SLI_PASSPHRASE_FILE, else the terminal). -a writes ASCII armor.\n");
+  else
+    fprintf(help ? stdout : stderr,
+            "usage: sli decrypt [-i FILE]... [-o OUT] [IN]\n"
+            "  Decrypts an age file with the identities in FILE (AGE-SECRET-KEY-1... lines), or with\n"
+            "  a passphrase when no -i is given. With -o, OUT appears only if the whole file\n"
+            "  decrypted and authenticated.\n");
+  return help ? EXIT_OK : EXIT_USAGE;
+}
+
+static char *get_passphrase(int confirm) {
+  const char *f = getenv("SLI_PASSPHRASE_FILE");
+  char buf[1024];
+  if (f && *f) {
+    FILE *fp = fopen(f, "re");
+    if (!fp || !fgets(buf, sizeof(buf), fp)) {
+      if (fp) fclose(fp);
+      fprintf(stderr, "sli: cannot read SLI_PASSPHRASE_FILE '%s'\n", f);
+      return NULL;
+    }
+    fclose(fp);
+    buf[strcspn(buf, "\r\n")] = 0;
+    return strdup(buf);
+  }
+  int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (tty < 0) {
+    fprintf(stderr, "sli: a passphrase is needed: set SLI_PASSPHRASE_FILE or run on a terminal\n");
+    return NULL;
+  }
+  struct termios t, saved;
+  tcgetattr(tty, &saved);
+  t = saved;
+  t.c_lflag &= ~(tcflag_t)ECHO;
+  char again[1024] = "";
+  int ok = 1;
+  for (int round = 0; round < (confirm ? 2 : 1) && ok; round++) {
+    const char *prompt = round ? "Confirm passphrase: " : "Enter passphrase: ";
+    if (write(tty, prompt, strlen(prompt)) < 0) ok = 0;
+    tcsetattr(tty, TCSANOW, &t);
+    char *dst = round ? again : buf;
+    ssize_t n = read(tty, dst, 1023);
+    tcsetattr(tty, TCSANOW, &saved);
+    if (write(tty, "\n", 1) < 0) ok = 0;
+    if (n <= 0) ok = 0;
+    else dst[n] = 0, dst[strcspn(dst, "\r\n")] = 0;
+  }
+  close(tty);
+  if (!ok || (confirm && strcmp(buf, again))) {
+    fprintf(stderr, "sli: passphrases %s\n", ok ? "do not match" : "could not be read");
+    return NULL;
+  }
+  return strdup(buf);
+}
+
+/* read_keys_file collects non-comment lines of a recipients or identities file. */
+static int read_keys_file(const char *path, char **out, int *n) {
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    fprintf(stderr, "sli: cannot open '%s': %s\n", path, strerror(errno));
+    return -1;
+  }
+  char line[512];
+  while (fgets(line, sizeof(line), f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p || *p == '#') continue;
+    if (*n == MAXKEYS) break;
+    out[(*n)++] = strdup(p);
+  }
+  fclose(f);
+  return 0;
+}
+
+int cmd_age(int argc, char **argv) {
+  int enc = !strcmp(argv[0], "encrypt"), pass = 0, armor = 0, result = EXIT_OK, rc = 0;
+  const char *outp = NULL, *in = NULL;
+  char *keys[MAXKEYS];
+  int n_keys = 0;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) return usage(argv[0], 1);
+    if (enc && !strcmp(argv[i], "-r") && i + 1 < argc && n_keys < MAXKEYS) keys[n_keys++] = strdup(argv[++i]);
+    else if (((enc && !strcmp(argv[i], "-R")) || (!enc && !strcmp(argv[i], "-i"))) && i + 1 < argc) {
+      if (read_keys_file(argv[++i], keys, &n_keys)) return EXIT_CONFIG;
+    } else if (enc && !strcmp(argv[i], "-p")) pass = 1;
+    else if (enc && !strcmp(argv[i], "-a")) armor = 1;
+    else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
+    else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !in) in = argv[i];
+    else return usage(argv[0], 0);
+  }
+  if (enc && (pass ? n_keys > 0 : n_keys == 0)) return usage(argv[0], 0);
+  sli_age_recipient *rcpts[MAXKEYS];
+  sli_age_identity *ids[MAXKEYS];
+  int n_objs = 0;
+  char *passphrase = NULL;
+  if (pass || (!enc && n_keys == 0)) {
+    if (!(passphrase = get_passphrase(enc))) return EXIT_CONFIG;
+    rc = enc ? sli_age_recipient_scrypt(&rcpts[0], passphrase, 0) : sli_age_identity_scrypt(&ids[0], passphrase);
+    if (rc) return cli_error(argv[0], rc, "empty passphrase");
+    n_objs = 1;
+  }
+  for (int i = 0; i < n_keys && !rc; i++) {
+    if (!strncmp(keys[i], "ssh-", 4) || !strncmp(keys[i], "-----BEGIN OPENSSH", 18)) {
+      fprintf(stderr, "sli %s: SSH recipients and identities are not supported yet ('%.20s…')\n", argv[0], keys[i]);
+      rc = SLI_E_UNSUPPORTED;
+      break;
+    }
+    rc = enc ? sli_age_recipient_parse(&rcpts[n_objs], keys[i]) : sli_age_identity_parse(&ids[n_objs], keys[i]);
+    if (rc) fprintf(stderr, "sli %s: '%.24s…' is not a valid %s\n", argv[0], keys[i], enc ? "age recipient (age1...)" : "age identity (AGE-SECRET-KEY-1...)");
+    else n_objs++;
+  }
+  for (int i = 0; i < n_keys; i++) free(keys[i]);
+  if (passphrase) sli_free(passphrase, strlen(passphrase));
+  if (rc) {
+    result = cli_exit_code(rc);
+    goto cleanup_keys;
+  }
+  int ifd = (!in || !strcmp(in, "-")) ? 0 : open(in, O_RDONLY | O_CLOEXEC);
+  char tmp[4096] = "";
+  int ofd = 1;
+  if (ifd < 0) {
+    fprintf(stderr, "sli %s: cannot open '%s': %s\n", argv[0], in, strerror(errno));
+    result = EXIT_FAIL;
+    goto cleanup_keys;
+  }
+  if (outp && strcmp(outp, "-")) {
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", outp, (int)getpid());
+    ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (ofd < 0) {
+      fprintf(stderr, "sli %s: cannot create '%s': %s\n", argv[0], tmp, strerror(errno));
+      result = EXIT_FAIL;
+      goto cleanup_keys;
+    }
+  }
+  sli_age_enc *e = NULL;
+  sli_age_dec *d = NULL;
+  rc = enc ? sli_age_enc_new(&e, (const sli_age_recipient *const *)rcpts, (size_t)n_objs, armor ? SLI_AGE_ARMOR : 0)
+           : sli_age_dec_new(&d, (const sli_age_identity *const *)ids, (size_t)n_objs, 0);
+  size_t cap = 6 * SLI_AGE_CHUNK_BYTES; /* above every update and final bound for one read */
+  uint8_t *ibuf = malloc(SLI_AGE_CHUNK_BYTES), *obuf = malloc(cap);
+  int werr = 0;
+  while (!rc && ibuf && obuf) {
+    ssize_t r = read(ifd, ibuf, SLI_AGE_CHUNK_BYTES);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      fprintf(stderr, "sli %s: read error: %s\n", argv[0], strerror(errno));
+      result = EXIT_FAIL;
+      break;
+    }
+    size_t on = cap;
+    if (r == 0) rc = enc ? sli_age_enc_final(e, obuf, &on) : sli_age_dec_final(d, obuf, &on);
+    else rc = enc ? sli_age_enc_update(e, obuf, &on, ibuf, (size_t)r) : sli_age_dec_update(d, obuf, &on, ibuf, (size_t)r);
+    for (size_t off = 0; !rc && off < on;) {
+      ssize_t w = write(ofd, obuf + off, on - off);
+      if (w <= 0) {
+        werr = 1;
+        break;
+      }
+      off += (size_t)w;
+    }
+    if (werr || r == 0) break;
+  }
+  if (rc) result = cli_error(argv[0], rc, d ? sli_age_dec_error(d) : NULL);
+  else if (werr) {
+    fprintf(stderr, "sli %s: write error: %s\n", argv[0], strerror(errno));
+    result = EXIT_FAIL;
+  }
+  if (ofd != 1) {
+    if (result == EXIT_OK && fsync(ofd) != 0) result = EXIT_FAIL;
+    close(ofd);
+    if (result == EXIT_OK && rename(tmp, outp) != 0) result = EXIT_FAIL;
+    if (result != EXIT_OK) unlink(tmp); /* never leave partial output behind */
+  }
+  if (ifd) close(ifd);
+  if (obuf) sli_free(obuf, cap);
+  free(ibuf);
+  sli_age_enc_free(e);
+  sli_age_dec_free(d);
+cleanup_keys:
+  for (int i = 0; i < n_objs; i++) {
+    if (enc) sli_age_recipient_free(rcpts[i]);
+    else sli_age_identity_free(ids[i]);
+  }
+  return result;
+}
