@@ -674,7 +674,8 @@ SLI_API void sli_age_recipient_free(sli_age_recipient *r);
 SLI_API int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, size_t n,
                             uint32_t flags);
 
-/* sli_age_enc_update_bound returns the most `sli_age_enc_update` can write for `in_len` bytes. */
+/* sli_age_enc_update_bound returns the most `sli_age_enc_update` can write for `in_len` bytes,
+ * whatever the state: a buffer of that size serves every call with at most `in_len` bytes. */
 SLI_API size_t sli_age_enc_update_bound(const sli_age_enc *e, size_t in_len);
 
 /* sli_age_enc_update consumes `in` and writes what is ready (header, full chunks) into `out`; on
@@ -695,7 +696,8 @@ SLI_API void sli_age_enc_free(sli_age_enc *e);
 SLI_API int sli_age_dec_new(sli_age_dec **out, const sli_age_identity *const *ids, size_t n,
                             uint32_t flags);
 
-/* sli_age_dec_update_bound returns the most `sli_age_dec_update` can write for `in_len` bytes. */
+/* sli_age_dec_update_bound returns the most `sli_age_dec_update` can write for `in_len` bytes,
+ * whatever the state. Since: 1.0 */
 SLI_API size_t sli_age_dec_update_bound(const sli_age_dec *d, size_t in_len);
 
 /* sli_age_dec_update consumes `in` and writes authenticated plaintext of the chunks it completed.

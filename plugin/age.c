@@ -258,7 +258,8 @@ static size_t armored(const sli_age_enc *e, size_t raw) {
 
 size_t sli_age_enc_update_bound(const sli_age_enc *e, size_t in_len) {
   if (!e) return 0;
-  size_t raw = e->pending.len + ((e->pt_len + in_len) / CHUNK + 1) * (CHUNK + TAGLEN);
+  /* independent of the state (a full chunk may be buffered), so it can be asked once */
+  size_t raw = e->pending.len + ((CHUNK + in_len) / CHUNK + 1) * (CHUNK + TAGLEN);
   return armored(e, raw);
 }
 
@@ -266,17 +267,30 @@ size_t sli_age_enc_final_bound(const sli_age_enc *e) {
   return e ? armored(e, e->pending.len + CHUNK + TAGLEN) : 0;
 }
 
-static int seal_chunk(sli_age_enc *e, uint8_t *out, size_t *o, int last) {
-  uint8_t nonce[12], ct[CHUNK + TAGLEN];
+/* seal_from seals `len` plaintext bytes as the next chunk, straight into `out` when not armoring. */
+static int seal_from(sli_age_enc *e, uint8_t *out, size_t *o, const uint8_t *pt, size_t len, int last) {
+  uint8_t nonce[12];
   size_t n = 0;
   chunk_nonce(nonce, e->counter, last);
-  if (!EVP_AEAD_CTX_seal(&e->aead, ct, &n, sizeof(ct), nonce, 12, e->pt, e->pt_len, NULL, 0))
-    return SLI_E_INTERNAL;
-  emit(e, out, o, ct, n);
+  if (!e->armor) {
+    if (!EVP_AEAD_CTX_seal(&e->aead, out + *o, &n, CHUNK + TAGLEN, nonce, 12, pt, len, NULL, 0))
+      return SLI_E_INTERNAL;
+    *o += n;
+  } else {
+    uint8_t ct[CHUNK + TAGLEN];
+    if (!EVP_AEAD_CTX_seal(&e->aead, ct, &n, sizeof(ct), nonce, 12, pt, len, NULL, 0))
+      return SLI_E_INTERNAL;
+    emit(e, out, o, ct, n);
+  }
   e->counter++;
+  return 0;
+}
+
+static int seal_chunk(sli_age_enc *e, uint8_t *out, size_t *o, int last) {
+  int rc = seal_from(e, out, o, e->pt, e->pt_len, last);
   OPENSSL_cleanse(e->pt, e->pt_len);
   e->pt_len = 0;
-  return 0;
+  return rc;
 }
 
 static void flush_pending(sli_age_enc *e, uint8_t *out, size_t *o) {
@@ -295,6 +309,13 @@ int sli_age_enc_update(sli_age_enc *e, uint8_t *out, size_t *out_len, const uint
   size_t o = 0;
   flush_pending(e, out, &o);
   while (in_len) {
+    if (e->pt_len == 0 && in_len > CHUNK) { /* a whole chunk with more after it: no copy */
+      int rc = seal_from(e, out, &o, in, CHUNK, 0);
+      if (rc) return rc;
+      in += CHUNK;
+      in_len -= CHUNK;
+      continue;
+    }
     if (e->pt_len == CHUNK) { /* more input follows: this full chunk is not the last */
       int rc = seal_chunk(e, out, &o, 0);
       if (rc) return rc;
@@ -413,7 +434,7 @@ void sli_age_dec_free(sli_age_dec *d) {
 
 size_t sli_age_dec_update_bound(const sli_age_dec *d, size_t in_len) {
   if (!d) return 0;
-  return in_len + (d->ct_len + CHUNK + TAGLEN) + CHUNK; /* plaintext never exceeds what came in */
+  return in_len + 2 * (CHUNK + TAGLEN) + CHUNK; /* plaintext never exceeds what came in */
 }
 
 #define covered_fail(cov, ...) (buf_wipe(cov), dfail(__VA_ARGS__))

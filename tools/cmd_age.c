@@ -155,11 +155,17 @@ int cmd_age(int argc, char **argv) {
   sli_age_dec *d = NULL;
   rc = enc ? sli_age_enc_new(&e, (const sli_age_recipient *const *)rcpts, (size_t)n_objs, armor ? SLI_AGE_ARMOR : 0)
            : sli_age_dec_new(&d, (const sli_age_identity *const *)ids, (size_t)n_objs, 0);
-  size_t cap = 6 * SLI_AGE_CHUNK_BYTES; /* above every update and final bound for one read */
-  uint8_t *ibuf = malloc(SLI_AGE_CHUNK_BYTES), *obuf = malloc(cap);
+  const size_t IN = 16 * SLI_AGE_CHUNK_BYTES; /* 1 MiB reads */
+  size_t cap = 0;
+  if (!rc) {
+    cap = enc ? sli_age_enc_update_bound(e, IN) : sli_age_dec_update_bound(d, IN);
+    size_t fin = enc ? sli_age_enc_final_bound(e) : SLI_AGE_CHUNK_BYTES;
+    if (fin > cap) cap = fin;
+  }
+  uint8_t *ibuf = malloc(IN), *obuf = malloc(cap ? cap : 1);
   int werr = 0;
   while (!rc && ibuf && obuf) {
-    ssize_t r = read(ifd, ibuf, SLI_AGE_CHUNK_BYTES);
+    ssize_t r = read(ifd, ibuf, IN);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
       fprintf(stderr, "sli %s: read error: %s\n", argv[0], strerror(errno));
