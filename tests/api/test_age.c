@@ -4,32 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sli.h"
+#include "check.h"
 
-static int failures, passes;
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return 1;                                                                  \
-    }                                                                            \
-  } while (0)
-#define CHECK_EQ(a, b)                                                                      \
-  do {                                                                                      \
-    long long _a = (long long)(a), _b = (long long)(b);                                     \
-    if (_a != _b) {                                                                         \
-      fprintf(stderr, "  %s:%d: %s == %lld (%s), expected %lld (%s)\n", __FILE__, __LINE__, \
-              #a, _a, sli_err_name((int)_a), _b, sli_err_name((int)_b));                    \
-      return 1;                                                                             \
-    }                                                                                       \
-  } while (0)
-
-static void run(const char *name, int (*fn)(void)) {
-  int r = fn();
-  printf("%s %s\n", r ? "FAIL" : "ok  ", name);
-  fflush(stdout);
-  if (r) failures++; else passes++;
-}
 
 static sli_age_identity *id;
 static sli_age_recipient *rc_;
@@ -165,6 +141,5 @@ int main(void) {
   run("errors_by_class", test_errors_by_class);
   sli_age_identity_free(id);
   sli_age_recipient_free(rc_);
-  printf("%d passed, %d failed\n", passes, failures);
-  return failures ? 1 : 0;
+  return finish();
 }
