@@ -112,6 +112,7 @@ typedef struct buf {
 } buf;
 
 static int buf_add(buf *b, const void *d, size_t n) {
+  if (n == 0) return 1; /* also spares memcpy a NULL pointer (a UBSan finding of the fuzzer) */
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 1024;
     while (cap < b->len + n) cap *= 2;
