@@ -93,6 +93,9 @@ typedef struct sli_cert sli_cert;
 #define SLI_E_FILE (-1609)
 #define SLI_E_NO_IDENTITY (-1610)
 #define SLI_E_CONFIG (-1611)
+/* SLI_E_KEY_ENCRYPTED: the key is protected in a way sli cannot open (an OpenSSH private key with a
+ * passphrase: bcrypt_pbkdf is not available); remove the passphrase on a copy with `ssh-keygen -p`. */
+#define SLI_E_KEY_ENCRYPTED (-1612)
 /* CRYPTO (-17xx): blobs, keys and signatures. SLI_E_HEADER: not a blob of a known format or
  * version, or too short. SLI_E_HEADER_MAC: a header failed its authentication. SLI_E_PAYLOAD: the
  * payload was modified, truncated or extended, or the associated data differs. SLI_E_ARMOR: bad
@@ -539,8 +542,10 @@ typedef struct sli_key sli_key;
 SLI_API int sli_key_generate(sli_key **out, int type, int param, uint32_t flags);
 
 /* sli_key_load_file reads a PEM private key (PKCS#8, PKCS#1 or SEC1, encrypted with `password` if
- * it is not NULL) or a PEM public key (SubjectPublicKeyInfo) into `*out`; bad input gets the named
- * codes of `sli_config_set_keypair_file` and a message in `out_msg`. Since: 1.0 */
+ * it is not NULL), an unencrypted OpenSSH private key ("OPENSSH PRIVATE KEY", Ed25519 or RSA; a
+ * passphrase-protected one is SLI_E_KEY_ENCRYPTED), a PEM public key (SubjectPublicKeyInfo) or an
+ * OpenSSH public-key line into `*out`; bad input gets the named codes of
+ * `sli_config_set_keypair_file` and a message in `out_msg`. Since: 1.0 */
 SLI_API int sli_key_load_file(sli_key **out, const char *path, const char *password, char *out_msg,
                               size_t msg_cap);
 
@@ -650,20 +655,36 @@ SLI_API int sli_age_identity_scrypt(sli_age_identity **out, const char *passphra
  * bytes (75 are enough); SLI_E_BUFSIZE if smaller, SLI_E_INVAL for a passphrase identity. */
 SLI_API int sli_age_identity_encode(const sli_age_identity *id, char *out, size_t cap);
 
-/* sli_age_identity_recipient makes the recipient ("age1…") of an X25519 identity. Since: 1.0 */
+/* sli_age_identity_from_key makes an identity from private key `k`: an X25519 key is a native age
+ * identity; an Ed25519 or RSA key (for instance an OpenSSH key read with `sli_key_load_file`) opens
+ * the files age encrypts to its "ssh-ed25519" / "ssh-rsa" recipient. It returns SLI_E_INVAL for a
+ * public key, SLI_E_UNSUPPORTED for other types and SLI_E_WEAK_KEY for RSA below 2048 bits. The
+ * identity keeps a reference to the key. Since: 1.0 */
+SLI_API int sli_age_identity_from_key(sli_age_identity **out, const sli_key *k);
+
+/* sli_age_identity_recipient makes the recipient of an identity: "age1…" for X25519, the SSH public
+ * key for an SSH identity; SLI_E_INVAL for a passphrase. Since: 1.0 */
 SLI_API int sli_age_identity_recipient(const sli_age_identity *id, sli_age_recipient **out);
 
 /* sli_age_identity_free frees `id`, wiping its key; NULL is a no-op. Since: 1.0 */
 SLI_API void sli_age_identity_free(sli_age_identity *id);
 
-/* sli_age_recipient_parse reads an "age1…" string; a malformed one is SLI_E_INVAL. Since: 1.0 */
+/* sli_age_recipient_parse reads an "age1…" string or an OpenSSH public-key line ("ssh-ed25519 AAAA…
+ * [comment]" or "ssh-rsa AAAA… [comment]", as in ~/.ssh/id_*.pub or authorized_keys). A malformed one
+ * is SLI_E_INVAL, another SSH key type SLI_E_UNSUPPORTED, RSA below 2048 bits SLI_E_WEAK_KEY. Since: 1.0 */
 SLI_API int sli_age_recipient_parse(sli_age_recipient **out, const char *s);
 
 /* sli_age_recipient_scrypt makes a passphrase recipient with work factor 2^`log2_n` (0: 18). A file
  * with a passphrase recipient can have no other recipient. Since: 1.0 */
 SLI_API int sli_age_recipient_scrypt(sli_age_recipient **out, const char *passphrase, int log2_n);
 
-/* sli_age_recipient_encode writes the "age1…" string into `out` (63 bytes are enough). */
+/* sli_age_recipient_from_key makes a recipient from key `k` (public or private): X25519 as "age1…",
+ * Ed25519 and RSA as age's SSH recipient types. Errors as for `sli_age_identity_from_key`. */
+SLI_API int sli_age_recipient_from_key(sli_age_recipient **out, const sli_key *k);
+
+/* sli_age_recipient_encode writes the recipient as text into `out` of `cap` bytes: "age1…" (63 bytes
+ * are enough) or an OpenSSH line without comment (up to 2800 bytes for RSA); SLI_E_BUFSIZE if `cap`
+ * is too small, SLI_E_INVAL for a passphrase. Since: 1.0 */
 SLI_API int sli_age_recipient_encode(const sli_age_recipient *r, char *out, size_t cap);
 
 /* sli_age_recipient_free frees `r`; NULL is a no-op. Since: 1.0 */

@@ -32,7 +32,7 @@
 /* ---- small helpers ---- */
 
 /* b64 without padding, as age writes stanza arguments, bodies and the MAC. */
-static size_t b64_raw(char *out, const uint8_t *in, size_t n) {
+size_t sli__age_b64(char *out, const uint8_t *in, size_t n) {
   size_t w = EVP_EncodeBlock((uint8_t *)out, in, n);
   while (w && out[w - 1] == '=') w--;
   out[w] = 0;
@@ -40,7 +40,7 @@ static size_t b64_raw(char *out, const uint8_t *in, size_t n) {
 }
 
 /* Decodes canonical unpadded base64 of `n` chars; returns the byte count or -1. */
-static long b64_raw_decode(uint8_t *out, size_t cap, const char *in, size_t n) {
+long sli__age_b64_decode(uint8_t *out, size_t cap, const char *in, size_t n) {
   if (n % 4 == 1) return -1;
   char tmp[4096];
   if (n + 3 > sizeof(tmp)) return -1;
@@ -53,19 +53,19 @@ static long b64_raw_decode(uint8_t *out, size_t cap, const char *in, size_t n) {
   uint8_t dec[3072];
   if (!EVP_DecodeBase64(dec, &outn, sizeof(dec), (const uint8_t *)tmp, m) || outn > cap) return -1;
   char check[4096];
-  b64_raw(check, dec, outn); /* canonical: no stray bits */
+  sli__age_b64(check, dec, outn); /* canonical: no stray bits */
   if (strlen(check) != n || memcmp(check, in, n) != 0) return -1;
   memcpy(out, dec, outn);
   OPENSSL_cleanse(dec, outn);
   return (long)outn;
 }
 
-static int hkdf32(uint8_t out[32], const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
+int sli__age_hkdf32(uint8_t out[32], const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
                   size_t salt_len, const char *info) {
   return HKDF(out, 32, EVP_sha256(), ikm, ikm_len, salt, salt_len, (const uint8_t *)info, strlen(info));
 }
 
-static int wrap_key(uint8_t *out32, const uint8_t key[32], const uint8_t file_key[16]) {
+int sli__age_wrap_key(uint8_t *out32, const uint8_t key[32], const uint8_t file_key[16]) {
   EVP_AEAD_CTX c;
   static const uint8_t zero[12];
   size_t n = 0;
@@ -75,7 +75,7 @@ static int wrap_key(uint8_t *out32, const uint8_t key[32], const uint8_t file_ke
   return ok && n == 32;
 }
 
-static int unwrap_key(uint8_t file_key[16], const uint8_t key[32], const uint8_t *body, size_t len) {
+int sli__age_unwrap_key(uint8_t file_key[16], const uint8_t key[32], const uint8_t *body, size_t len) {
   EVP_AEAD_CTX c;
   static const uint8_t zero[12];
   size_t n = 0;
@@ -147,8 +147,8 @@ struct sli_age_enc {
 };
 
 static void add_body(buf *h, const uint8_t *body, size_t n) {
-  char b64[128];
-  size_t w = b64_raw(b64, body, n);
+  char b64[2800];
+  size_t w = sli__age_b64(b64, body, n);
   for (size_t off = 0;; off += 64) {
     size_t line = w - off < 64 ? w - off : 64;
     buf_add(h, b64 + off, line);
@@ -162,7 +162,7 @@ int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, si
   *out = NULL;
   if (!rcpts || n == 0 || (flags & ~SLI_AGE_ARMOR)) return SLI_E_INVAL;
   for (size_t i = 0; i < n; i++)
-    if (!rcpts[i] || (rcpts[i]->scrypt && n > 1)) return SLI_E_INVAL; /* a passphrase stands alone */
+    if (!rcpts[i] || (rcpts[i]->kind == AGE_SCRYPT && n > 1)) return SLI_E_INVAL; /* a passphrase stands alone */
   int rc = sli__ensure_init();
   if (rc) return rc;
   sli_age_enc *e = sli__zalloc(sizeof(*e));
@@ -176,11 +176,18 @@ int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, si
   for (size_t i = 0; i < n; i++) {
     const sli_age_recipient *r = rcpts[i];
     char line[256], a[64];
-    if (r->scrypt) {
+    if (r->kind == AGE_SCRYPT) {
       uint8_t salt[16];
       if (!RAND_bytes(salt, 16) || !scrypt_key(key, r->passphrase, salt, r->log2_n)) goto done;
-      b64_raw(a, salt, 16);
+      sli__age_b64(a, salt, 16);
       snprintf(line, sizeof(line), "-> scrypt %s %d\n", a, r->log2_n);
+    } else if (r->kind != AGE_X25519) {
+      uint8_t big[2048];
+      size_t blen = 0;
+      if (sli__age_ssh_wrap(r, file_key, line, sizeof(line), big, &blen)) goto done;
+      buf_add(h, line, strlen(line));
+      add_body(h, big, blen);
+      continue;
     } else {
       uint8_t esk[32], epk[32], shared[32], salt[64];
       X25519_keypair(epk, esk);
@@ -188,28 +195,28 @@ int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, si
       OPENSSL_cleanse(esk, sizeof(esk));
       memcpy(salt, epk, 32);
       memcpy(salt + 32, r->pk, 32);
-      ok = ok && hkdf32(key, shared, 32, salt, 64, "age-encryption.org/v1/X25519");
+      ok = ok && sli__age_hkdf32(key, shared, 32, salt, 64, "age-encryption.org/v1/X25519");
       OPENSSL_cleanse(shared, sizeof(shared));
       if (!ok) goto done;
-      b64_raw(a, epk, 32);
+      sli__age_b64(a, epk, 32);
       snprintf(line, sizeof(line), "-> X25519 %s\n", a);
     }
-    if (!wrap_key(body, key, file_key)) goto done;
+    if (!sli__age_wrap_key(body, key, file_key)) goto done;
     buf_add(h, line, strlen(line));
     add_body(h, body, 32);
   }
   buf_add(h, "---", 3);
   unsigned ml = 0;
-  if (!hkdf32(hmac_key, file_key, 16, NULL, 0, "header") ||
+  if (!sli__age_hkdf32(hmac_key, file_key, 16, NULL, 0, "header") ||
       !HMAC(EVP_sha256(), hmac_key, 32, h->p, h->len, mac, &ml))
     goto done;
   char m64[64];
-  b64_raw(m64, mac, 32);
+  sli__age_b64(m64, mac, 32);
   buf_add(h, " ", 1);
   buf_add(h, m64, strlen(m64));
   buf_add(h, "\n", 1);
   buf_add(h, nonce, 16);
-  if (!hkdf32(key, file_key, 16, nonce, 16, "payload") ||
+  if (!sli__age_hkdf32(key, file_key, 16, nonce, 16, "payload") ||
       !EVP_AEAD_CTX_init(&e->aead, EVP_aead_chacha20_poly1305(), key, 32, TAGLEN, NULL) || !h->p)
     goto done;
   rc = 0;
@@ -406,13 +413,11 @@ int sli_age_dec_new(sli_age_dec **out, const sli_age_identity *const *ids, size_
     return SLI_E_NOMEM;
   }
   for (size_t i = 0; i < n; i++) {
-    if (!ids[i] || !(d->ids[i] = sli__zalloc(sizeof(sli_age_identity)))) {
+    if (!ids[i] || !(d->ids[i] = sli__age_identity_dup(ids[i]))) {
       d->n_ids = i;
       sli_age_dec_free(d);
       return ids[i] ? SLI_E_NOMEM : SLI_E_INVAL;
     }
-    *d->ids[i] = *ids[i];
-    d->ids[i]->passphrase = ids[i]->passphrase ? sli__strdup(ids[i]->passphrase) : NULL;
   }
   d->n_ids = n;
   *out = d;
@@ -446,13 +451,13 @@ static int try_stanza(sli_age_dec *d, char **args, int nargs, const uint8_t *bod
   *rc = 0;
   if (!strcmp(args[0], "X25519")) {
     uint8_t share[32];
-    if (nargs != 2 || b64_raw_decode(share, sizeof(share), args[1], strlen(args[1])) != 32 || blen != 32) {
+    if (nargs != 2 || sli__age_b64_decode(share, sizeof(share), args[1], strlen(args[1])) != 32 || blen != 32) {
       *rc = dfail(d, SLI_E_HEADER, "malformed X25519 stanza");
       return 0;
     }
     for (size_t i = 0; i < d->n_ids; i++) {
       sli_age_identity *id = d->ids[i];
-      if (id->scrypt) continue;
+      if (id->kind != AGE_X25519) continue;
       uint8_t shared[32], salt[64], key[32];
       static const uint8_t zero[32];
       if (!X25519(shared, id->sk, share) || CRYPTO_memcmp(shared, zero, 32) == 0) {
@@ -461,8 +466,8 @@ static int try_stanza(sli_age_dec *d, char **args, int nargs, const uint8_t *bod
       }
       memcpy(salt, share, 32);
       memcpy(salt + 32, id->pk, 32);
-      int ok = hkdf32(key, shared, 32, salt, 64, "age-encryption.org/v1/X25519") &&
-               unwrap_key(file_key, key, body, blen);
+      int ok = sli__age_hkdf32(key, shared, 32, salt, 64, "age-encryption.org/v1/X25519") &&
+               sli__age_unwrap_key(file_key, key, body, blen);
       OPENSSL_cleanse(shared, 32);
       OPENSSL_cleanse(key, 32);
       if (ok) return 1;
@@ -471,7 +476,7 @@ static int try_stanza(sli_age_dec *d, char **args, int nargs, const uint8_t *bod
   }
   if (!strcmp(args[0], "scrypt")) {
     uint8_t salt[16];
-    if (nargs != 3 || b64_raw_decode(salt, sizeof(salt), args[1], strlen(args[1])) != 16 || blen != 32 ||
+    if (nargs != 3 || sli__age_b64_decode(salt, sizeof(salt), args[1], strlen(args[1])) != 16 || blen != 32 ||
         !args[2][0] || (args[2][0] == '0') || strspn(args[2], "0123456789") != strlen(args[2]) ||
         strlen(args[2]) > 2) {
       *rc = dfail(d, SLI_E_HEADER, "malformed scrypt stanza");
@@ -480,15 +485,28 @@ static int try_stanza(sli_age_dec *d, char **args, int nargs, const uint8_t *bod
     int log2_n = atoi(args[2]);
     for (size_t i = 0; i < d->n_ids; i++) {
       sli_age_identity *id = d->ids[i];
-      if (!id->scrypt) continue;
+      if (id->kind != AGE_SCRYPT) continue;
       if (log2_n > AGE_SCRYPT_MAX_LOG2) {
         *rc = dfail(d, SLI_E_HEADER, "scrypt work factor 2^%d is above the limit 2^%d", log2_n, AGE_SCRYPT_MAX_LOG2);
         return 0;
       }
       uint8_t key[32];
-      int ok = scrypt_key(key, id->passphrase, salt, log2_n) && unwrap_key(file_key, key, body, blen);
+      int ok = scrypt_key(key, id->passphrase, salt, log2_n) && sli__age_unwrap_key(file_key, key, body, blen);
       OPENSSL_cleanse(key, 32);
       if (ok) return 1;
+    }
+    return 0;
+  }
+  if (!strcmp(args[0], "ssh-ed25519") || !strcmp(args[0], "ssh-rsa")) {
+    int kind = args[0][4] == 'e' ? AGE_SSH_ED25519 : AGE_SSH_RSA;
+    for (size_t i = 0; i < d->n_ids; i++) {
+      if (d->ids[i]->kind != kind) continue;
+      int r = sli__age_ssh_unwrap(d->ids[i], args, nargs, body, blen, file_key);
+      if (r < 0) {
+        *rc = dfail(d, SLI_E_HEADER, "malformed %s stanza", args[0]);
+        return 0;
+      }
+      if (r) return 1;
     }
     return 0;
   }
@@ -508,7 +526,7 @@ static int parse_header(sli_age_dec *d) {
   if (!mac_line || mac_line[4] != ' ') return dfail(d, SLI_E_HEADER, "malformed header MAC line");
   size_t mac_off = (size_t)(mac_line + 4 - h); /* the MAC covers up to and including "---" */
   uint8_t mac[32];
-  if (b64_raw_decode(mac, sizeof(mac), mac_line + 5, strlen(mac_line + 5)) != 32)
+  if (sli__age_b64_decode(mac, sizeof(mac), mac_line + 5, strlen(mac_line + 5)) != 32)
     return dfail(d, SLI_E_HEADER, "malformed header MAC");
   /* the stanza parsing below writes into the buffer: keep the bytes the MAC covers */
   buf covered = {0};
@@ -547,7 +565,7 @@ static int parse_header(sli_age_dec *d) {
       if (ln < 64) break;
     }
     uint8_t body[3072];
-    long blen = b64_raw_decode(body, sizeof(body), b64, b64n);
+    long blen = sli__age_b64_decode(body, sizeof(body), b64, b64n);
     if (blen < 0) return covered_fail(&covered, d, SLI_E_HEADER, "stanza body is not canonical base64");
     n_stanzas++;
     has_scrypt |= !strcmp(args[0], "scrypt");
@@ -564,7 +582,7 @@ static int parse_header(sli_age_dec *d) {
                  d->n_ids, n_stanzas, n_stanzas == 1 ? "" : "s");
   uint8_t hk[32], want[32];
   unsigned ml = 0;
-  int ok = hkdf32(hk, file_key, 16, NULL, 0, "header") && HMAC(EVP_sha256(), hk, 32, covered.p, mac_off, want, &ml);
+  int ok = sli__age_hkdf32(hk, file_key, 16, NULL, 0, "header") && HMAC(EVP_sha256(), hk, 32, covered.p, mac_off, want, &ml);
   buf_wipe(&covered);
   OPENSSL_cleanse(hk, 32);
   if (!ok || CRYPTO_memcmp(want, mac, 32) != 0) {
@@ -585,7 +603,7 @@ static int open_chunk(sli_age_dec *d, uint8_t *out, size_t *o, int last) {
   chunk_nonce(nonce, d->counter, last);
   if (!EVP_AEAD_CTX_open(&d->aead, out + *o, &n, CHUNK, nonce, 12, d->ct, d->ct_len, NULL, 0)) {
     ERR_clear_error();
-    return dfail(d, SLI_E_PAYLOAD, last ? "the payload is truncated or its last chunk was modified"
+    return dfail(d, SLI_E_PAYLOAD, last ? "the payload is truncated or extended, or its last chunk was modified"
                                          : "payload chunk %llu was modified or reordered",
                  (unsigned long long)d->counter);
   }
@@ -628,7 +646,7 @@ static int feed(sli_age_dec *d, const uint8_t *in, size_t n, uint8_t *out, size_
       n -= take;
       if (d->nonce_len == 16) {
         uint8_t key[32];
-        int ok = hkdf32(key, d->header.p, 16, d->nonce, 16, "payload") &&
+        int ok = sli__age_hkdf32(key, d->header.p, 16, d->nonce, 16, "payload") &&
                  EVP_AEAD_CTX_init(&d->aead, EVP_aead_chacha20_poly1305(), key, 32, TAGLEN, NULL);
         OPENSSL_cleanse(key, 32);
         buf_wipe(&d->header);

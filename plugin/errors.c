@@ -45,6 +45,7 @@ static const struct code_info codes[] = {
     {SLI_E_FILE, "SLI_E_FILE", "file cannot be read"},
     {SLI_E_NO_IDENTITY, "SLI_E_NO_IDENTITY", "no certificate and key configured"},
     {SLI_E_CONFIG, "SLI_E_CONFIG", "invalid configuration"},
+    {SLI_E_KEY_ENCRYPTED, "SLI_E_KEY_ENCRYPTED", "the key is passphrase-protected in a format sli cannot open (use ssh-keygen -p)"},
     {SLI_E_HEADER, "SLI_E_HEADER", "not a blob of a known format or version, or too short"},
     {SLI_E_HEADER_MAC, "SLI_E_HEADER_MAC", "the header failed authentication"},
     {SLI_E_PAYLOAD, "SLI_E_PAYLOAD", "the payload was modified, truncated or extended, or the associated data differs"},

@@ -17,6 +17,7 @@
 #include <openssl/rsa.h>
 
 #include "keys.h"
+#include "openssh.h"
 
 static sli_key *wrap(EVP_PKEY *pkey, int has_private) {
   sli_key *k = sli__zalloc(sizeof(*k));
@@ -90,7 +91,12 @@ int sli_key_load_file(sli_key **out, const char *path, const char *password, cha
   EVP_PKEY *pkey = NULL;
   int has_private = 1;
   if ((rc = sli__read_file(path, &data, &len, m, sizeof(m)))) goto done;
-  if (strstr(data, "-----BEGIN PUBLIC KEY-----")) { /* SubjectPublicKeyInfo */
+  if (!strncmp(data, "ssh-", 4)) { /* an OpenSSH public-key line */
+    has_private = 0;
+    char m2[SLI_MSG_MAX];
+    if ((rc = sli__openssh_public_parse(data, &pkey, m2, sizeof(m2))))
+      sli__msg(m, sizeof(m), rc, "%s: %s", what, m2);
+  } else if (strstr(data, "-----BEGIN PUBLIC KEY-----")) { /* SubjectPublicKeyInfo */
     has_private = 0;
     if ((rc = sli__pem_check(what, data, len, &norm, &nlen, m, sizeof(m)))) goto done;
     BIO *bio = BIO_new_mem_buf(norm, (int)nlen);
@@ -184,44 +190,16 @@ int sli_key_public_pem_alloc(const sli_key *k, char **out, size_t *out_len) {
   return rc;
 }
 
-/* OpenSSH wire format: uint32 length + bytes; mpint = minimal two's complement big-endian. */
-static int ssh_string(CBB *cbb, const uint8_t *p, size_t n) {
-  return n <= 0xffffffffu && CBB_add_u32(cbb, (uint32_t)n) && CBB_add_bytes(cbb, p, n);
-}
-
-static int ssh_mpint(CBB *cbb, const BIGNUM *bn) {
-  size_t n = BN_num_bytes(bn);
-  uint8_t buf[1 + 2048];
-  if (n > 2048) return 0;
-  buf[0] = 0;
-  BN_bn2bin_padded(buf + 1, n, bn);
-  int pad = n > 0 && (buf[1] & 0x80);
-  return ssh_string(cbb, pad ? buf : buf + 1, pad ? n + 1 : n);
-}
-
 int sli_key_openssh_public_alloc(const sli_key *k, const char *comment, char **out, size_t *out_len) {
   if (!k || !out || !out_len) return SLI_E_INVAL;
   *out = NULL;
   int t = sli_key_type(k);
   if (t != SLI_KEY_RSA && t != SLI_KEY_ED25519) return SLI_E_UNSUPPORTED;
   const char *name = t == SLI_KEY_RSA ? "ssh-rsa" : "ssh-ed25519";
-  CBB cbb;
-  if (!CBB_init(&cbb, 512)) return SLI_E_NOMEM;
-  int ok = ssh_string(&cbb, (const uint8_t *)name, strlen(name));
-  if (t == SLI_KEY_RSA) {
-    const RSA *rsa = EVP_PKEY_get0_RSA(k->pkey);
-    ok = ok && ssh_mpint(&cbb, RSA_get0_e(rsa)) && ssh_mpint(&cbb, RSA_get0_n(rsa));
-  } else {
-    uint8_t pub[32];
-    size_t pl = sizeof(pub);
-    ok = ok && EVP_PKEY_get_raw_public_key(k->pkey, pub, &pl) && ssh_string(&cbb, pub, pl);
-  }
   uint8_t *blob = NULL;
   size_t blen = 0;
-  if (!ok || !CBB_finish(&cbb, &blob, &blen)) {
-    CBB_cleanup(&cbb);
-    return SLI_E_INTERNAL;
-  }
+  int rc = sli__openssh_blob(k->pkey, &blob, &blen);
+  if (rc) return rc;
   size_t b64len;
   EVP_EncodedLength(&b64len, blen);
   size_t total = strlen(name) + 1 + b64len + 1 + (comment ? strlen(comment) : 0) + 2;

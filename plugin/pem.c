@@ -18,6 +18,7 @@
 #include <openssl/rsa.h>
 
 #include "internal.h"
+#include "openssh.h"
 
 #define MAX_FILE (16u << 20)
 
@@ -218,6 +219,11 @@ int sli__parse_key(const char *what, const char *pem, size_t len, const char *pa
                   strstr(norm, "CERTIFICATE-----")
                       ? " (it holds a certificate: are the certificate and key files swapped?)"
                       : "");
+    sli_free(norm, nlen + 1);
+    return rc;
+  }
+  if (strstr(norm, "-----BEGIN OPENSSH PRIVATE KEY-----")) { /* ssh-keygen's own format */
+    rc = sli__openssh_private_parse(what, norm, nlen, out, msg, cap);
     sli_free(norm, nlen + 1);
     return rc;
   }

@@ -16,14 +16,15 @@ static int usage(const char *cmd, int help) {
   if (!strcmp(cmd, "encrypt"))
     fprintf(help ? stdout : stderr,
             "usage: sli encrypt [-r RECIPIENT]... [-R FILE]... [-p] [-a] [-o OUT] [IN]\n"
-            "  Encrypts IN (or stdin) to age recipients (age1...) or, with -p, a passphrase (from\n"
-            "  the file named by SLI_PASSPHRASE_FILE, else the terminal). -a writes ASCII armor.\n");
+            "  Encrypts IN (or stdin) to age recipients (age1..., or an OpenSSH ssh-ed25519 / ssh-rsa\n"
+            "  public key such as ~/.ssh/id_ed25519.pub) or, with -p, a passphrase (from the file\n"
+            "  named by SLI_PASSPHRASE_FILE, else the terminal). -a writes ASCII armor.\n");
   else
     fprintf(help ? stdout : stderr,
             "usage: sli decrypt [-i FILE]... [-o OUT] [IN]\n"
-            "  Decrypts an age file with the identities in FILE (AGE-SECRET-KEY-1... lines), or with\n"
-            "  a passphrase when no -i is given. With -o, OUT appears only if the whole file\n"
-            "  decrypted and authenticated.\n");
+            "  Decrypts an age file with the identities in FILE (AGE-SECRET-KEY-1... lines, or an\n"
+            "  unencrypted OpenSSH private key such as ~/.ssh/id_ed25519), or with a passphrase when\n"
+            "  no -i is given. With -o, OUT appears only if the whole file decrypted and authenticated.\n");
   return help ? EXIT_OK : EXIT_USAGE;
 }
 
@@ -71,14 +72,30 @@ static char *get_passphrase(int confirm) {
   return strdup(buf);
 }
 
-/* read_keys_file collects non-comment lines of a recipients or identities file. */
-static int read_keys_file(const char *path, char **out, int *n) {
+#define PEM_FILE '\1' /* marks an identity file holding a PEM key: "\1path" */
+
+/* read_keys_file collects non-comment lines of a recipients or identities file; an identities file
+ * holding a PEM key (an OpenSSH or PKCS#8 private key) is kept as a path, for sli_key_load_file. */
+static int read_keys_file(const char *path, char **out, int *n, int identities) {
   FILE *f = fopen(path, "re");
   if (!f) {
     fprintf(stderr, "sli: cannot open '%s': %s\n", path, strerror(errno));
     return -1;
   }
-  char line[512];
+  static char line[16384];
+  if (identities) {
+    size_t got = fread(line, 1, sizeof(line) - 1, f);
+    line[got] = 0;
+    rewind(f);
+    if (strstr(line, "-----BEGIN ") && *n < MAXKEYS) {
+      fclose(f);
+      out[*n] = malloc(strlen(path) + 2);
+      if (!out[*n]) return -1;
+      out[*n][0] = PEM_FILE;
+      strcpy(out[(*n)++] + 1, path);
+      return 0;
+    }
+  }
   while (fgets(line, sizeof(line), f)) {
     line[strcspn(line, "\r\n")] = 0;
     char *p = line;
@@ -100,7 +117,8 @@ int cmd_age(int argc, char **argv) {
     if (cli_is_help(argv[i])) return usage(argv[0], 1);
     if (enc && !strcmp(argv[i], "-r") && i + 1 < argc && n_keys < MAXKEYS) keys[n_keys++] = strdup(argv[++i]);
     else if (((enc && !strcmp(argv[i], "-R")) || (!enc && !strcmp(argv[i], "-i"))) && i + 1 < argc) {
-      if (read_keys_file(argv[++i], keys, &n_keys)) return EXIT_CONFIG;
+      if (read_keys_file(argv[i + 1], keys, &n_keys, !enc)) return EXIT_CONFIG;
+      i++;
     } else if (enc && !strcmp(argv[i], "-p")) pass = 1;
     else if (enc && !strcmp(argv[i], "-a")) armor = 1;
     else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
@@ -119,13 +137,24 @@ int cmd_age(int argc, char **argv) {
     n_objs = 1;
   }
   for (int i = 0; i < n_keys && !rc; i++) {
-    if (!strncmp(keys[i], "ssh-", 4) || !strncmp(keys[i], "-----BEGIN OPENSSH", 18)) {
-      fprintf(stderr, "sli %s: SSH recipients and identities are not supported yet ('%.20s…')\n", argv[0], keys[i]);
-      rc = SLI_E_UNSUPPORTED;
-      break;
+    if (keys[i][0] == PEM_FILE) { /* a private key file: OpenSSH (ssh-ed25519, ssh-rsa) or PEM */
+      char msg[600] = "";
+      sli_key *k = NULL;
+      rc = sli_key_load_file(&k, keys[i] + 1, NULL, msg, sizeof(msg));
+      if (!rc && (rc = sli_age_identity_from_key(&ids[n_objs], k)))
+        snprintf(msg, sizeof(msg), "'%s' holds a key that cannot be an age identity (X25519, Ed25519 or RSA >= 2048 bits)", keys[i] + 1);
+      sli_key_free(k);
+      if (rc) cli_error(argv[0], rc, msg);
+      else n_objs++;
+      continue;
     }
     rc = enc ? sli_age_recipient_parse(&rcpts[n_objs], keys[i]) : sli_age_identity_parse(&ids[n_objs], keys[i]);
-    if (rc) fprintf(stderr, "sli %s: '%.24s…' is not a valid %s\n", argv[0], keys[i], enc ? "age recipient (age1...)" : "age identity (AGE-SECRET-KEY-1...)");
+    if (rc == SLI_E_INVAL)
+      fprintf(stderr, "sli %s: '%.24s…' is not a valid %s\n", argv[0], keys[i],
+              enc ? "recipient (age1... or an ssh-ed25519 / ssh-rsa public key)" : "age identity (AGE-SECRET-KEY-1...)");
+    else if (rc)
+      cli_error(argv[0], rc, rc == SLI_E_WEAK_KEY ? "an ssh-rsa recipient needs at least 2048 bits"
+                             : rc == SLI_E_UNSUPPORTED ? "only ssh-ed25519 and ssh-rsa SSH keys can be age recipients" : NULL);
     else n_objs++;
   }
   for (int i = 0; i < n_keys; i++) free(keys[i]);

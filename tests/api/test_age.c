@@ -1,5 +1,6 @@
 /* test_age.c — the age streaming API through libsli.so.1: any split of the input into updates
- * (down to one byte at a time) gives the same file, binary and armored; errors by class. */
+ * (down to one byte at a time) gives the same file, binary and armored; errors by class; keys of
+ * each type (X25519, Ed25519, RSA) as identities and recipients. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,11 +135,70 @@ static int test_errors_by_class(void) {
   return 0;
 }
 
+/* Keys of every type as identities: X25519 natively, Ed25519 and RSA as age's SSH recipient types;
+ * the recipient survives encode + parse; a public key cannot be an identity; a P-256 key is refused. */
+static int test_identities_from_keys(void) {
+  int types[] = {SLI_KEY_X25519, SLI_KEY_ED25519, SLI_KEY_RSA};
+  const char *prefix[] = {"age1", "ssh-ed25519 ", "ssh-rsa "};
+  sli_age_identity *keep_id = id;
+  sli_age_recipient *keep_r = rc_;
+  for (int t = 0; t < 3; t++) {
+    sli_key *k;
+    CHECK_EQ(sli_key_generate(&k, types[t], 0, 0), 0);
+    sli_age_identity *kid;
+    sli_age_recipient *kr, *parsed;
+    CHECK_EQ(sli_age_identity_from_key(&kid, k), 0);
+    CHECK_EQ(sli_age_recipient_from_key(&kr, k), 0);
+    sli_key_free(k); /* the identity keeps what it needs */
+    char text[3000];
+    CHECK_EQ(sli_age_recipient_encode(kr, text, 20), SLI_E_BUFSIZE);
+    CHECK_EQ(sli_age_recipient_encode(kr, text, sizeof(text)), 0);
+    CHECK(strncmp(text, prefix[t], strlen(prefix[t])) == 0);
+    CHECK_EQ(sli_age_recipient_parse(&parsed, text), 0);
+    uint8_t pt[70000], *ct, *back;
+    size_t cl, bl;
+    memset(pt, t, sizeof(pt));
+    id = kid;
+    rc_ = parsed;
+    CHECK_EQ(encrypt(pt, sizeof(pt), 0, 0, &ct, &cl), 0);
+    CHECK_EQ(decrypt(ct, cl, 0, &back, &bl), 0);
+    CHECK(bl == sizeof(pt) && memcmp(back, pt, bl) == 0);
+    free(back);
+    free(ct);
+    rc_ = kr;
+    CHECK_EQ(encrypt(pt, 10, 0, SLI_AGE_ARMOR, &ct, &cl), 0);
+    id = keep_id; /* an identity of another type: no match */
+    CHECK_EQ(decrypt(ct, cl, 0, &back, &bl), SLI_E_NO_MATCH);
+    free(back);
+    free(ct);
+    sli_age_identity_free(kid);
+    sli_age_recipient_free(kr);
+    sli_age_recipient_free(parsed);
+  }
+  id = keep_id;
+  rc_ = keep_r;
+  sli_key *ec;
+  sli_age_identity *none = (sli_age_identity *)1;
+  CHECK_EQ(sli_key_generate(&ec, SLI_KEY_EC, 0, 0), 0);
+  CHECK_EQ(sli_age_identity_from_key(&none, ec), SLI_E_UNSUPPORTED);
+  CHECK(none == NULL);
+  sli_key_free(ec);
+  sli_key *weak;
+  CHECK_EQ(sli_key_generate(&weak, SLI_KEY_RSA, 1024, SLI_KEYGEN_INSECURE_WEAK), 0);
+  CHECK_EQ(sli_age_identity_from_key(&none, weak), SLI_E_WEAK_KEY);
+  sli_key_free(weak);
+  sli_age_recipient *r;
+  CHECK_EQ(sli_age_recipient_parse(&r, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBad"), SLI_E_INVAL);
+  CHECK_EQ(sli_age_recipient_parse(&r, "ssh-dss AAAAB3NzaC1kc3MAAA== x"), SLI_E_UNSUPPORTED);
+  return 0;
+}
+
 int main(void) {
   srand(1);
   if (sli_age_identity_generate(&id) || sli_age_identity_recipient(id, &rc_)) return 1;
   run("any_split", test_any_split);
   run("errors_by_class", test_errors_by_class);
+  run("identities_from_keys", test_identities_from_keys);
   sli_age_identity_free(id);
   sli_age_recipient_free(rc_);
   return finish();

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""age v1 files, both ways with Debian's `age` (nobody here wrote it): X25519 recipients binary and
-armored, several recipients, empty input, an exact multiple of 64 KiB, 1 GiB once per direction,
-scrypt passphrases (age -p driven through a pty), and a named error — never an output file — for a
-wrong key, a modified header or payload, a truncated or extended file and broken armor."""
+"""age v1 files, both ways with Debian's `age` (nobody here wrote it), for every recipient type —
+X25519, scrypt passphrase (age -p driven through a pty), ssh-ed25519 and ssh-rsa (keys made by
+ssh-keygen) —: binary and armored, empty input, exact multiples of 64 KiB, 1 GiB; several recipients
+of mixed types; and a named error — never an output file — for a wrong key, a modified header or
+payload, a truncated or extended file, broken armor, a passphrase-protected or unsupported SSH key."""
 import hashlib
 import os
 import pty
@@ -15,6 +16,9 @@ from harness import SLI, Checks, Dir, expect, read, run, write  # noqa: E402
 
 d = Dir()
 checks = Checks()
+PASS = b"correct horse battery staple"
+write(d("pw.txt"), PASS + b"\n")
+os.environ["SLI_PASSPHRASE_FILE"] = d("pw.txt")  # sli's -p and passphrase decryption read it
 
 
 def sh(cmd, timeout=120):
@@ -23,58 +27,13 @@ def sh(cmd, timeout=120):
     return r.returncode, r.stdout, r.stderr.decode(errors="replace")
 
 
-rc, _, err = run([SLI, "keygen", "--type", "x25519", "--format", "age", "-o", d("ours.key"), "--pub", d("ours.pub")])
-OURS = read(d("ours.pub")).decode().strip()
-subprocess.run(["age-keygen", "-o", d("theirs.key")], stderr=subprocess.DEVNULL, check=True)
-THEIRS = [l.split(": ")[1] for l in read(d("theirs.key")).decode().splitlines() if "public key" in l][0]
-
-
-def both_ways(name, data, armor=False):
-    write(d(name), data)
-    a = "-a " if armor else ""
-    for enc, dec in ((f"{SLI} encrypt {a}-r {OURS} -o {d(name)}.s.age {d(name)}", f"age -d -i {d('ours.key')} {d(name)}.s.age"),
-                     (f"age -e {a}-r {OURS} -o {d(name)}.a.age {d(name)}", f"{SLI} decrypt -i {d('ours.key')} {d(name)}.a.age")):
-        rc, out, err = sh(enc)
-        expect(rc == 0, "%s: %s" % (enc, err))
-        rc, out, err = sh(dec)
-        expect(rc == 0 and out == data, "%s: rc=%d len=%d/%d %s" % (dec, rc, len(out), len(data), err))
-
-
-@checks.case
-def x25519_binary_and_armored():
-    data = os.urandom(300000)
-    both_ways("plain.bin", data)
-    both_ways("armored.bin", data, armor=True)
-    expect(read(d("armored.bin.s.age")).startswith(b"-----BEGIN AGE ENCRYPTED FILE-----\n"), "no armor")
-
-
-@checks.case
-def empty_and_exact_chunk_multiples():
-    both_ways("empty.bin", b"")
-    both_ways("one.bin", os.urandom(65536))
-    both_ways("two.bin", os.urandom(131072))
-    both_ways("edge.bin", os.urandom(65537), armor=True)
-
-
-@checks.case
-def several_recipients():
-    write(d("multi.bin"), b"for both of us\n" * 1000)
-    rc, out, err = sh(f"{SLI} encrypt -r {OURS} -r {THEIRS} -o {d('multi.age')} {d('multi.bin')}")
-    expect(rc == 0, err)
-    for ident, tool in ((d("theirs.key"), "age -d -i"), (d("ours.key"), f"{SLI} decrypt -i"),
-                        (d("theirs.key"), f"{SLI} decrypt -i")):
-        rc, out, err = sh(f"{tool} {ident} {d('multi.age')}")
-        expect(rc == 0 and out == read(d("multi.bin")), "%s %s: %s" % (tool, ident, err))
-    rc, out, err = sh(f"age -e -r {OURS} -r {THEIRS} {d('multi.bin')} | {SLI} decrypt -i {d('ours.key')}")
-    expect(rc == 0 and out == read(d("multi.bin")), err)
-
-
-def age_with_pty(args, passphrase, times):
-    """Runs age with a terminal (age -p refuses a pipe), answering its passphrase prompts."""
+def sh_pty(cmd, answers, timeout=600):
+    """Runs a bash command whose controlling terminal is a pty, typing the passphrase at each of
+    `answers` prompts (age reads passphrases from /dev/tty only). Returns (rc, terminal output)."""
     pid, fd = pty.fork()
     if pid == 0:
-        os.execvp("age", ["age"] + args)
-    out, answered, end = b"", 0, time.time() + 60
+        os.execvp("bash", ["bash", "-o", "pipefail", "-c", cmd])
+    out, answered, end = b"", 0, time.time() + timeout
     while time.time() < end:
         try:
             chunk = os.read(fd, 1024)
@@ -83,30 +42,167 @@ def age_with_pty(args, passphrase, times):
         if not chunk:
             break
         out += chunk
-        while answered < times and out.lower().count(b"passphrase") > answered:
-            os.write(fd, passphrase + b"\n")
+        while answered < answers and out.lower().count(b"passphrase") > answered:
+            os.write(fd, PASS + b"\n")
             answered += 1
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), out
 
 
+rc, _, err = run([SLI, "keygen", "--type", "x25519", "--format", "age", "-o", d("ours.key"), "--pub", d("ours.pub")])
+OURS = read(d("ours.pub")).decode().strip()
+subprocess.run(["age-keygen", "-o", d("theirs.key")], stderr=subprocess.DEVNULL, check=True)
+THEIRS = [l.split(": ")[1] for l in read(d("theirs.key")).decode().splitlines() if "public key" in l][0]
+for name, args in (("ed", ["-t", "ed25519"]), ("rsa", ["-t", "rsa", "-b", "3072"]),
+                   ("enc", ["-t", "ed25519", "-N", "secret"]), ("ecdsa", ["-t", "ecdsa"]),
+                   ("rsa1024", ["-t", "rsa", "-b", "1024"]), ("pemrsa", ["-t", "rsa", "-m", "PEM"])):
+    subprocess.run(["ssh-keygen", "-q", "-N", "", "-C", "sli test", "-f", d(name)] + args, check=True,
+                   stdout=subprocess.DEVNULL)
+
+# Per recipient type: (encrypt flags, decrypt flags, passphrase prompts age shows to encrypt / decrypt).
+TYPES = {
+    "x25519": (f"-r {OURS}", f"-i {d('ours.key')}", 0, 0),
+    "ssh-ed25519": (f"-R {d('ed.pub')}", f"-i {d('ed')}", 0, 0),
+    "ssh-rsa": (f"-R {d('rsa.pub')}", f"-i {d('rsa')}", 0, 0),
+    "scrypt": ("-p", "", 2, 1),
+}
+
+
+def both_ways(kind, name, data, armor=False):
+    enc, dec, p_enc, p_dec = TYPES[kind]
+    write(d(name), data)
+    a = "-a " if armor else ""
+    f = d(name)
+    rc, out, err = sh(f"{SLI} encrypt {a}{enc} -o {f}.s.age {f}")
+    expect(rc == 0, "sli encrypt %s: %s" % (kind, err))
+    expect(read(f + ".s.age").startswith(b"-----BEGIN AGE" if armor else b"age-encryption.org/v1\n"), "format")
+    if not armor:
+        stanza = "-> %s " % ("X25519" if kind == "x25519" else kind)
+        expect(stanza.encode() in read(f + ".s.age")[:2000], "no '%s' stanza" % stanza)
+    rc, out = sh_pty(f"age -d {dec} {f}.s.age > {f}.s.out", p_dec)  # (age -o makes no file for empty output)
+    expect(rc == 0 and read(f + ".s.out") == data, "age -d of sli's %s file: rc=%d %r" % (kind, rc, out[-300:]))
+    rc, out = sh_pty(f"age -e {a}{enc} -o {f}.a.age {f}", p_enc)
+    expect(rc == 0, "age -e %s: %r" % (kind, out[-300:]))
+    rc, out, err = sh(f"{SLI} decrypt {dec} -o {f}.a.out {f}.a.age")
+    expect(rc == 0 and read(f + ".a.out") == data, "sli decrypt of age's %s file: rc=%d %s" % (kind, rc, err))
+
+
+def matrix(kind):
+    data = os.urandom(300000)
+    both_ways(kind, kind + ".bin", data)
+    both_ways(kind, kind + ".asc", data, armor=True)
+    both_ways(kind, kind + ".empty", b"")
+    both_ways(kind, kind + ".64k", os.urandom(65536))
+    both_ways(kind, kind + ".128k", os.urandom(131072), armor=True)
+    both_ways(kind, kind + ".64k1", os.urandom(65537))
+
+
+ZEROS_1GIB = "49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14"
+
+
+def one_gib(kind):
+    enc, dec, p_enc, p_dec = TYPES[kind]
+    for pipeline, answers in ((f"head -c {1 << 30} /dev/zero | {SLI} encrypt {enc} | age -d {dec} | sha256sum > {d('gib')}", p_dec),
+                              (f"head -c {1 << 30} /dev/zero | age -e {enc} | {SLI} decrypt {dec} | sha256sum > {d('gib')}", p_enc)):
+        rc, out = sh_pty(pipeline, answers)
+        expect(rc == 0, "%s: %r" % (pipeline, out[-300:]))
+        expect(read(d("gib")).split()[0].decode() == ZEROS_1GIB, "1 GiB of zeros did not survive: %s" % pipeline)
+
+
 @checks.case
-def scrypt_passphrase_both_ways():
-    data = os.urandom(70000)
-    write(d("pw.bin"), data)
-    write(d("pw.txt"), b"correct horse battery staple\n")
-    env = dict(os.environ, SLI_PASSPHRASE_FILE=d("pw.txt"))
-    r = subprocess.run([SLI, "encrypt", "-p", "-o", d("pw.s.age"), d("pw.bin")], env=env, stderr=subprocess.PIPE)
-    expect(r.returncode == 0, r.stderr)
-    expect(b"-> scrypt " in read(d("pw.s.age"))[:200], "no scrypt stanza")
-    rc, out = age_with_pty(["-d", "-o", d("pw.s.out"), d("pw.s.age")], b"correct horse battery staple", 1)
-    expect(rc == 0 and read(d("pw.s.out")) == data, "age -d of our scrypt file: rc=%d %r" % (rc, out[-200:]))
-    rc, out = age_with_pty(["-p", "-o", d("pw.a.age"), d("pw.bin")], b"correct horse battery staple", 2)
-    expect(rc == 0, "age -p: %r" % out[-200:])
-    r = subprocess.run([SLI, "decrypt", "-o", d("pw.a.out"), d("pw.a.age")], env=env, stderr=subprocess.PIPE)
-    expect(r.returncode == 0 and read(d("pw.a.out")) == data, r.stderr)
+def x25519_matrix():
+    matrix("x25519")
+    expect(read(d("x25519.asc.s.age")).startswith(b"-----BEGIN AGE ENCRYPTED FILE-----\n"), "no armor")
+
+
+@checks.case
+def ssh_ed25519_matrix():
+    matrix("ssh-ed25519")
+
+
+@checks.case
+def ssh_rsa_matrix():
+    matrix("ssh-rsa")
+
+
+@checks.case
+def scrypt_matrix():
+    matrix("scrypt")
+    expect(b"-> scrypt " in read(d("scrypt.bin.s.age"))[:200], "no scrypt stanza")
+
+
+@checks.case
+def several_recipients_of_mixed_types():
+    data = b"for all of us\n" * 5000
+    write(d("multi.bin"), data)
+    rcpts = f"-r {OURS} -r {THEIRS} -R {d('ed.pub')} -r '{read(d('rsa.pub')).decode().strip()}'"
+    ids = (d("theirs.key"), d("ours.key"), d("ed"), d("rsa"))
+    for tool in (SLI + " encrypt", "age -e"):
+        rc, out, err = sh(f"{tool} {rcpts} -o {d('multi.age')} {d('multi.bin')}")
+        expect(rc == 0, "%s: %s" % (tool, err))
+        head = read(d("multi.age"))[:4000]
+        expect(all(t in head for t in (b"-> X25519 ", b"-> ssh-ed25519 ", b"-> ssh-rsa ")), "stanzas: %r" % head[:300])
+        for ident in ids:
+            for dec in ("age -d -i", f"{SLI} decrypt -i"):
+                rc, out, err = sh(f"{dec} {ident} {d('multi.age')}")
+                expect(rc == 0 and out == data, "%s %s of %s's file: %s" % (dec, ident, tool, err))
+        # an identity file may hold several keys; the SSH key of a stranger is simply not a match
+        rc, out, err = sh(f"{SLI} decrypt -i {d('pemrsa')} -i {d('ed')} {d('multi.age')}")
+        expect(rc == 0 and out == data, err)
+
+
+@checks.case
+def one_gib_each_way_per_type():
+    for kind in ("x25519", "ssh-ed25519", "ssh-rsa", "scrypt"):
+        one_gib(kind)
+
+
+@checks.case
+def ssh_keys_from_other_sources():
+    data = os.urandom(5000)
+    write(d("k.bin"), data)
+    # a PEM PKCS#1 RSA key (ssh-keygen -m PEM) and its .pub
+    rc, _, err = sh(f"age -R {d('pemrsa.pub')} -o {d('k.age')} {d('k.bin')} && {SLI} decrypt -i {d('pemrsa')} -o {d('k.out')} {d('k.age')}")
+    expect(rc == 0 and read(d("k.out")) == data, err)
+    # keys sli makes: an Ed25519 PKCS#8 private key with its OpenSSH line, read by age too
+    rc, _, err = run([SLI, "keygen", "--type", "ed25519", "--format", "ssh", "-o", d("sk.pem"), "--pub", d("sk.pub")])
+    expect(rc == 0, err)
+    rc, out, err = sh(f"{SLI} encrypt -R {d('sk.pub')} {d('k.bin')} | age -d -i {d('sk.pem')}")
+    expect(rc == 0 and out == data, "age -d -i (sli's PKCS#8 Ed25519 key): %s" % err)
+    rc, out, err = sh(f"age -e -R {d('sk.pub')} {d('k.bin')} | {SLI} decrypt -i {d('sk.pem')}")
+    expect(rc == 0 and out == data, err)
+    # the public line ssh-keygen derives from sli's key is the one sli wrote
+    rc, out, err = sh(f"ssh-keygen -y -f {d('ed')}")
+    expect(rc == 0 and out.split()[:2] == read(d("ed.pub")).split()[:2], err)
+
+
+@checks.case
+def ssh_key_errors_are_named():
+    sh(f"age -e -R {d('ed.pub')} -o {d('e.age')} {d('pw.txt')}")
+    rc, _, err = run([SLI, "decrypt", "-i", d("enc"), "-o", d("e.out"), d("e.age")])
+    expect(rc == 3 and "SLI_E_KEY_ENCRYPTED" in err and "ssh-keygen -p" in err and not os.path.exists(d("e.out")), err)
+    rc, _, err = run([SLI, "encrypt", "-R", d("ecdsa.pub"), d("pw.txt")])
+    expect(rc != 0 and "SLI_E_UNSUPPORTED" in err, err)
+    rc, _, err = run([SLI, "decrypt", "-i", d("ecdsa"), d("e.age")])
+    expect(rc != 0 and "SLI_E_UNSUPPORTED" in err, err)
+    rc, _, err = run([SLI, "encrypt", "-R", d("rsa1024.pub"), d("pw.txt")])
+    expect(rc != 0 and "SLI_E_WEAK_KEY" in err, err)
+    rc, _, err = run([SLI, "encrypt", "-r", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBad", d("pw.txt")])
+    expect(rc == 2 or "not a valid" in err, err)
+    rc, _, err = run([SLI, "decrypt", "-i", d("rsa"), "-o", d("e.out"), d("e.age")])
+    expect(rc == 6 and "SLI_E_NO_MATCH" in err and not os.path.exists(d("e.out")), err)
+    # a malformed ssh-ed25519 stanza for our key's tag is a header error, not a silent miss
+    blob = read(d("e.age"))
+    line = blob.split(b"\n")[1]
+    write(d("m.age"), blob.replace(line, line.rsplit(b" ", 1)[0] + b" AAAA", 1))
+    rc, _, err = run([SLI, "decrypt", "-i", d("ed"), "-o", d("e.out"), d("m.age")])
+    expect(rc == 6 and "SLI_E_HEADER" in err and not os.path.exists(d("e.out")), err)
+
+
+@checks.case
+def wrong_passphrase():
     write(d("wrong.txt"), b"wrong\n")
-    r = subprocess.run([SLI, "decrypt", "-o", d("pw.bad"), d("pw.a.age")],
+    r = subprocess.run([SLI, "decrypt", "-o", d("pw.bad"), d("scrypt.bin.a.age")],
                        env=dict(os.environ, SLI_PASSPHRASE_FILE=d("wrong.txt")), stderr=subprocess.PIPE)
     expect(r.returncode == 6 and b"SLI_E_NO_MATCH" in r.stderr and not os.path.exists(d("pw.bad")), r.stderr)
 
@@ -151,18 +247,6 @@ def tampering_gets_named_errors():
     write(d("bad2.age"), bytes(pay))
     rc, out, err = sh(f"age -d -i {d('ours.key')} {d('bad2.age')}")
     expect(rc != 0, "age accepted a modified payload")
-
-
-@checks.case
-def one_gib_each_way():
-    size = 1 << 30
-    want = hashlib.sha256(b"\0" * (1 << 20)).digest()  # placeholder to warm hashlib
-    for pipeline in (f"head -c {size} /dev/zero | {SLI} encrypt -r {OURS} | age -d -i {d('ours.key')} | sha256sum",
-                     f"head -c {size} /dev/zero | age -e -r {OURS} | {SLI} decrypt -i {d('ours.key')} | sha256sum"):
-        rc, out, err = sh("set -o pipefail; " + pipeline, timeout=600)
-        expect(rc == 0, "%s: %s" % (pipeline, err))
-        expect(out.split()[0] == b"49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14",
-               "1 GiB of zeros did not survive: %s" % out)
 
 
 checks.finish(d)
