@@ -147,8 +147,8 @@ static int test_rotation_and_files(void) {
   /* bad files: named errors with the file and line */
   const char *bad[] = {"not a keyring\n", "# sli keyring v1\nprimary 01020304\n",
                        "# sli keyring v1\nprimary 0a0a0a0a\nkey 01020304 1 00\n",
-                       "# sli keyring v1\nprimary 0a0a0a0a\nkey 01020304 1 "
-                       "0000000000000000000000000000000000000000000000000000000000000000\n"};
+                       ("# sli keyring v1\nprimary 0a0a0a0a\nkey 01020304 1 "
+                        "0000000000000000000000000000000000000000000000000000000000000000\n")};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     FILE *f = fopen(path, "w");
     fputs(bad[i], f);
