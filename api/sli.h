@@ -637,6 +637,13 @@ typedef struct sli_age_dec sli_age_dec;
  * Decryptors detect armor by themselves. Since: 1.0 */
 #define SLI_AGE_ARMOR 0x1u
 
+/* SLI_AGE_PARALLEL lets an encryptor or decryptor seal or open the whole chunks of one large
+ * `_update` input (4 chunks or more: give it 1 MiB or more at a time) on two threads, the caller's
+ * and a helper thread the object starts on first use (all signals blocked) and joins in its
+ * `_free`. The file format is the same; without a thread to be had, the caller's does all. The
+ * encryptor ignores it with SLI_AGE_ARMOR, the decryptor for armored input. Since: 1.0 */
+#define SLI_AGE_PARALLEL 0x2u
+
 /* SLI_AGE_CHUNK_BYTES is the plaintext size of a payload chunk; SLI_AGE_TAG_BYTES its tag. */
 #define SLI_AGE_CHUNK_BYTES 65536
 #define SLI_AGE_TAG_BYTES 16
@@ -690,7 +697,7 @@ SLI_API int sli_age_recipient_encode(const sli_age_recipient *r, char *out, size
 /* sli_age_recipient_free frees `r`; NULL is a no-op. Since: 1.0 */
 SLI_API void sli_age_recipient_free(sli_age_recipient *r);
 
-/* sli_age_enc_new starts encrypting to `n` recipients (`flags`: SLI_AGE_ARMOR). It copies what it
+/* sli_age_enc_new starts encrypting to `n` recipients (`flags`: SLI_AGE_ARMOR, SLI_AGE_PARALLEL). It copies what it
  * needs. It returns 0 on success or a negative SLI_E_* code. Since: 1.0 */
 SLI_API int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, size_t n,
                             uint32_t flags);
@@ -713,7 +720,8 @@ SLI_API int sli_age_enc_final(sli_age_enc *e, uint8_t *out, size_t *out_len);
 /* sli_age_enc_free frees `e`, wiping keys; NULL is a no-op. Since: 1.0 */
 SLI_API void sli_age_enc_free(sli_age_enc *e);
 
-/* sli_age_dec_new starts decrypting with `n` identities. Since: 1.0 */
+/* sli_age_dec_new starts decrypting with `n` identities (`flags`: 0 or SLI_AGE_PARALLEL). It copies
+ * them. Since: 1.0 */
 SLI_API int sli_age_dec_new(sli_age_dec **out, const sli_age_identity *const *ids, size_t n,
                             uint32_t flags);
 

@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "age.h"
+#include "worker.h"
 
 #define CHUNK SLI_AGE_CHUNK_BYTES
 #define TAGLEN SLI_AGE_TAG_BYTES
@@ -135,7 +136,8 @@ static void buf_wipe(buf *b) {
 /* ---- encryption ---- */
 
 struct sli_age_enc {
-  int armor, finished;
+  int armor, finished, parallel;
+  sli_worker *worker;     /* SLI_AGE_PARALLEL: started on first use */
   uint64_t counter;
   EVP_AEAD_CTX aead;
   buf pending;            /* header + nonce not yet written */
@@ -160,7 +162,7 @@ static void add_body(buf *h, const uint8_t *body, size_t n) {
 int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, size_t n, uint32_t flags) {
   if (!out) return SLI_E_INVAL;
   *out = NULL;
-  if (!rcpts || n == 0 || (flags & ~SLI_AGE_ARMOR)) return SLI_E_INVAL;
+  if (!rcpts || n == 0 || (flags & ~(SLI_AGE_ARMOR | SLI_AGE_PARALLEL))) return SLI_E_INVAL;
   for (size_t i = 0; i < n; i++)
     if (!rcpts[i] || (rcpts[i]->kind == AGE_SCRYPT && n > 1)) return SLI_E_INVAL; /* a passphrase stands alone */
   int rc = sli__ensure_init();
@@ -168,6 +170,7 @@ int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, si
   sli_age_enc *e = sli__zalloc(sizeof(*e));
   if (!e) return SLI_E_NOMEM;
   e->armor = (flags & SLI_AGE_ARMOR) != 0;
+  e->parallel = (flags & SLI_AGE_PARALLEL) != 0 && !e->armor; /* armor encodes in order */
   uint8_t file_key[16], nonce[16], key[32], body[32], mac[32], hmac_key[32];
   rc = SLI_E_INTERNAL;
   if (!RAND_bytes(file_key, 16) || !RAND_bytes(nonce, 16)) goto done;
@@ -294,6 +297,43 @@ static int seal_from(sli_age_enc *e, uint8_t *out, size_t *o, const uint8_t *pt,
   return 0;
 }
 
+/* A run of whole, non-last chunks sealed side by side into `out` (binary output only). The AEAD
+ * context is only read, so two threads may seal with it at once. */
+typedef struct seal_job {
+  const EVP_AEAD_CTX *aead;
+  uint8_t *out;
+  const uint8_t *in;
+  uint64_t counter;
+  size_t n;
+  int ok;
+} seal_job;
+
+static void seal_run(void *arg) {
+  seal_job *j = arg;
+  j->ok = 1;
+  for (size_t i = 0; i < j->n && j->ok; i++) {
+    uint8_t nonce[12];
+    size_t w = 0;
+    chunk_nonce(nonce, j->counter + i, 0);
+    j->ok = EVP_AEAD_CTX_seal(j->aead, j->out + i * (CHUNK + TAGLEN), &w, CHUNK + TAGLEN, nonce, 12,
+                              j->in + i * CHUNK, CHUNK, NULL, 0) && w == CHUNK + TAGLEN;
+  }
+}
+
+/* seal_parallel seals `n` whole chunks, the second half on the helper thread. */
+static int seal_parallel(sli_age_enc *e, uint8_t *out, const uint8_t *in, size_t n) {
+  size_t half = n / 2;
+  seal_job a = {&e->aead, out, in, e->counter, half, 0};
+  seal_job b = {&e->aead, out + half * (CHUNK + TAGLEN), in + half * CHUNK, e->counter + half, n - half, 0};
+  sli__worker_start(e->worker, seal_run, &b);
+  seal_run(&a);
+  sli__worker_wait(e->worker);
+  ERR_clear_error();
+  if (!a.ok || !b.ok) return SLI_E_INTERNAL;
+  e->counter += n;
+  return 0;
+}
+
 static int seal_chunk(sli_age_enc *e, uint8_t *out, size_t *o, int last) {
   int rc = seal_from(e, out, o, e->pt, e->pt_len, last);
   OPENSSL_cleanse(e->pt, e->pt_len);
@@ -316,6 +356,23 @@ int sli_age_enc_update(sli_age_enc *e, uint8_t *out, size_t *out_len, const uint
   }
   size_t o = 0;
   flush_pending(e, out, &o);
+  if (e->pt_len == CHUNK && in_len) { /* more input follows: the full chunk held back is not the last */
+    int rc = seal_chunk(e, out, &o, 0);
+    if (rc) return rc;
+  }
+  size_t whole = e->pt_len == 0 && in_len ? (in_len - 1) / CHUNK : 0; /* chunks with more after them */
+  if (e->parallel && whole >= 4) {
+    if (!e->worker) e->worker = sli__worker_new();
+    if (e->worker) {
+      int rc = seal_parallel(e, out + o, in, whole);
+      if (rc) return rc;
+      o += whole * (CHUNK + TAGLEN);
+      in += whole * CHUNK;
+      in_len -= whole * CHUNK;
+    } else {
+      e->parallel = 0; /* no thread to be had: seal on this one */
+    }
+  }
   while (in_len) {
     if (e->pt_len == 0 && in_len > CHUNK) { /* a whole chunk with more after it: no copy */
       int rc = seal_from(e, out, &o, in, CHUNK, 0);
@@ -362,6 +419,7 @@ int sli_age_enc_final(sli_age_enc *e, uint8_t *out, size_t *out_len) {
 
 void sli_age_enc_free(sli_age_enc *e) {
   if (!e) return;
+  sli__worker_free(e->worker);
   EVP_AEAD_CTX_cleanup(&e->aead);
   buf_wipe(&e->pending);
   OPENSSL_cleanse(e, sizeof(*e));
@@ -373,7 +431,8 @@ void sli_age_enc_free(sli_age_enc *e) {
 enum { D_START, D_HEADER, D_NONCE, D_PAYLOAD, D_DONE, D_FAILED };
 
 struct sli_age_dec {
-  int state, armor, armor_ended;
+  int state, armor, armor_ended, parallel;
+  sli_worker *worker;     /* SLI_AGE_PARALLEL: started on first use */
   buf start;              /* the first bytes, to tell armor from binary */
   buf line;               /* armor: the current line */
   buf header;
@@ -404,7 +463,7 @@ static int dfail(sli_age_dec *d, int code, const char *fmt, ...) {
 int sli_age_dec_new(sli_age_dec **out, const sli_age_identity *const *ids, size_t n, uint32_t flags) {
   if (!out) return SLI_E_INVAL;
   *out = NULL;
-  if (!ids || n == 0 || flags) return SLI_E_INVAL;
+  if (!ids || n == 0 || (flags & ~SLI_AGE_PARALLEL)) return SLI_E_INVAL;
   int rc = sli__ensure_init();
   if (rc) return rc;
   sli_age_dec *d = sli__zalloc(sizeof(*d));
@@ -420,6 +479,7 @@ int sli_age_dec_new(sli_age_dec **out, const sli_age_identity *const *ids, size_
     }
   }
   d->n_ids = n;
+  d->parallel = (flags & SLI_AGE_PARALLEL) != 0;
   *out = d;
   return 0;
 }
@@ -428,6 +488,7 @@ const char *sli_age_dec_error(const sli_age_dec *d) { return d && d->err[0] ? d-
 
 void sli_age_dec_free(sli_age_dec *d) {
   if (!d) return;
+  sli__worker_free(d->worker);
   for (size_t i = 0; i < d->n_ids; i++) sli_age_identity_free(d->ids[i]);
   free(d->ids);
   if (d->aead_ready) EVP_AEAD_CTX_cleanup(&d->aead);
@@ -613,6 +674,50 @@ static int open_chunk(sli_age_dec *d, uint8_t *out, size_t *o, int last) {
   return 0;
 }
 
+/* A run of whole, non-last chunks opened side by side, straight from the input (see seal_job). */
+typedef struct open_job {
+  const EVP_AEAD_CTX *aead;
+  uint8_t *out;
+  const uint8_t *in;
+  uint64_t counter;
+  size_t n, failed; /* failed: index of the first chunk that did not open, or n */
+} open_job;
+
+static void open_run(void *arg) {
+  open_job *j = arg;
+  j->failed = j->n;
+  for (size_t i = 0; i < j->n; i++) {
+    uint8_t nonce[12];
+    size_t w = 0;
+    chunk_nonce(nonce, j->counter + i, 0);
+    if (!EVP_AEAD_CTX_open(j->aead, j->out + i * CHUNK, &w, CHUNK, nonce, 12, j->in + i * (CHUNK + TAGLEN),
+                           CHUNK + TAGLEN, NULL, 0) || w != CHUNK) {
+      j->failed = i;
+      return;
+    }
+  }
+}
+
+/* open_whole opens `k` whole chunks from `in` into `out` + *o: on two threads with SLI_AGE_PARALLEL
+ * and 4 chunks or more, else on this one. */
+static int open_whole(sli_age_dec *d, const uint8_t *in, size_t k, uint8_t *out, size_t *o) {
+  if (d->parallel && k >= 4 && !d->worker && !(d->worker = sli__worker_new())) d->parallel = 0;
+  size_t half = d->parallel && k >= 4 ? k / 2 : k;
+  open_job a = {&d->aead, out + *o, in, d->counter, half, 0};
+  open_job b = {&d->aead, out + *o + half * CHUNK, in + half * (CHUNK + TAGLEN), d->counter + half, k - half, 0};
+  if (half < k) sli__worker_start(d->worker, open_run, &b);
+  open_run(&a);
+  if (half < k) sli__worker_wait(d->worker);
+  ERR_clear_error();
+  size_t bad = a.failed < half ? a.failed : half < k && b.failed < k - half ? half + b.failed : k;
+  if (bad < k)
+    return dfail(d, SLI_E_PAYLOAD, "payload chunk %llu was modified or reordered",
+                 (unsigned long long)(d->counter + bad));
+  d->counter += k;
+  *o += k * CHUNK;
+  return 0;
+}
+
 /* feed consumes binary (de-armored) bytes. */
 static int feed(sli_age_dec *d, const uint8_t *in, size_t n, uint8_t *out, size_t *o) {
   while (n) {
@@ -629,6 +734,8 @@ static int feed(sli_age_dec *d, const uint8_t *in, size_t n, uint8_t *out, size_
       /* a complete line: is it the MAC line? find its beginning */
       size_t ls = line_start;
       while (ls > 0 && d->header.p[ls - 1] != '\n') ls--;
+      if (ls == 0 && (d->header.len != sizeof(VERSION_LINE) || memcmp(d->header.p, VERSION_LINE "\n", sizeof(VERSION_LINE))))
+        return dfail(d, SLI_E_HEADER, "not an age v1 file (first line is not '%s')", VERSION_LINE);
       if (d->header.len - ls >= 4 && memcmp(d->header.p + ls, "--- ", 4) == 0) {
         int rc = parse_header(d);
         if (rc) return rc;
@@ -660,6 +767,14 @@ static int feed(sli_age_dec *d, const uint8_t *in, size_t n, uint8_t *out, size_
       if (d->ct_len == CHUNK + TAGLEN) { /* more data follows: that full chunk was not the last */
         int rc = open_chunk(d, out, o, 0);
         if (rc) return rc;
+      }
+      size_t k = d->ct_len == 0 ? (n - 1) / (CHUNK + TAGLEN) : 0; /* whole chunks with more after them */
+      if (k) { /* opened in place, without a copy */
+        int rc = open_whole(d, in, k, out, o);
+        if (rc) return rc;
+        in += k * (CHUNK + TAGLEN);
+        n -= k * (CHUNK + TAGLEN);
+        continue;
       }
       size_t take = CHUNK + TAGLEN - d->ct_len < n ? CHUNK + TAGLEN - d->ct_len : n;
       memcpy(d->ct + d->ct_len, in, take);

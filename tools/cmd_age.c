@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "prefetch.h"
 
 #define MAXKEYS 64
 
@@ -182,8 +183,9 @@ int cmd_age(int argc, char **argv) {
   }
   sli_age_enc *e = NULL;
   sli_age_dec *d = NULL;
-  rc = enc ? sli_age_enc_new(&e, (const sli_age_recipient *const *)rcpts, (size_t)n_objs, armor ? SLI_AGE_ARMOR : 0)
-           : sli_age_dec_new(&d, (const sli_age_identity *const *)ids, (size_t)n_objs, 0);
+  rc = enc ? sli_age_enc_new(&e, (const sli_age_recipient *const *)rcpts, (size_t)n_objs,
+                             armor ? SLI_AGE_ARMOR : SLI_AGE_PARALLEL)
+           : sli_age_dec_new(&d, (const sli_age_identity *const *)ids, (size_t)n_objs, SLI_AGE_PARALLEL);
   const size_t IN = 16 * SLI_AGE_CHUNK_BYTES; /* 1 MiB reads */
   size_t cap = 0;
   if (!rc) {
@@ -191,11 +193,17 @@ int cmd_age(int argc, char **argv) {
     size_t fin = enc ? sli_age_enc_final_bound(e) : SLI_AGE_CHUNK_BYTES;
     if (fin > cap) cap = fin;
   }
-  uint8_t *ibuf = malloc(IN), *obuf = malloc(cap ? cap : 1);
+  /* a reader thread fills the next 1 MiB while this one encrypts or decrypts the last */
+  prefetch *ra = rc ? NULL : prefetch_start(ifd, IN, 4);
+  uint8_t *obuf = malloc(cap ? cap : 1);
+  const uint8_t *ibuf = NULL;
   int werr = 0;
-  while (!rc && ibuf && obuf) {
-    ssize_t r = read(ifd, ibuf, IN);
-    if (r < 0 && errno == EINTR) continue;
+  if (!rc && (!ra || !obuf)) {
+    fprintf(stderr, "sli %s: out of memory\n", argv[0]);
+    result = EXIT_FAIL;
+  }
+  while (!rc && ra && obuf) {
+    ssize_t r = prefetch_next(ra, &ibuf);
     if (r < 0) {
       fprintf(stderr, "sli %s: read error: %s\n", argv[0], strerror(errno));
       result = EXIT_FAIL;
@@ -225,9 +233,9 @@ int cmd_age(int argc, char **argv) {
     if (result == EXIT_OK && rename(tmp, outp) != 0) result = EXIT_FAIL;
     if (result != EXIT_OK) unlink(tmp); /* never leave partial output behind */
   }
+  prefetch_stop(ra);
   if (ifd) close(ifd);
   if (obuf) sli_free(obuf, cap);
-  free(ibuf);
   sli_age_enc_free(e);
   sli_age_dec_free(d);
 cleanup_keys:

@@ -200,6 +200,25 @@ def ssh_key_errors_are_named():
 
 
 @checks.case
+def bad_input_fails_before_the_input_ends():
+    """A bad version line or an oversized header fails at once, while the writer still holds the pipe
+    open (the reader thread is stopped inside its read)."""
+    for first in (b"age-encryption.org/v2\n", b"a" * 70000):
+        p = subprocess.Popen([SLI, "decrypt", "-i", d("ours.key")], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdin.write(first)
+        p.stdin.flush()
+        try:
+            rc = p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise AssertionError("sli decrypt waited for the end of an input it had already refused")
+        err = p.stderr.read().decode()
+        p.stdin.close()
+        expect(rc == 6 and "SLI_E_HEADER" in err, err)
+
+
+@checks.case
 def wrong_passphrase():
     write(d("wrong.txt"), b"wrong\n")
     r = subprocess.run([SLI, "decrypt", "-o", d("pw.bad"), d("scrypt.bin.a.age")],
