@@ -86,6 +86,7 @@ int cmd_csr(int argc, char **argv) {
   char *pw = pwfile ? first_line(pwfile) : NULL;
   char msg[512] = "";
   sli_key *k;
+  const char *pem_hint = NULL;
   int rc = sli_key_load_file(&k, key, pw, msg, sizeof(msg));
   if (pw) sli_free(pw, strlen(pw));
   if (rc) return cli_error(cmd, rc, msg);
@@ -106,6 +107,10 @@ int cmd_csr(int argc, char **argv) {
       return EXIT_CONFIG;
     }
     rc = sli_ca_issue_alloc(c, cl, k, r, rl, days, &pem, &pem_len);
+    if (rc == SLI_E_PEM && strstr(r, "-----BEGIN CERTIFICATE-----") && !strstr(r, "REQUEST-----"))
+      pem_hint = "the --csr file holds a certificate, not a certificate request";
+    else if (rc == SLI_E_PEM)
+      pem_hint = "the --csr file is not a readable PEM certificate request";
     free(c);
     free(r);
   }
@@ -115,7 +120,7 @@ int cmd_csr(int argc, char **argv) {
                     : rc == SLI_E_UNSUPPORTED ? "this key cannot sign (x25519)"
                     : rc == SLI_E_KEY_MISMATCH ? "the CA key does not match the CA certificate"
                     : rc == SLI_E_CONFIG ? "the CA certificate is not a CA (make one with selfsign --ca)"
-                    : rc == SLI_E_SIGNATURE ? "the request's signature does not verify" : NULL;
+                    : rc == SLI_E_SIGNATURE ? "the request's signature does not verify" : pem_hint;
     return cli_error(cmd, rc, why);
   }
   int w = save(out, pem);

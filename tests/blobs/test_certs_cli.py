@@ -94,6 +94,11 @@ def named_errors():
     rc, out, err = run([SLI, "ca", "issue", "--ca-cert", d("ca.crt"), "--ca-key", d("ca.key"),
                         "--csr", d("tampered.req"), "-o", d("bad.crt")])
     expect(rc == 6 and "SLI_E_SIGNATURE" in err and not os.path.exists(d("bad.crt")), "rc=%d %s" % (rc, err))
+    # a certificate given where the request belongs is named as such
+    rc, out, err = run([SLI, "ca", "issue", "--ca-cert", d("ca.crt"), "--ca-key", d("ca.key"),
+                        "--csr", d("leaf.crt"), "-o", d("bad.crt")])
+    expect(rc == 3 and "SLI_E_PEM" in err and "holds a certificate, not a certificate request" in err
+           and not os.path.exists(d("bad.crt")), "rc=%d %s" % (rc, err))
 
 
 checks.finish(d)
