@@ -639,8 +639,9 @@ static int parse_header(sli_age_dec *d) {
   if (n_stanzas == 0) return covered_fail(&covered, d, SLI_E_HEADER, "no recipient stanza");
   if (has_scrypt && n_stanzas > 1) return covered_fail(&covered, d, SLI_E_HEADER, "an scrypt stanza must be the only one");
   if (!found)
-    return covered_fail(&covered, d, SLI_E_NO_MATCH, "none of the %zu identities given can open this file (%d recipient%s)",
-                 d->n_ids, n_stanzas, n_stanzas == 1 ? "" : "s");
+    return covered_fail(&covered, d, SLI_E_NO_MATCH, "%s open this file (%d recipient%s)",
+                 d->n_ids == 1 ? "the identity given cannot" : "none of the identities given can", n_stanzas,
+                 n_stanzas == 1 ? "" : "s");
   uint8_t hk[32], want[32];
   unsigned ml = 0;
   int ok = sli__age_hkdf32(hk, file_key, 16, NULL, 0, "header") && HMAC(EVP_sha256(), hk, 32, covered.p, mac_off, want, &ml);
