@@ -576,6 +576,14 @@ SLI_API int sli_key_public_pem_alloc(const sli_key *k, char **out, size_t *out_l
 SLI_API int sli_key_openssh_public_alloc(const sli_key *k, const char *comment, char **out,
                                          size_t *out_len);
 
+/* sli_key_openssh_private_alloc writes private key `k` (RSA or Ed25519) as an unencrypted OpenSSH
+ * private key ("-----BEGIN OPENSSH PRIVATE KEY-----", what ssh-keygen writes, read by ssh and age),
+ * NUL-terminated, `*out_len` counting the NUL; free it with `sli_free(*out, *out_len)`, which wipes
+ * it. It returns SLI_E_UNSUPPORTED for other types and SLI_E_INVAL for a public key. sli cannot
+ * protect such a file with a passphrase (OpenSSH uses bcrypt_pbkdf); `ssh-keygen -p` can. Since: 1.0 */
+SLI_API int sli_key_openssh_private_alloc(const sli_key *k, const char *comment, char **out,
+                                          size_t *out_len);
+
 /* sli_key_sig_max_size returns the largest signature `k` makes, or 0 if it cannot sign. */
 SLI_API size_t sli_key_sig_max_size(const sli_key *k);
 

@@ -190,6 +190,16 @@ int sli_key_public_pem_alloc(const sli_key *k, char **out, size_t *out_len) {
   return rc;
 }
 
+int sli_key_openssh_private_alloc(const sli_key *k, const char *comment, char **out, size_t *out_len) {
+  if (!k || !out || !out_len) return SLI_E_INVAL;
+  *out = NULL;
+  *out_len = 0;
+  int t = sli_key_type(k);
+  if (t != SLI_KEY_RSA && t != SLI_KEY_ED25519) return SLI_E_UNSUPPORTED;
+  if (!k->has_private) return SLI_E_INVAL;
+  return sli__openssh_private_write(k->pkey, comment, out, out_len);
+}
+
 int sli_key_openssh_public_alloc(const sli_key *k, const char *comment, char **out, size_t *out_len) {
   if (!k || !out || !out_len) return SLI_E_INVAL;
   *out = NULL;

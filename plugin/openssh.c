@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/mem.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 
 #include "openssh.h"
@@ -277,5 +278,84 @@ int sli__openssh_blob(const EVP_PKEY *pkey, uint8_t **out, size_t *out_len) {
     ERR_clear_error();
     return SLI_E_INTERNAL;
   }
+  return 0;
+}
+
+int sli__openssh_private_write(const EVP_PKEY *pkey, const char *comment, char **out, size_t *out_len) {
+  *out = NULL;
+  *out_len = 0;
+  uint8_t *blob = NULL, *body = NULL;
+  size_t blen = 0, bodylen = 0;
+  int rc = sli__openssh_blob(pkey, &blob, &blen);
+  if (rc) return rc;
+  int id = EVP_PKEY_id(pkey);
+  const char *name = id == EVP_PKEY_RSA ? "ssh-rsa" : "ssh-ed25519";
+  if (!comment) comment = "";
+  uint32_t check;
+  CBB cbb, priv;
+  int ok = RAND_bytes((uint8_t *)&check, sizeof(check)) && CBB_init(&cbb, 4096) && CBB_init(&priv, 4096);
+  /* the private section: check ints, the key, the comment, then padding 1, 2, 3… to 8 bytes */
+  ok = ok && CBB_add_u32(&priv, check) && CBB_add_u32(&priv, check) &&
+       put_string(&priv, (const uint8_t *)name, strlen(name));
+  if (ok && id == EVP_PKEY_ED25519) {
+    uint8_t seed[64], pub[32];
+    size_t sl = 32, pl = 32;
+    ok = EVP_PKEY_get_raw_private_key(pkey, seed, &sl) && EVP_PKEY_get_raw_public_key(pkey, pub, &pl);
+    memcpy(seed + 32, pub, 32);
+    ok = ok && put_string(&priv, pub, 32) && put_string(&priv, seed, 64);
+    OPENSSL_cleanse(seed, sizeof(seed));
+  } else if (ok) {
+    const RSA *rsa = EVP_PKEY_get0_RSA(pkey);
+    ok = RSA_get0_d(rsa) && RSA_get0_p(rsa) && RSA_get0_q(rsa) && RSA_get0_iqmp(rsa) &&
+         put_mpint(&priv, RSA_get0_n(rsa)) && put_mpint(&priv, RSA_get0_e(rsa)) &&
+         put_mpint(&priv, RSA_get0_d(rsa)) && put_mpint(&priv, RSA_get0_iqmp(rsa)) &&
+         put_mpint(&priv, RSA_get0_p(rsa)) && put_mpint(&priv, RSA_get0_q(rsa));
+  }
+  ok = ok && put_string(&priv, (const uint8_t *)comment, strlen(comment));
+  for (uint8_t i = 1; ok && CBB_len(&priv) % 8; i++) ok = CBB_add_u8(&priv, i);
+  uint8_t *ps = NULL;
+  size_t pslen = 0;
+  ok = ok && CBB_finish(&priv, &ps, &pslen);
+  ok = ok && CBB_add_bytes(&cbb, (const uint8_t *)MAGIC, sizeof(MAGIC)) &&
+       put_string(&cbb, (const uint8_t *)"none", 4) && put_string(&cbb, (const uint8_t *)"none", 4) &&
+       put_string(&cbb, NULL, 0) && CBB_add_u32(&cbb, 1) && put_string(&cbb, blob, blen) &&
+       put_string(&cbb, ps, pslen) && CBB_finish(&cbb, &body, &bodylen);
+  if (ps) {
+    OPENSSL_cleanse(ps, pslen);
+    OPENSSL_free(ps);
+  }
+  OPENSSL_free(blob);
+  if (!ok) {
+    CBB_cleanup(&priv);
+    CBB_cleanup(&cbb);
+    ERR_clear_error();
+    return SLI_E_INTERNAL;
+  }
+  /* PEM with 70-column lines, as ssh-keygen writes it */
+  size_t b64len;
+  EVP_EncodedLength(&b64len, bodylen);
+  char *b64 = malloc(b64len), *text = malloc(b64len + b64len / 70 + 128);
+  if (!b64 || !text) {
+    free(b64);
+    free(text);
+    OPENSSL_cleanse(body, bodylen);
+    OPENSSL_free(body);
+    return SLI_E_NOMEM;
+  }
+  size_t w = EVP_EncodeBlock((uint8_t *)b64, body, bodylen);
+  OPENSSL_cleanse(body, bodylen);
+  OPENSSL_free(body);
+  size_t o = (size_t)sprintf(text, "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+  for (size_t i = 0; i < w; i += 70) {
+    size_t n = w - i < 70 ? w - i : 70;
+    memcpy(text + o, b64 + i, n);
+    o += n;
+    text[o++] = '\n';
+  }
+  o += (size_t)sprintf(text + o, "-----END OPENSSH PRIVATE KEY-----\n");
+  OPENSSL_cleanse(b64, w);
+  free(b64);
+  *out = text;
+  *out_len = o + 1;
   return 0;
 }

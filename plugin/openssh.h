@@ -16,4 +16,8 @@ int sli__openssh_private_parse(const char *what, const char *pem, size_t len, EV
 /* sli__openssh_blob writes the public-key wire blob of an Ed25519 or RSA key (OPENSSL_malloc'd). */
 int sli__openssh_blob(const EVP_PKEY *pkey, uint8_t **out, size_t *out_len);
 
+/* sli__openssh_private_write writes an unencrypted openssh-key-v1 PEM block (malloc'd, NUL-terminated;
+ * `*out_len` counts the NUL) for an Ed25519 or RSA private key. */
+int sli__openssh_private_write(const EVP_PKEY *pkey, const char *comment, char **out, size_t *out_len);
+
 #endif

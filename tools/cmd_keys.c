@@ -40,9 +40,10 @@ static int keygen_usage(int help) {
   fprintf(help ? stdout : stderr,
           "usage: sli keygen --type rsa|ec|ed25519|x25519 [--bits N] [--curve P-256|P-384|P-521]\n"
           "                  [--format pem|ssh|age] [--passphrase-file F] [--insecure-weak] -o KEY [--pub PUB]\n"
-          "  Writes the private key as PEM PKCS#8 (0600; encrypted if --passphrase-file) and, with\n"
-          "  --pub, the public key: PEM SubjectPublicKeyInfo, or an OpenSSH line (--format ssh, for\n"
-          "  rsa and ed25519), or for x25519 an age identity file and age1... recipient (--format age).\n"
+          "  Writes the private key (0600) as PEM PKCS#8 (encrypted if --passphrase-file) and, with\n"
+          "  --pub, the public key as PEM SubjectPublicKeyInfo. --format ssh (rsa, ed25519): an OpenSSH\n"
+          "  private key, as ssh-keygen writes it, and an OpenSSH public line. --format age (x25519):\n"
+          "  an age identity file and its age1... recipient.\n"
           "  RSA defaults to 2048 bits (3072, 4096); below 2048 needs\n"
           "  --insecure-weak. EC defaults to P-256.\n");
   return help ? EXIT_OK : EXIT_USAGE;
@@ -115,13 +116,21 @@ int cmd_keygen(int argc, char **argv) {
   }
   char *pem = NULL, *pubtxt = NULL;
   size_t pem_len = 0, pub_len = 0;
-  rc = sli_key_private_pem_alloc(k, pw, &pem, &pem_len);
+  int ssh = !strcmp(format, "ssh");
+  if (ssh && pw) {
+    rc = SLI_E_UNSUPPORTED;
+    fprintf(stderr, "sli keygen: an OpenSSH private key cannot be passphrase-protected by sli (bcrypt_pbkdf): "
+                    "add one afterwards with 'ssh-keygen -p -f %s', or use --format pem\n", out);
+  } else {
+    rc = ssh ? sli_key_openssh_private_alloc(k, "sli keygen", &pem, &pem_len)
+             : sli_key_private_pem_alloc(k, pw, &pem, &pem_len);
+  }
   if (!rc && pub)
     rc = !strcmp(format, "ssh") ? sli_key_openssh_public_alloc(k, NULL, &pubtxt, &pub_len)
                                 : sli_key_public_pem_alloc(k, &pubtxt, &pub_len);
   int result = EXIT_OK;
   if (rc) {
-    result = cli_error("keygen", rc, rc == SLI_E_UNSUPPORTED ? "OpenSSH lines exist for rsa and ed25519 keys" : NULL);
+    result = cli_error("keygen", rc, rc == SLI_E_UNSUPPORTED && !pw ? "OpenSSH keys exist for rsa and ed25519" : NULL);
   } else if (write_file(out, pem, pem_len - 1, 0600) || (pub && write_file(pub, pubtxt, pub_len - 1, 0644))) {
     fprintf(stderr, "sli keygen: cannot write the key files: %s\n", strerror(errno));
     result = EXIT_FAIL;

@@ -164,13 +164,23 @@ def ssh_keys_from_other_sources():
     # a PEM PKCS#1 RSA key (ssh-keygen -m PEM) and its .pub
     rc, _, err = sh(f"age -R {d('pemrsa.pub')} -o {d('k.age')} {d('k.bin')} && {SLI} decrypt -i {d('pemrsa')} -o {d('k.out')} {d('k.age')}")
     expect(rc == 0 and read(d("k.out")) == data, err)
-    # keys sli makes: an Ed25519 PKCS#8 private key with its OpenSSH line, read by age too
-    rc, _, err = run([SLI, "keygen", "--type", "ed25519", "--format", "ssh", "-o", d("sk.pem"), "--pub", d("sk.pub")])
-    expect(rc == 0, err)
-    rc, out, err = sh(f"{SLI} encrypt -R {d('sk.pub')} {d('k.bin')} | age -d -i {d('sk.pem')}")
-    expect(rc == 0 and out == data, "age -d -i (sli's PKCS#8 Ed25519 key): %s" % err)
-    rc, out, err = sh(f"age -e -R {d('sk.pub')} {d('k.bin')} | {SLI} decrypt -i {d('sk.pem')}")
-    expect(rc == 0 and out == data, err)
+    # keys sli makes: OpenSSH keys (--format ssh), read by age too
+    for kind in ("ed25519", "rsa"):
+        rc, _, err = run([SLI, "keygen", "--type", kind, "--format", "ssh", "-o", d("sk"), "--pub", d("sk.pub")])
+        expect(rc == 0, err)
+        rc, out, err = sh(f"{SLI} encrypt -R {d('sk.pub')} {d('k.bin')} | age -d -i {d('sk')}")
+        expect(rc == 0 and out == data, "age -d -i (sli's OpenSSH %s key): %s" % (kind, err))
+        rc, out, err = sh(f"age -e -R {d('sk.pub')} {d('k.bin')} | {SLI} decrypt -i {d('sk')}")
+        expect(rc == 0 and out == data, err)
+        os.unlink(d("sk"))
+    # a PKCS#8 RSA key from sli, its line derived by ssh-keygen
+    rc, _, err = run([SLI, "keygen", "--type", "rsa", "-o", d("pk8.pem")])
+    rc, line, err = sh(f"ssh-keygen -y -f {d('pk8.pem')}")
+    expect(rc == 0 and line.startswith(b"ssh-rsa "), err)
+    rc, out, err = sh(f"age -e -r '{line.decode().strip()}' {d('k.bin')} | {SLI} decrypt -i {d('pk8.pem')}")
+    expect(rc == 0 and out == data, "sli decrypt -i (PKCS#8 RSA): %s" % err)
+    rc, out, err = sh(f"{SLI} encrypt -r '{line.decode().strip()}' {d('k.bin')} | age -d -i {d('pk8.pem')}")
+    expect(rc == 0 and out == data, "age -d -i (PKCS#8 RSA): %s" % err)
     # the public line ssh-keygen derives from sli's key is the one sli wrote
     rc, out, err = sh(f"ssh-keygen -y -f {d('ed')}")
     expect(rc == 0 and out.split()[:2] == read(d("ed.pub")).split()[:2], err)

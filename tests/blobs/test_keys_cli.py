@@ -62,21 +62,31 @@ def weak_rsa_refused_unless_insecure():
 
 
 @checks.case
-def openssh_public_keys():
+def openssh_keys():
+    """--format ssh writes what ssh-keygen writes: an OpenSSH private key (0600) that ssh-keygen reads
+    and derives the same public line from, and that sli signs with and verifies by the line; ECDSA and
+    a passphrase (bcrypt) are refused by name."""
     if not shutil.which("ssh-keygen"):
         raise AssertionError("ssh-keygen missing (./bootstrap installs openssh-client)")
     for kind in ("ed25519", "rsa"):
         key, pub = keygen("ssh-" + kind, kind, ["--format", "ssh"])
+        expect(read(key).startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----\n"), "not an OpenSSH private key")
+        expect(os.stat(key).st_mode & 0o777 == 0o600, "the OpenSSH key is not 0600")
         rc, out, err = run(["ssh-keygen", "-l", "-f", pub])
         expect(rc == 0 and kind.upper() in out.upper(), "%s: %s %s" % (kind, out, err))
-        if kind == "ed25519":  # the line carries the same public key openssl derives from the key
-            import base64
-            blob = base64.b64decode(read(pub).decode().split()[1])
-            der = subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-outform", "DER"],
-                                 stdout=subprocess.PIPE).stdout
-            expect(blob[-32:] == der[-32:], "ssh line and key disagree")
+        rc, out, err = run(["ssh-keygen", "-y", "-f", key])
+        expect(rc == 0 and out.split()[:2] == read(pub).decode().split()[:2], "ssh-keygen -y: %s %s" % (out, err))
+        write(d("ssh.msg"), b"signed with an OpenSSH key")
+        rc, _, err = run([SLI, "sign", "--key", key, "-o", d("ssh.sig"), d("ssh.msg")])
+        expect(rc == 0, err)
+        rc, _, err = run([SLI, "verify", "--pub", pub, "--sig", d("ssh.sig"), d("ssh.msg")])
+        expect(rc == 0, err)
     rc, out, err = run([SLI, "keygen", "--type", "ec", "--format", "ssh", "-o", d("x.key"), "--pub", d("x.pub")])
     expect(rc == 3 and "SLI_E_UNSUPPORTED" in err, err)
+    write(d("pw"), b"pw\n")
+    rc, out, err = run([SLI, "keygen", "--type", "ed25519", "--format", "ssh", "--passphrase-file", d("pw"),
+                        "-o", d("y.key")])
+    expect(rc != 0 and "ssh-keygen -p" in err and not os.path.exists(d("y.key")), err)
 
 
 def openssl_verify(kind, pub, sig, msg):

@@ -1,8 +1,9 @@
 /* fuzz_ssh_keys.c — libFuzzer target: OpenSSH key parsing of arbitrary input. The bytes are read as
  * an age recipient line (sli_age_recipient_parse: "ssh-ed25519 …", "ssh-rsa …", "age1…") and as a key
  * file (sli_key_load_file through a memfd: openssh-key-v1 private keys, OpenSSH public lines, PEM);
- * a key that loads is then made an age identity or recipient, as `sli decrypt -i` does. Promise
- * checked (abort = finding): a failed parse leaves its output NULL. */
+ * a key that loads is then made an age identity or recipient, as `sli decrypt -i` does, and a
+ * private one is written as an OpenSSH private key. Promises checked (abort = finding): a failed
+ * parse leaves its output NULL; an OpenSSH key sli writes, sli reads back. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -45,6 +46,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sli_age_identity *id = NULL;
     sli_age_recipient *kr = NULL;
     if (sli_key_has_private(k)) (void)sli_age_identity_from_key(&id, k);
+    char *ossh = NULL;
+    size_t olen = 0;
+    if (sli_key_has_private(k) && sli_key_openssh_private_alloc(k, "fuzz", &ossh, &olen) == 0) {
+      /* what sli writes, sli reads back */
+      sli_key *again = NULL;
+      if (ftruncate(fd, 0) != 0 || pwrite(fd, ossh, olen - 1, 0) != (ssize_t)(olen - 1)) abort();
+      if (sli_key_load_file(&again, path, NULL, msg, sizeof(msg)) != 0) abort();
+      sli_key_free(again);
+      sli_free(ossh, olen);
+    }
     (void)sli_age_recipient_from_key(&kr, k);
     sli_age_identity_free(id);
     sli_age_recipient_free(kr);
