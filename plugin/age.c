@@ -133,6 +133,58 @@ static void buf_wipe(buf *b) {
   memset(b, 0, sizeof(*b));
 }
 
+/* ---- whole chunks, on one thread or two (SLI_AGE_PARALLEL) ---- */
+
+/* A run of whole, non-last chunks sealed or opened straight between the caller's buffers. The AEAD
+ * context is only read, so two threads may use it at once. */
+typedef struct chunk_job {
+  const EVP_AEAD_CTX *aead;
+  int open;
+  uint8_t *out;
+  const uint8_t *in;
+  uint64_t counter;
+  size_t n, failed; /* failed: index of the first chunk that did not seal or open, or n */
+} chunk_job;
+
+static void chunk_run(void *arg) {
+  chunk_job *j = arg;
+  const size_t pt = CHUNK, ct = CHUNK + TAGLEN;
+  j->failed = j->n;
+  for (size_t i = 0; i < j->n; i++) {
+    uint8_t nonce[12];
+    size_t w = 0;
+    chunk_nonce(nonce, j->counter + i, 0);
+    int ok = j->open ? EVP_AEAD_CTX_open(j->aead, j->out + i * pt, &w, pt, nonce, 12, j->in + i * ct, ct, NULL, 0) && w == pt
+                     : EVP_AEAD_CTX_seal(j->aead, j->out + i * ct, &w, ct, nonce, 12, j->in + i * pt, pt, NULL, 0) && w == ct;
+    if (!ok) {
+      j->failed = i;
+      return;
+    }
+  }
+}
+
+/* helper returns the object's helper thread for a run of `k` chunks, starting it on first use, or
+ * NULL to work on the caller's thread alone (not asked for, too few chunks, or no thread to be had). */
+static sli_worker *helper(int *parallel, sli_worker **w, size_t k) {
+  if (!*parallel || k < 4) return NULL;
+  if (!*w && !(*w = sli__worker_new())) *parallel = 0;
+  return *w;
+}
+
+/* chunks_run seals (or opens) `k` whole chunks from `counter` on, the second half on `w` if given.
+ * It returns the index of the first chunk that failed, or `k`. */
+static size_t chunks_run(sli_worker *w, const EVP_AEAD_CTX *aead, int open, uint8_t *out, const uint8_t *in,
+                         uint64_t counter, size_t k) {
+  size_t half = w ? k / 2 : k, in_step = open ? CHUNK + TAGLEN : CHUNK, out_step = open ? CHUNK : CHUNK + TAGLEN;
+  chunk_job a = {aead, open, out, in, counter, half, 0};
+  chunk_job b = {aead, open, out + half * out_step, in + half * in_step, counter + half, k - half, 0};
+  if (w) sli__worker_start(w, chunk_run, &b);
+  chunk_run(&a);
+  if (w) sli__worker_wait(w);
+  ERR_clear_error();
+  return a.failed < half ? a.failed : w && b.failed < k - half ? half + b.failed : k;
+}
+
 /* ---- encryption ---- */
 
 struct sli_age_enc {
@@ -170,7 +222,7 @@ int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, si
   sli_age_enc *e = sli__zalloc(sizeof(*e));
   if (!e) return SLI_E_NOMEM;
   e->armor = (flags & SLI_AGE_ARMOR) != 0;
-  e->parallel = (flags & SLI_AGE_PARALLEL) != 0 && !e->armor; /* armor encodes in order */
+  e->parallel = (flags & SLI_AGE_PARALLEL) != 0;
   uint8_t file_key[16], nonce[16], key[32], body[32], mac[32], hmac_key[32];
   rc = SLI_E_INTERNAL;
   if (!RAND_bytes(file_key, 16) || !RAND_bytes(nonce, 16)) goto done;
@@ -297,43 +349,6 @@ static int seal_from(sli_age_enc *e, uint8_t *out, size_t *o, const uint8_t *pt,
   return 0;
 }
 
-/* A run of whole, non-last chunks sealed side by side into `out` (binary output only). The AEAD
- * context is only read, so two threads may seal with it at once. */
-typedef struct seal_job {
-  const EVP_AEAD_CTX *aead;
-  uint8_t *out;
-  const uint8_t *in;
-  uint64_t counter;
-  size_t n;
-  int ok;
-} seal_job;
-
-static void seal_run(void *arg) {
-  seal_job *j = arg;
-  j->ok = 1;
-  for (size_t i = 0; i < j->n && j->ok; i++) {
-    uint8_t nonce[12];
-    size_t w = 0;
-    chunk_nonce(nonce, j->counter + i, 0);
-    j->ok = EVP_AEAD_CTX_seal(j->aead, j->out + i * (CHUNK + TAGLEN), &w, CHUNK + TAGLEN, nonce, 12,
-                              j->in + i * CHUNK, CHUNK, NULL, 0) && w == CHUNK + TAGLEN;
-  }
-}
-
-/* seal_parallel seals `n` whole chunks, the second half on the helper thread. */
-static int seal_parallel(sli_age_enc *e, uint8_t *out, const uint8_t *in, size_t n) {
-  size_t half = n / 2;
-  seal_job a = {&e->aead, out, in, e->counter, half, 0};
-  seal_job b = {&e->aead, out + half * (CHUNK + TAGLEN), in + half * CHUNK, e->counter + half, n - half, 0};
-  sli__worker_start(e->worker, seal_run, &b);
-  seal_run(&a);
-  sli__worker_wait(e->worker);
-  ERR_clear_error();
-  if (!a.ok || !b.ok) return SLI_E_INTERNAL;
-  e->counter += n;
-  return 0;
-}
-
 static int seal_chunk(sli_age_enc *e, uint8_t *out, size_t *o, int last) {
   int rc = seal_from(e, out, o, e->pt, e->pt_len, last);
   OPENSSL_cleanse(e->pt, e->pt_len);
@@ -361,17 +376,13 @@ int sli_age_enc_update(sli_age_enc *e, uint8_t *out, size_t *out_len, const uint
     if (rc) return rc;
   }
   size_t whole = e->pt_len == 0 && in_len ? (in_len - 1) / CHUNK : 0; /* chunks with more after them */
-  if (e->parallel && whole >= 4) {
-    if (!e->worker) e->worker = sli__worker_new();
-    if (e->worker) {
-      int rc = seal_parallel(e, out + o, in, whole);
-      if (rc) return rc;
-      o += whole * (CHUNK + TAGLEN);
-      in += whole * CHUNK;
-      in_len -= whole * CHUNK;
-    } else {
-      e->parallel = 0; /* no thread to be had: seal on this one */
-    }
+  if (whole && !e->armor) { /* sealed straight into `out` (armor encodes in order, below) */
+    if (chunks_run(helper(&e->parallel, &e->worker, whole), &e->aead, 0, out + o, in, e->counter, whole) < whole)
+      return SLI_E_INTERNAL;
+    e->counter += whole;
+    o += whole * (CHUNK + TAGLEN);
+    in += whole * CHUNK;
+    in_len -= whole * CHUNK;
   }
   while (in_len) {
     if (e->pt_len == 0 && in_len > CHUNK) { /* a whole chunk with more after it: no copy */
@@ -675,42 +686,9 @@ static int open_chunk(sli_age_dec *d, uint8_t *out, size_t *o, int last) {
   return 0;
 }
 
-/* A run of whole, non-last chunks opened side by side, straight from the input (see seal_job). */
-typedef struct open_job {
-  const EVP_AEAD_CTX *aead;
-  uint8_t *out;
-  const uint8_t *in;
-  uint64_t counter;
-  size_t n, failed; /* failed: index of the first chunk that did not open, or n */
-} open_job;
-
-static void open_run(void *arg) {
-  open_job *j = arg;
-  j->failed = j->n;
-  for (size_t i = 0; i < j->n; i++) {
-    uint8_t nonce[12];
-    size_t w = 0;
-    chunk_nonce(nonce, j->counter + i, 0);
-    if (!EVP_AEAD_CTX_open(j->aead, j->out + i * CHUNK, &w, CHUNK, nonce, 12, j->in + i * (CHUNK + TAGLEN),
-                           CHUNK + TAGLEN, NULL, 0) || w != CHUNK) {
-      j->failed = i;
-      return;
-    }
-  }
-}
-
-/* open_whole opens `k` whole chunks from `in` into `out` + *o: on two threads with SLI_AGE_PARALLEL
- * and 4 chunks or more, else on this one. */
+/* open_whole opens `k` whole chunks from `in` into `out` + *o. */
 static int open_whole(sli_age_dec *d, const uint8_t *in, size_t k, uint8_t *out, size_t *o) {
-  if (d->parallel && k >= 4 && !d->worker && !(d->worker = sli__worker_new())) d->parallel = 0;
-  size_t half = d->parallel && k >= 4 ? k / 2 : k;
-  open_job a = {&d->aead, out + *o, in, d->counter, half, 0};
-  open_job b = {&d->aead, out + *o + half * CHUNK, in + half * (CHUNK + TAGLEN), d->counter + half, k - half, 0};
-  if (half < k) sli__worker_start(d->worker, open_run, &b);
-  open_run(&a);
-  if (half < k) sli__worker_wait(d->worker);
-  ERR_clear_error();
-  size_t bad = a.failed < half ? a.failed : half < k && b.failed < k - half ? half + b.failed : k;
+  size_t bad = chunks_run(helper(&d->parallel, &d->worker, k), &d->aead, 1, out + *o, in, d->counter, k);
   if (bad < k)
     return dfail(d, SLI_E_PAYLOAD, "payload chunk %llu was modified or reordered",
                  (unsigned long long)(d->counter + bad));

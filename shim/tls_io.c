@@ -45,6 +45,16 @@ static int is_hot(tconn *tc) {
          sli_conn_pending(tc->conn) > 0;
 }
 
+/* hot_remove_locked takes `tc` off the hot list; hot_lock is held. */
+static void hot_remove_locked(tconn *tc) {
+  for (int i = 0; i < n_hot; i++)
+    if (hot[i] == tc) {
+      hot[i] = hot[--n_hot];
+      break;
+    }
+  tc->hot = 0;
+}
+
 /* Called with tc->lock held at the end of every operation. */
 static void update_hot(tconn *tc) {
   int want = (tc->state == ST_TLS || tc->state == ST_SNIFF) && is_hot(tc);
@@ -54,12 +64,7 @@ static void update_hot(tconn *tc) {
     hot[n_hot++] = tc;
     tc->hot = 1;
   } else if (!want) {
-    for (int i = 0; i < n_hot; i++)
-      if (hot[i] == tc) {
-        hot[i] = hot[--n_hot];
-        break;
-      }
-    tc->hot = 0;
+    hot_remove_locked(tc);
   }
   pthread_mutex_unlock(&hot_lock);
 }
@@ -84,12 +89,7 @@ void shim_hot_reset_after_fork(void) { pthread_mutex_init(&hot_lock, NULL); }
 
 void shim_hot_remove(tconn *tc) {
   pthread_mutex_lock(&hot_lock);
-  for (int i = 0; i < n_hot; i++)
-    if (hot[i] == tc) {
-      hot[i] = hot[--n_hot];
-      break;
-    }
-  tc->hot = 0;
+  hot_remove_locked(tc);
   pthread_mutex_unlock(&hot_lock);
 }
 

@@ -3,6 +3,8 @@
 #define SLI_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "sli.h"
 
@@ -36,6 +38,16 @@ int cli_is_help(const char *arg);
 int cli_listen(const char *addr, int *out_port);
 int cli_connect(const char *addr, char *out_host, size_t host_cap);
 void cli_print_cert(const sli_cert *c, const char *indent);
+
+/* files.c. cli_read_all reads a whole file (stdin for NULL or "-") into a malloc'd buffer, with a
+ * NUL after its `*out_len` bytes; -1 with errno on failure. */
+int cli_read_all(const char *path, uint8_t **out, size_t *out_len);
+/* cli_write_file writes to stdout (NULL or "-"), or to `path` created with `mode` through a temporary
+ * file that is fsync'd and renamed into place; -1 on failure, leaving nothing behind. */
+int cli_write_file(const char *path, const void *data, size_t len, mode_t mode);
+/* cli_read_first_line returns the first line of a passphrase file without its line ending ("" for an
+ * empty file; free it with sli_free), or NULL if it cannot be read. */
+char *cli_read_first_line(const char *path);
 
 int cmd_demo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

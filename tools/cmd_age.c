@@ -33,15 +33,13 @@ static char *get_passphrase(int confirm) {
   const char *f = getenv("SLI_PASSPHRASE_FILE");
   char buf[1024];
   if (f && *f) {
-    FILE *fp = fopen(f, "re");
-    if (!fp || !fgets(buf, sizeof(buf), fp)) {
-      if (fp) fclose(fp);
+    char *p = cli_read_first_line(f);
+    if (!p || !*p) {
+      free(p);
       fprintf(stderr, "sli: cannot read SLI_PASSPHRASE_FILE '%s'\n", f);
       return NULL;
     }
-    fclose(fp);
-    buf[strcspn(buf, "\r\n")] = 0;
-    return strdup(buf);
+    return p;
   }
   int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
   if (tty < 0) {

@@ -20,41 +20,6 @@ static int usage(int help) {
   return help ? EXIT_OK : EXIT_USAGE;
 }
 
-static char *first_line(const char *path) {
-  FILE *f = fopen(path, "re");
-  if (!f) return NULL;
-  char buf[1024];
-  char *r = strdup(fgets(buf, sizeof(buf), f) ? buf : "");
-  fclose(f);
-  if (r) r[strcspn(r, "\r\n")] = 0;
-  return r;
-}
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "re");
-  if (!f) return NULL;
-  char *buf = malloc(1 << 20);
-  size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-  fclose(f);
-  if (buf) buf[n] = 0;
-  *len = n;
-  return buf;
-}
-
-static int save(const char *path, const char *text) {
-  char tmp[4096];
-  snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-  FILE *f = fopen(tmp, "w");
-  if (!f) return -1;
-  int ok = fputs(text, f) >= 0;
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
-}
-
 int cmd_csr(int argc, char **argv) {
   const char *cmd = argv[0];
   int first = 1;
@@ -83,7 +48,7 @@ int cmd_csr(int argc, char **argv) {
   }
   int issuing = !strcmp(cmd, "ca");
   if (!key || !out || (issuing ? (!ca_cert || !csr) : !subject)) return usage(0);
-  char *pw = pwfile ? first_line(pwfile) : NULL;
+  char *pw = pwfile ? cli_read_first_line(pwfile) : NULL;
   char msg[512] = "";
   sli_key *k;
   const char *pem_hint = NULL;
@@ -98,7 +63,9 @@ int cmd_csr(int argc, char **argv) {
     rc = sli_cert_selfsign_alloc(k, subject, sans, n_sans, days, flags, &pem, &pem_len);
   } else {
     size_t cl = 0, rl = 0;
-    char *c = slurp(ca_cert, &cl), *r = slurp(csr, &rl);
+    uint8_t *cb = NULL, *rb = NULL;
+    if (cli_read_all(ca_cert, &cb, &cl) == 0) cli_read_all(csr, &rb, &rl);
+    char *c = (char *)cb, *r = (char *)rb;
     if (!c || !r) {
       fprintf(stderr, "sli ca issue: cannot read '%s': %s\n", !c ? ca_cert : csr, strerror(errno));
       free(c);
@@ -123,7 +90,7 @@ int cmd_csr(int argc, char **argv) {
                     : rc == SLI_E_SIGNATURE ? "the request's signature does not verify" : pem_hint;
     return cli_error(cmd, rc, why);
   }
-  int w = save(out, pem);
+  int w = cli_write_file(out, pem, pem_len - 1, 0644);
   sli_free(pem, pem_len);
   if (w) {
     fprintf(stderr, "sli %s: cannot write '%s': %s\n", cmd, out, strerror(errno));

@@ -9,33 +9,6 @@
 
 #include "cli.h"
 
-/* read_first_line reads a passphrase file's first line. */
-static char *read_first_line(const char *path) {
-  FILE *f = fopen(path, "re");
-  if (!f) return NULL;
-  char buf[1024];
-  char *r = fgets(buf, sizeof(buf), f) ? strdup(buf) : strdup("");
-  fclose(f);
-  if (r) r[strcspn(r, "\r\n")] = 0;
-  return r;
-}
-
-/* write_file writes `data` to `path` with `mode` via a temporary file renamed into place. */
-static int write_file(const char *path, const void *data, size_t len, mode_t mode) {
-  char tmp[4096];
-  snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return -1;
-  ssize_t w = write(fd, data, len);
-  int ok = w == (ssize_t)len && fsync(fd) == 0;
-  close(fd);
-  if (!ok || rename(tmp, path) != 0) {
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
-}
-
 static int keygen_usage(int help) {
   fprintf(help ? stdout : stderr,
           "usage: sli keygen --type rsa|ec|ed25519|x25519 [--bits N] [--curve P-256|P-384|P-521]\n"
@@ -88,9 +61,9 @@ int cmd_keygen(int argc, char **argv) {
     sli_age_identity_encode(id, sk, sizeof(sk));
     sli_age_recipient_encode(r, pk, sizeof(pk));
     snprintf(text, sizeof(text), "# created by sli keygen\n# public key: %s\n%s\n", pk, sk);
-    int bad = write_file(out, text, strlen(text), 0600);
+    int bad = cli_write_file(out, text, strlen(text), 0600);
     snprintf(text, sizeof(text), "%s\n", pk);
-    bad = bad || (pub && write_file(pub, text, strlen(text), 0644));
+    bad = bad || (pub && cli_write_file(pub, text, strlen(text), 0644));
     explicit_bzero(sk, sizeof(sk));
     sli_age_identity_free(id);
     sli_age_recipient_free(r);
@@ -108,7 +81,7 @@ int cmd_keygen(int argc, char **argv) {
   if (rc == SLI_E_WEAK_KEY)
     return cli_error("keygen", rc, "RSA keys below 2048 bits are refused (add --insecure-weak to insist)");
   if (rc) return cli_error("keygen", rc, NULL);
-  char *pw = pwfile ? read_first_line(pwfile) : NULL;
+  char *pw = pwfile ? cli_read_first_line(pwfile) : NULL;
   if (pwfile && !pw) {
     fprintf(stderr, "sli keygen: cannot read '%s': %s\n", pwfile, strerror(errno));
     sli_key_free(k);
@@ -131,7 +104,7 @@ int cmd_keygen(int argc, char **argv) {
   int result = EXIT_OK;
   if (rc) {
     result = cli_error("keygen", rc, rc == SLI_E_UNSUPPORTED && !pw ? "OpenSSH keys exist for rsa and ed25519" : NULL);
-  } else if (write_file(out, pem, pem_len - 1, 0600) || (pub && write_file(pub, pubtxt, pub_len - 1, 0644))) {
+  } else if (cli_write_file(out, pem, pem_len - 1, 0600) || (pub && cli_write_file(pub, pubtxt, pub_len - 1, 0644))) {
     fprintf(stderr, "sli keygen: cannot write the key files: %s\n", strerror(errno));
     result = EXIT_FAIL;
   }
@@ -140,32 +113,6 @@ int cmd_keygen(int argc, char **argv) {
   sli_free(pubtxt, pub_len);
   sli_key_free(k);
   return result;
-}
-
-static int read_all_fd(const char *path, uint8_t **out, size_t *out_len) {
-  int fd = (!path || !strcmp(path, "-")) ? 0 : open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  size_t cap = 65536, len = 0;
-  uint8_t *buf = malloc(cap);
-  while (buf) {
-    if (len == cap) {
-      uint8_t *p = realloc(buf, cap *= 2);
-      if (!p) break;
-      buf = p;
-    }
-    ssize_t r = read(fd, buf + len, cap - len);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      if (fd) close(fd);
-      if (r < 0) break;
-      *out = buf;
-      *out_len = len;
-      return 0;
-    }
-    len += (size_t)r;
-  }
-  free(buf);
-  return -1;
 }
 
 static int sign_usage(const char *cmd, int help) {
@@ -193,7 +140,7 @@ int cmd_sign(int argc, char **argv) {
     else return sign_usage(argv[0], 0);
   }
   if (!keyp || (!signing && !sigp)) return sign_usage(argv[0], 0);
-  char *pw = pwfile ? read_first_line(pwfile) : NULL;
+  char *pw = pwfile ? cli_read_first_line(pwfile) : NULL;
   char msg[512] = "";
   sli_key *k;
   int rc = sli_key_load_file(&k, keyp, pw, msg, sizeof(msg));
@@ -202,7 +149,7 @@ int cmd_sign(int argc, char **argv) {
   uint8_t *data = NULL, *sig = NULL;
   size_t len = 0, sig_len = 0;
   int result = EXIT_OK;
-  if (read_all_fd(in, &data, &len)) {
+  if (cli_read_all(in, &data, &len)) {
     fprintf(stderr, "sli %s: cannot read '%s'\n", argv[0], in ? in : "stdin");
     result = EXIT_FAIL;
   } else if (signing) {
@@ -210,11 +157,11 @@ int cmd_sign(int argc, char **argv) {
     sig = malloc(sig_len ? sig_len : 1);
     rc = sig ? sli_key_sign(k, sig, &sig_len, data, len) : SLI_E_NOMEM;
     if (rc) result = cli_error("sign", rc, rc == SLI_E_UNSUPPORTED ? "this key cannot sign (x25519 keys only agree keys)" : NULL);
-    else if (sigp ? write_file(sigp, sig, sig_len, 0644) : fwrite(sig, 1, sig_len, stdout) != sig_len) {
+    else if (cli_write_file(sigp, sig, sig_len, 0644)) {
       fprintf(stderr, "sli sign: cannot write the signature\n");
       result = EXIT_FAIL;
     }
-  } else if (read_all_fd(sigp, &sig, &sig_len)) {
+  } else if (cli_read_all(sigp, &sig, &sig_len)) {
     fprintf(stderr, "sli verify: cannot read '%s'\n", sigp);
     result = EXIT_FAIL;
   } else {

@@ -60,59 +60,6 @@ int cmd_keyring(int argc, char **argv) {
   return EXIT_OK;
 }
 
-/* read_all reads a whole file (or stdin for NULL / "-"). */
-static int read_all(const char *path, uint8_t **out, size_t *out_len) {
-  int fd = (!path || !strcmp(path, "-")) ? 0 : open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  size_t cap = 65536, len = 0;
-  uint8_t *buf = malloc(cap);
-  for (;;) {
-    if (!buf) return -1;
-    if (len == cap) {
-      uint8_t *p = realloc(buf, cap *= 2);
-      if (!p) {
-        free(buf);
-        return -1;
-      }
-      buf = p;
-    }
-    ssize_t r = read(fd, buf + len, cap - len);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      free(buf);
-      return -1;
-    }
-    if (r == 0) break;
-    len += (size_t)r;
-  }
-  if (fd) close(fd);
-  *out = buf;
-  *out_len = len;
-  return 0;
-}
-
-/* write_out writes to stdout, or to `path` through a temporary file renamed on success. */
-static int write_out(const char *path, const uint8_t *data, size_t len) {
-  if (!path || !strcmp(path, "-")) return fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : -1;
-  char tmp[4096];
-  snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return -1;
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, data + off, len - off);
-    if (w <= 0) break;
-    off += (size_t)w;
-  }
-  int ok = off == len && fsync(fd) == 0;
-  close(fd);
-  if (!ok || rename(tmp, path) != 0) {
-    unlink(tmp);
-    return -1;
-  }
-  return 0;
-}
-
 static int seal_usage(const char *cmd, int help) {
   fprintf(help ? stdout : stderr,
           "usage: sli %s --keyring FILE [--ad STR] [-o OUT] [IN]\n"
@@ -140,7 +87,7 @@ int cmd_seal(int argc, char **argv) {
   if (rc) return cli_error(argv[0], rc, msg);
   uint8_t *data, *res = NULL;
   size_t len, res_len = 0;
-  if (read_all(in, &data, &len)) {
+  if (cli_read_all(in, &data, &len)) {
     fprintf(stderr, "sli %s: cannot read '%s': %s\n", argv[0], in ? in : "stdin", strerror(errno));
     sli_keyring_free(kr);
     return EXIT_FAIL;
@@ -150,7 +97,7 @@ int cmd_seal(int argc, char **argv) {
   free(data);
   sli_keyring_free(kr);
   if (rc) return cli_error(argv[0], rc, NULL);
-  int w = write_out(outp, res, res_len);
+  int w = cli_write_file(outp, res, res_len, 0600);
   sli_free(res, res_len);
   if (w) {
     fprintf(stderr, "sli %s: cannot write '%s'\n", argv[0], outp ? outp : "stdout");
