@@ -198,7 +198,11 @@ def ssh_key_errors_are_named():
     rc, _, err = run([SLI, "encrypt", "-R", d("rsa1024.pub"), d("pw.txt")])
     expect(rc != 0 and "SLI_E_WEAK_KEY" in err, err)
     rc, _, err = run([SLI, "encrypt", "-r", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBad", d("pw.txt")])
-    expect(rc == 2 or "not a valid" in err, err)
+    expect(rc == 3 and "not a valid" in err, "rc=%d %s" % (rc, err))
+    # the type on the line must be the key's type
+    ed_blob = read(d("ed.pub")).split()[1].decode()
+    rc, _, err = run([SLI, "encrypt", "-r", "ssh-rsa " + ed_blob, d("pw.txt")])
+    expect(rc == 3 and "not a valid" in err, "rc=%d %s" % (rc, err))
     rc, _, err = run([SLI, "decrypt", "-i", d("rsa"), "-o", d("e.out"), d("e.age")])
     expect(rc == 6 and "SLI_E_NO_MATCH" in err and not os.path.exists(d("e.out")), err)
     # a malformed ssh-ed25519 stanza for our key's tag is a header error, not a silent miss

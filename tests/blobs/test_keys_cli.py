@@ -83,6 +83,21 @@ def openssh_keys():
         expect(rc == 0, err)
     rc, out, err = run([SLI, "keygen", "--type", "ec", "--format", "ssh", "-o", d("x.key"), "--pub", d("x.pub")])
     expect(rc == 3 and "SLI_E_UNSUPPORTED" in err, err)
+    # an OpenSSH key whose outer public key is another key's: named, not used
+    import base64
+    def body(path):
+        lines = read(path).decode().strip().split("\n")
+        return base64.b64decode("".join(lines[1:-1]))
+    a, b = body(d("ssh-ed25519.key")), None
+    keygen("ssh-other", "ed25519", ["--format", "ssh"])
+    b = body(d("ssh-other.key"))
+    pub_a, pub_b = a[a.index(b"\0\0\0\x33"):][:55], b[b.index(b"\0\0\0\x33"):][:55]  # the 51-byte blob
+    mixed = a.replace(pub_a, pub_b, 1)
+    text = base64.encodebytes(mixed).decode().replace("\n", "")
+    write(d("mixed.key"), ("-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(
+        text[i:i + 70] for i in range(0, len(text), 70)) + "\n-----END OPENSSH PRIVATE KEY-----\n").encode())
+    rc, out, err = run([SLI, "sign", "--key", d("mixed.key"), d("ssh.msg")])
+    expect(rc == 3 and "SLI_E_KEY_MISMATCH" in err, err)
     write(d("pw"), b"pw\n")
     rc, out, err = run([SLI, "keygen", "--type", "ed25519", "--format", "ssh", "--passphrase-file", d("pw"),
                         "-o", d("y.key")])
