@@ -351,8 +351,10 @@ SLI_API size_t sli_conn_pending(const sli_conn *conn);
  * the transport would block in that direction (a read may want to write and the reverse), else 0. */
 SLI_API int sli_conn_want(const sli_conn *conn);
 
-/* sli_conn_close sends close_notify. It returns 0, SLI_WANT_* (repeat it), or a negative SLI_E_*
- * code. It never closes the caller's fd. Since: 1.0 */
+/* sli_conn_close sends close_notify, closing our direction only (a half-close, RFC 8446 §6.1):
+ * `sli_conn_read` goes on returning what the peer sends until its own close_notify (0), and after the
+ * peer's close_notify `sli_conn_write` still works until this call. It returns 0, SLI_WANT_* (repeat
+ * it), or a negative SLI_E_* code. It never closes the caller's fd. Since: 1.0 */
 SLI_API int sli_conn_close(sli_conn *conn);
 
 /* sli_conn_free frees `conn` without sending anything; NULL is a no-op. Since: 1.0 */

@@ -146,7 +146,7 @@ static int map_error(sli_conn *c, int r, const char *op) {
       return SLI_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN:
       ERR_clear_error();
-      c->closed = 1;
+      c->peer_closed = 1;
       return 0;
     default:
       break;
@@ -399,7 +399,7 @@ ssize_t sli_conn_read(sli_conn *c, void *buf, size_t len) {
   if (!c || (!buf && len)) return SLI_E_INVAL;
   int rc = enter(c);
   if (rc) return rc;
-  if (c->closed) return 0;
+  if (c->peer_closed) return 0; /* our own close_notify does not end the peer's direction */
   if (len > 0x7fffffff) len = 0x7fffffff;
   for (;;) {
     int r = SSL_read(c->ssl, buf, (int)len);
@@ -419,7 +419,13 @@ ssize_t sli_conn_write(sli_conn *c, const void *buf, size_t len) {
   if (!c || (!buf && len)) return SLI_E_INVAL;
   int rc = enter(c);
   if (rc) return rc;
-  if (c->closed) return conn_fail(c, SLI_E_CLOSED, "write: the connection is closed");
+  /* TLS 1.3 closes each direction on its own (RFC 8446 §6.1): after the peer's close_notify we may
+   * still write our reply; after our own, we may not. */
+  if (c->shutdown_sent) { /* a usage error: the connection itself stays readable */
+    int code = conn_fail(c, SLI_E_CLOSED, "write: close_notify was already sent");
+    c->fatal = 0;
+    return code;
+  }
   if (len == 0) return 0;
   if (len > 0x7fffffff) len = 0x7fffffff;
   for (;;) {
@@ -445,13 +451,11 @@ int sli_conn_close(sli_conn *c) {
     int r = SSL_shutdown(c->ssl);
     if (r >= 0) {
       c->shutdown_sent = 1;
-      c->closed = 1;
       return 0;
     }
     int rc = map_error(c, r, "close");
     if (rc == SLI_WANT_READ) { /* we only send close_notify; not waiting for the peer's */
       c->shutdown_sent = 1;
-      c->closed = 1;
       return 0;
     }
     if (rc != SLI_WANT_WRITE) return rc;

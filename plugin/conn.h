@@ -15,7 +15,9 @@ struct sli_conn {
 
   uint32_t timeout_ms;
   int64_t deadline_ms; /* set on the first engine call */
-  int handshake_done, closed, shutdown_sent;
+  int handshake_done;
+  int peer_closed;   /* the peer's close_notify arrived: reads return 0, writes still work */
+  int shutdown_sent; /* our close_notify went out: writes fail, reads go on until the peer's */
   int transport_err, transport_eof;
   int first_byte; /* the peer's first byte, or -1: tells plaintext from TLS */
   int want;  /* SLI_WANT_* of the last call, or 0 */

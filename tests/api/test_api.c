@@ -236,6 +236,38 @@ static int test_clean_close_vs_truncation(void) {
   return 0;
 }
 
+/* Half-close both ways (RFC 8446 §6.1): after our close_notify the peer's data still arrives (419
+ * bytes sent after it are all read, then 0); after the peer's close_notify we can still reply. */
+static int test_half_close(void) {
+  pair p;
+  if (make_pair(&p, 4096, "localhost")) return 1;
+  CHECK_EQ(handshake_both(&p, NULL), 0);
+  char buf[1024];
+  ssize_t r;
+  do r = sli_conn_read(p.client, buf, sizeof(buf)); while (0); /* take the tickets */
+  CHECK_EQ(sli_conn_close(p.client), 0);          /* client: request sent, half-close */
+  CHECK_EQ(sli_conn_write(p.client, "x", 1), SLI_E_CLOSED);
+  do r = sli_conn_read(p.server, buf, sizeof(buf)); while (r == SLI_WANT_READ);
+  CHECK_EQ(r, 0);                                  /* the server sees the client's close_notify */
+  char reply[419];
+  memset(reply, 'r', sizeof(reply));
+  CHECK_EQ(sli_conn_write(p.server, reply, sizeof(reply)), (ssize_t)sizeof(reply));
+  CHECK_EQ(sli_conn_read(p.server, buf, sizeof(buf)), 0); /* still EOF, not an error */
+  CHECK_EQ(sli_conn_close(p.server), 0);
+  size_t got = 0;
+  for (int i = 0; i < 100; i++) {
+    r = sli_conn_read(p.client, buf + got, sizeof(buf) - got);
+    if (r == SLI_WANT_READ) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  CHECK_EQ(r, 0);
+  CHECK_EQ(got, sizeof(reply));
+  CHECK(memcmp(buf, reply, sizeof(reply)) == 0);
+  free_pair(&p);
+  return 0;
+}
+
 static int test_hostname_mismatch(void) {
   pair p;
   if (make_pair(&p, 4096, "db.example.com")) return 1;
@@ -349,6 +381,7 @@ int main(void) {
   run("bulk_tiny_buffers", test_bulk_tiny_buffers);
   run("pending_and_want", test_pending_and_want);
   run("clean_close_vs_truncation", test_clean_close_vs_truncation);
+  run("half_close", test_half_close);
   run("hostname_mismatch", test_hostname_mismatch);
   run("untrusted_server", test_untrusted_server);
   run("modern_vs_tls12_only", test_modern_vs_tls12_only);
