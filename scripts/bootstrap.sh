@@ -16,6 +16,7 @@ packages=(
   build-essential pkg-config meson ninja-build dpkg-dev
   openssl gnutls-bin curl python3 python3-cryptography
   redis-server redis-tools nginx-light age testssl.sh dnsutils openssh-client
+  memcached socat libnss-wrapper
   clang libclang-rt-14-dev
 )
 missing=()
@@ -74,17 +75,21 @@ if [ ${#missing[@]} -gt 0 ] || [ $added_src = 1 ] || [ $need_src = 1 ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing: ${missing[*]}"
-  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# The test peers must never run as system services on their default ports.
-for svc in redis-server nginx; do
-  if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
-    as_root systemctl stop "$svc" || true; as_root systemctl disable -q "$svc" 2>/dev/null || true
+  # Packages such as redis-server, nginx and memcached start a system service when installed. The
+  # tests start their own peers on free loopback ports and need none of them, so services are not
+  # started by *this* install (a policy-rc.d for its duration, unless the machine already has one).
+  # Services the machine already runs are never stopped, disabled or killed.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# sli bootstrap: no service starts while it installs packages\nexit 101\n' |
+      as_root tee "$policy" >/dev/null && as_root chmod 755 "$policy" && own_policy=1
   fi
-done
-pkill -x redis-server 2>/dev/null || true
-pkill -f 'nginx: master process /usr/sbin/nginx' 2>/dev/null || true
+  rc=0
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ $own_policy = 1 ] && as_root rm -f "$policy"
+  [ $rc = 0 ] || { say "apt-get install failed"; exit 1; }
+fi
 
 # 3. Source packages, unpacked into the git-ignored cache.
 fetch_src() { # fetch_src PACKAGE DIRNAME PROBE
