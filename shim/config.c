@@ -1,9 +1,8 @@
 /* config.c — the shim's settings: SLI_SERVER_PORTS, SLI_CLIENT_TARGETS, SLI_MODE, SLI_LOG,
- * SLI_SNIFF_TIMEOUT_MS, and every SLI_* setting of the engine (through sli_config_set_option, the
+ * SLI_SNIFF_TIMEOUT_MS (targets: targets.c), and every SLI_* setting of the engine (through sli_config_set_option, the
  * same parser the CLI uses), from the environment or an SLI_CONFIG file of NAME=value lines.
  * An invalid configuration is reported once and fails closed (see lifecycle.c). */
 #include <errno.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,8 @@ shim_config cfg;
 
 void shim_log(int level, const char *fmt, ...) {
   if (level > cfg.log_level) return;
+  if (shim_is_tls(2)) return; /* fd 2 is a TLS connection (a daemon that closed stderr): never
+                                 write log lines into it */
   static const char *names[] = {"error", "warn", "info", "debug"};
   char line[1024];
   int n = snprintf(line, sizeof(line), "sli-preload[%d] %s: ", (int)getpid(), names[level]);
@@ -36,29 +37,6 @@ int shim_port_is_tls(uint16_t port) {
   return 0;
 }
 
-static uint16_t sa_port(const struct sockaddr *sa) {
-  if (sa->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-  if (sa->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-  return 0;
-}
-
-const shim_target *shim_target_match(const struct sockaddr *sa, socklen_t len) {
-  for (int i = 0; i < cfg.n_targets; i++) {
-    const shim_target *t = &cfg.targets[i];
-    const struct sockaddr *ta = (const struct sockaddr *)&t->addr;
-    if (ta->sa_family != sa->sa_family || sa_port(ta) != sa_port(sa)) continue;
-    if (sa->sa_family == AF_INET &&
-        ((const struct sockaddr_in *)ta)->sin_addr.s_addr ==
-            ((const struct sockaddr_in *)sa)->sin_addr.s_addr)
-      return t;
-    if (sa->sa_family == AF_INET6 &&
-        memcmp(&((const struct sockaddr_in6 *)ta)->sin6_addr,
-               &((const struct sockaddr_in6 *)sa)->sin6_addr, 16) == 0)
-      return t;
-  }
-  return NULL;
-}
-
 /* One setting, from the environment or the file. Returns 0, or -1 after logging the reason. */
 static int apply(sli_config *sc, const char *name, const char *value) {
   if (!strcmp(name, "SLI_SERVER_PORTS")) {
@@ -76,43 +54,7 @@ static int apply(sli_config *sc, const char *name, const char *value) {
     }
     return 0;
   }
-  if (!strcmp(name, "SLI_CLIENT_TARGETS")) {
-    char buf[2048];
-    snprintf(buf, sizeof(buf), "%s", value);
-    for (char *save, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-      if (cfg.n_targets == 32) return -1;
-      shim_target *t = &cfg.targets[cfg.n_targets];
-      char *eq = strchr(tok, '=');
-      if (eq) *eq = 0;
-      char *colon = strrchr(tok, ':');
-      if (!colon) {
-        shim_log(LOG_ERR_, "SLI_CLIENT_TARGETS: '%s' is not HOST:PORT[=SERVERNAME]", tok);
-        return -1;
-      }
-      *colon = 0;
-      char *host = tok;
-      if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        host[strlen(host) - 1] = 0;
-        host++;
-      }
-      struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-      int e = getaddrinfo(host, colon + 1, &hints, &res);
-      if (e) {
-        shim_log(LOG_ERR_, "SLI_CLIENT_TARGETS: cannot resolve '%s:%s': %s", host, colon + 1,
-                 gai_strerror(e));
-        return -1;
-      }
-      memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-      t->addr_len = res->ai_addrlen;
-      freeaddrinfo(res);
-      snprintf(t->host, sizeof(t->host), "%s", host);
-      const char *env_sn = getenv("SLI_SERVERNAME");
-      snprintf(t->servername, sizeof(t->servername), "%s",
-               eq ? eq + 1 : (env_sn && *env_sn) ? env_sn : host);
-      cfg.n_targets++;
-    }
-    return 0;
-  }
+  if (!strcmp(name, "SLI_CLIENT_TARGETS")) return targets_parse(value);
   if (!strcmp(name, "SLI_MODE")) {
     if (strcmp(value, "require") && strcmp(value, "optional")) {
       shim_log(LOG_ERR_, "SLI_MODE: '%s' is not require or optional", value);
@@ -240,7 +182,7 @@ __attribute__((constructor)) static void shim_init(void) {
       bad = 1;
     }
   }
-  if (!bad && cfg.n_targets) {
+  if (!bad && shim_n_targets) {
     int rc = sli_ctx_new_client(&cfg.client_ctx, sc, 0);
     if (rc) {
       shim_log(LOG_ERR_, "client context: %s: %s", sli_err_name(rc), sli_config_error(sc));
@@ -258,5 +200,5 @@ __attribute__((constructor)) static void shim_init(void) {
   }
   cfg.active = 1;
   shim_log(LOG_INFO_, "active: %d TLS port(s), %d client target(s), mode %s", cfg.n_ports,
-           cfg.n_targets, cfg.optional ? "optional" : "require");
+           shim_n_targets, cfg.optional ? "optional" : "require");
 }

@@ -1,22 +1,33 @@
-/* fdtable.c — the table fd -> TLS connection, and a connection's life: created at accept/connect,
- * shared by dup'd fds, ended (close_notify, if this process owns it) when its last fd is closed. */
+/* fdtable.c — the table fd -> TLS connection, and a connection's memory. A connection is shared by
+ * the fds that name it (dup) and pinned by every call in progress on it; the session ends when the
+ * host closes its last fd, and the memory goes when the last pin goes (a thread still waiting in a
+ * read when another closes the fd keeps the socket through a private dup, as the kernel keeps the
+ * file of a call in progress).
+ *
+ * Connection objects are type-stable: freed ones go to a free list and are reused only as
+ * connections, so `tc_get` can take a reference without a lock (it re-checks the slot). */
 #include <errno.h>
-#include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "shim.h"
 
 fdent *fdtab;
 size_t fdtab_cap;
-static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
+pid_t shim_pid;
+atomic_int shim_live;
+
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER; /* live list and free list */
+static tconn *live_head, *free_head;
 
 void fdtab_init(void) {
   if (fdtab) return;
+  shim_pid = getpid();
   struct rlimit rl;
   size_t cap = 65536;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max > cap)
@@ -29,170 +40,201 @@ void fdtab_init(void) {
   fdtab_cap = cap;
 }
 
-static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
-  tconn *tc = arg;
-  for (;;) {
-    ssize_t r = real.recv(tc->io_fd, buf, len, MSG_DONTWAIT);
-    if (r >= 0) return r;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return SLI_WANT_READ;
-    tc->rerr = errno;
-    return SLI_E_IO;
-  }
+/* A vfork child (or a raw clone) runs on its parent's memory without our fork handlers: it must not
+ * change the table or any connection. glibc does not cache getpid, so this asks the kernel. */
+int shim_foreign(void) { return (pid_t)syscall(SYS_getpid) != shim_pid; }
+
+void live_lock(void) { pthread_mutex_lock(&live_mu); }
+void live_unlock(void) { pthread_mutex_unlock(&live_mu); }
+tconn *live_first(void) { return live_head; }
+
+/* Before fork: no call may be half-way through any connection (its sequence numbers would be
+ * copied mid-record), so every connection's lock is taken, in list order. */
+void live_lock_all(void) {
+  pthread_mutex_lock(&live_mu);
+  for (tconn *t = live_head; t; t = t->live_next) pthread_mutex_lock(&t->lock);
 }
 
-/* queue keeps ciphertext the kernel did not take; tc_flush hands it over later. */
-static ssize_t queue(tconn *tc, const void *buf, size_t len) {
-  if (tc->olen + len > tc->ocap) {
-    size_t cap = tc->ocap ? tc->ocap : 16384 + 512;
-    while (cap < tc->olen + len) cap *= 2;
-    unsigned char *p = realloc(tc->obuf, cap);
-    if (!p) return SLI_E_IO;
-    tc->obuf = p;
-    tc->ocap = cap;
-  }
-  memcpy(tc->obuf + tc->olen, buf, len);
-  tc->olen += len;
-  return (ssize_t)len;
-}
-
-/* The engine's transport write never reports WANT_WRITE: what the kernel does not take now is
- * queued, so the host's write() semantics (all, or EAGAIN before anything is taken) stay simple.
- * With nothing queued the bytes go straight to the kernel (no copy, no allocation). */
-static ssize_t t_write(sli_conn *c, const void *buf, size_t len, void *arg) {
-  tconn *tc = arg;
-  if (tc->olen > 0 || tc->werr) return tc->werr ? SLI_E_IO : queue(tc, buf, len);
-  ssize_t r;
-  do r = real.send(tc->io_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
-  if (r == (ssize_t)len) return r;
-  if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-    tc->werr = tc->rerr = errno;
-    return SLI_E_IO;
-  }
-  size_t done = r > 0 ? (size_t)r : 0;
-  ssize_t q = queue(tc, (const char *)buf + done, len - done);
-  return q < 0 ? q : (ssize_t)len;
-}
-
-static void describe_peer(tconn *tc);
-
-/* tc_peer names the peer for log lines, computed on first use (no syscall per connection). */
-const char *tc_peer(tconn *tc) {
-  if (!tc->peer[0]) describe_peer(tc);
-  return tc->peer;
-}
-
-static void describe_peer(tconn *tc) {
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof(ss);
-  char a[64] = "?";
-  int port = 0;
-  if (getpeername(tc->io_fd, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET) {
-      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+/* After fork (the forking thread holds every lock). In the child, what belonged to the parent's
+ * threads goes: a send in progress there, the service thread's registrations, and our private dups
+ * of sockets the parent closed (a copy left open here would keep the peer from ever seeing the
+ * connection end). */
+void live_unlock_all(int child) {
+  for (tconn *t = live_head; t; t = t->live_next) {
+    if (child) {
+      t->sending = 0;
+      t->svc_reg = t->svc_armed = 0;
+      if (t->private_fd && t->io_fd >= 0) {
+        real.close(t->io_fd);
+        t->io_fd = -1;
+        t->private_fd = 0;
+        t->lingering = 0;
+        tc_mark_failed(t);
+      }
     }
+    pthread_mutex_unlock(&t->lock);
   }
-  snprintf(tc->peer, sizeof(tc->peer), "%s:%d", a, port);
+  pthread_mutex_unlock(&live_mu);
 }
 
-tconn *tconn_new(int fd, int is_server, const char *servername, int sniff) {
-  if (!fdtab || (size_t)fd >= fdtab_cap) return NULL;
-  tconn *tc = calloc(1, sizeof(*tc));
-  if (!tc) return NULL;
-  pthread_mutex_init(&tc->lock, NULL);
-  atomic_init(&tc->refs, 1);
-  atomic_init(&tc->fdrefs, 1);
-  tc->io_fd = fd;
-  tc->is_server = is_server;
-  tc->owner = getpid();
-  tc->state = sniff ? ST_SNIFF : ST_TLS;
-  tc->sniff_deadline_ms = shim_now_ms() + cfg.sniff_timeout_ms;
-  tc->hs_deadline_ms = cfg.handshake_timeout_ms > 0 ? shim_now_ms() + cfg.handshake_timeout_ms : INT64_MAX;
-  int rc = sli_conn_new_cbs(&tc->conn, is_server ? cfg.server_ctx : cfg.client_ctx, t_read, t_write,
-                            tc, servername, 0);
-  if (rc) {
-    shim_log(LOG_ERR_, "%s: cannot create a TLS connection: %s", tc_peer(tc), sli_err_name(rc));
-    free(tc);
-    return NULL;
+static tconn *tconn_alloc(void) {
+  pthread_mutex_lock(&live_mu);
+  tconn *tc = free_head;
+  if (tc) free_head = tc->free_next;
+  pthread_mutex_unlock(&live_mu);
+  if (!tc) {
+    tc = calloc(1, sizeof(*tc));
+    if (!tc) return NULL;
+    pthread_mutex_init(&tc->lock, NULL);
+  } else { /* the mutex (first member) stays valid for a pin racing with the reuse */
+    memset((char *)tc + sizeof(tc->lock), 0, sizeof(*tc) - sizeof(tc->lock));
   }
   return tc;
 }
 
-void fdtab_set(int fd, tconn *tc) {
-  if (fdtab && fd >= 0 && (size_t)fd < fdtab_cap) __atomic_store_n(&fdtab[fd].tc, tc, __ATOMIC_RELEASE);
+tconn *tconn_new(int fd, int is_server, const char *servername, int sniff) {
+  if (!fdtab || fd < 0 || (size_t)fd >= fdtab_cap) return NULL;
+  tconn *tc = tconn_alloc();
+  if (!tc) return NULL;
+  tc->claim = claim_alloc(&tc->claim_slab);
+  if (!tc->claim) goto fail;
+  tc->io_fd = fd;
+  tc->is_server = is_server;
+  tc->state = sniff ? ST_SNIFF : ST_TLS;
+  tc->sniff_deadline_ms = shim_now_ms() + cfg.sniff_timeout_ms;
+  tc->hs_deadline_ms = cfg.handshake_timeout_ms > 0 ? shim_now_ms() + cfg.handshake_timeout_ms : INT64_MAX;
+  tc->k_in = tc->k_out = 1; /* unknown: a call will ask the socket */
+  int rc = sli_conn_new_cbs(&tc->conn, is_server ? cfg.server_ctx : cfg.client_ctx,
+                            tc_transport_read, tc_transport_write, tc, servername, 0);
+  if (rc) {
+    shim_log(LOG_ERR_, "%s: cannot create a TLS connection: %s", tc_peer(tc), sli_err_name(rc));
+    claim_free(tc->claim_slab);
+    goto fail;
+  }
+  atomic_store(&tc->fdrefs, 0);
+  atomic_store(&tc->refs, 1); /* the caller's, given to fdtab_install */
+  pthread_mutex_lock(&live_mu);
+  tc->live_next = live_head;
+  if (live_head) live_head->live_prev = tc;
+  live_head = tc;
+  pthread_mutex_unlock(&live_mu);
+  atomic_fetch_add(&shim_live, 1);
+  return tc;
+fail:
+  pthread_mutex_lock(&live_mu);
+  tc->free_next = free_head;
+  free_head = tc;
+  pthread_mutex_unlock(&live_mu);
+  return NULL;
 }
 
-void tconn_release(tconn *tc) {
+tconn *tc_get_slow(int fd) {
+  for (;;) {
+    tconn *tc = atomic_load_explicit(&fdtab[fd].tc, memory_order_acquire);
+    if (!tc) return NULL;
+    int r = atomic_load(&tc->refs);
+    do {
+      if (r == 0) break; /* being freed: the slot is about to change */
+    } while (!atomic_compare_exchange_weak(&tc->refs, &r, r + 1));
+    if (r == 0) continue;
+    if (atomic_load_explicit(&fdtab[fd].tc, memory_order_acquire) == tc) return tc;
+    tc_put(tc); /* the slot changed under us: try again */
+  }
+}
+
+/* The last reference: the session was ended (or handed to the service thread) before. */
+static void tconn_destroy(tconn *tc) {
+  if (tc->private_fd && tc->io_fd >= 0) real.close(tc->io_fd);
+  tc->io_fd = -1;
+  tconn_free_engine(tc);
+  claim_free(tc->claim_slab);
+  atomic_fetch_sub(&shim_live, 1);
+  pthread_mutex_lock(&live_mu);
+  if (tc->live_prev) tc->live_prev->live_next = tc->live_next;
+  else if (live_head == tc) live_head = tc->live_next;
+  if (tc->live_next) tc->live_next->live_prev = tc->live_prev;
+  tc->live_prev = tc->live_next = NULL;
+  tc->free_next = free_head;
+  free_head = tc;
+  pthread_mutex_unlock(&live_mu);
+}
+
+void tc_put(tconn *tc) {
   if (atomic_fetch_sub(&tc->refs, 1) != 1) return;
-  sli_conn_free(tc->conn);
-  free(tc->rbuf);
-  free(tc->obuf);
-  pthread_mutex_destroy(&tc->lock);
-  free(tc);
+  /* Last reference. If the host closed while a call was in progress, the session still has to
+   * end (close_notify, queued output): do it now, in the background if it cannot finish at once. */
+  pthread_mutex_lock(&tc->lock);
+  int keep = 0;
+  if (tc->host_closed && !tc->lingering) {
+    atomic_store(&tc->refs, 1); /* tc_end_locked / the service thread may take it over */
+    tc->host_closed = 0;
+    tc_end_locked(tc);
+    keep = atomic_fetch_sub(&tc->refs, 1) != 1;
+  }
+  pthread_mutex_unlock(&tc->lock);
+  if (!keep) tconn_destroy(tc);
 }
 
-/* Drops fd `closing_fd`'s reference; the last fd ends the session (with I/O only if `may_io`). */
-static void tconn_unref(tconn *tc, int closing_fd, int may_io) {
-  if (atomic_fetch_sub(&tc->fdrefs, 1) != 1) {
-    if (tc->io_fd == closing_fd) { /* another fd still refers to the socket: do I/O through it */
-      pthread_mutex_lock(&tab_lock);
-      for (size_t i = 0; i < fdtab_cap; i++)
-        if ((int)i != closing_fd && fdtab[i].tc == tc) {
-          tc->io_fd = (int)i;
-          break;
-        }
-      pthread_mutex_unlock(&tab_lock);
-    }
-    tconn_release(tc);
+void fdtab_install(int fd, tconn *tc, int cloexec) {
+  if (!fdtab || fd < 0 || (size_t)fd >= fdtab_cap) {
+    tc_put(tc);
     return;
   }
-  if (may_io) tc_close(tc); /* flush, close_notify if we own it; the fd is still open here */
-  else shim_hot_remove(tc);
-  pthread_mutex_lock(&tc->lock);
-  tc->state = ST_FAILED;
-  tc->ferr = EBADF;
-  tc->io_fd = -1;
-  pthread_mutex_unlock(&tc->lock);
-  tconn_release(tc);
-}
-
-void fdtab_forget(int fd) {
-  if (!fdtab || fd < 0 || (size_t)fd >= fdtab_cap) return;
-  fdtab[fd].listener = 0;
-  tconn *tc = __atomic_exchange_n(&fdtab[fd].tc, NULL, __ATOMIC_ACQ_REL);
-  if (tc) tconn_unref(tc, fd, 1);
-}
-
-/* A call that creates fd number `fd` proves any entry left for it is stale (closed behind our back,
- * e.g. by a raw syscall): forget it without touching the socket now behind that number. */
-void fdtab_drop_stale(int fd) {
-  if (!fdtab || fd < 0 || (size_t)fd >= fdtab_cap) return;
-  fdtab[fd].listener = 0;
-  tconn *tc = __atomic_exchange_n(&fdtab[fd].tc, NULL, __ATOMIC_ACQ_REL);
-  if (tc) tconn_unref(tc, fd, 0);
-}
-
-/* In a forked child: locks may have been held by threads that do not exist here. */
-void fdtab_after_fork(void) {
-  pthread_mutex_init(&tab_lock, NULL);
-  shim_hot_reset_after_fork();
-  for (size_t i = 0; fdtab && i < fdtab_cap; i++)
-    if (fdtab[i].tc) pthread_mutex_init(&fdtab[i].tc->lock, NULL);
-}
-
-void fdtab_alias(int oldfd, int newfd) {
-  if (!fdtab || newfd < 0 || (size_t)newfd >= fdtab_cap) return;
-  tconn *tc = shim_tc(oldfd);
-  if (tc) {
-    atomic_fetch_add(&tc->refs, 1);
-    atomic_fetch_add(&tc->fdrefs, 1);
+  atomic_fetch_add(&tc->fdrefs, 1);
+  fdtab[fd].cloexec = (uint8_t)cloexec;
+  tconn *old = atomic_exchange(&fdtab[fd].tc, tc);
+  if (old) { /* should not happen: the number was free */
+    atomic_fetch_sub(&old->fdrefs, 1);
+    tc_put(old);
   }
+  if (fd <= 2) stdio_fd_became_tls(fd);
+}
+
+/* other_fd finds another fd naming `tc` (dup'd fds are rare: a scan is fine). */
+static int other_fd(tconn *tc, int not_fd) {
+  for (size_t i = 0; i < fdtab_cap; i++)
+    if ((int)i != not_fd && atomic_load_explicit(&fdtab[i].tc, memory_order_relaxed) == tc)
+      return (int)i;
+  return -1;
+}
+
+/* drop removes fd's slot; with `end`, the last fd ends the session (fd must still be open). */
+static void drop(int fd, int end) {
+  if (!fdtab || fd < 0 || (size_t)fd >= fdtab_cap) return;
+  fdtab[fd].listener = 0;
+  tconn *tc = atomic_exchange(&fdtab[fd].tc, NULL);
+  if (!tc) return;
+  if (fd <= 2) stdio_fd_left_tls(fd);
+  pthread_mutex_lock(&tc->lock);
+  if (atomic_fetch_sub(&tc->fdrefs, 1) != 1) {
+    if (tc->io_fd == fd && !tc->private_fd) {
+      epoll_tc_unregister_all(tc, fd);
+      svc_forget_locked(tc);
+      tc->io_fd = other_fd(tc, fd);
+    }
+  } else if (end) {
+    tc_end_locked(tc);
+  } else { /* the number was reused behind our back: the socket is not ours to touch */
+    epoll_tc_unregister_all(tc, -1);
+    svc_forget_locked(tc);
+    tc->io_fd = -1;
+    tc_mark_failed(tc);
+  }
+  pthread_mutex_unlock(&tc->lock);
+  tc_put(tc);
+}
+
+void fdtab_close(int fd) { drop(fd, 1); }
+
+void fdtab_drop_stale(int fd) {
+  if (shim_is_tls(fd)) drop(fd, 0);
+  else if (fdtab && fd >= 0 && (size_t)fd < fdtab_cap) fdtab[fd].listener = 0;
+}
+
+void fdtab_alias(int oldfd, int newfd, int cloexec) {
+  if (!fdtab || newfd < 0 || (size_t)newfd >= fdtab_cap) return;
+  if (shim_is_tls(newfd)) drop(newfd, 0); /* the caller ended it while it was still that socket */
+  tconn *tc = tc_get(oldfd);
   fdtab[newfd].listener = (size_t)oldfd < fdtab_cap ? fdtab[oldfd].listener : 0;
-  tconn *old = __atomic_exchange_n(&fdtab[newfd].tc, tc, __ATOMIC_ACQ_REL);
-  if (old) tconn_unref(old, newfd, 1);
+  if (tc) fdtab_install(newfd, tc, cloexec); /* the pin becomes the slot's reference */
 }

@@ -1,6 +1,9 @@
 /* io.c — the data family: read/write, recv/send (MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL,
- * MSG_NOSIGNAL), recvfrom/sendto, readv/writev, recvmsg/sendmsg, sendfile and splice, and glibc's
- * fortify variants. A non-TLS fd costs one table lookup and goes straight to libc. */
+ * MSG_NOSIGNAL), recvfrom/sendto (MSG_FASTOPEN to a target connects it as TLS), readv/writev,
+ * recvmsg/sendmsg (a TLS fd passed with SCM_RIGHTS is refused: the receiving process would get the
+ * raw socket), sendfile and splice (nothing read from a file or pipe is lost when the other side
+ * takes less), and glibc's fortify variants. A non-TLS fd costs one table load and goes straight
+ * to libc. Every call on a TLS fd pins its connection for the call's duration. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,27 +12,39 @@
 
 #include "shim.h"
 
-#define ENSURE(fn) \
-  if (!real.fn) shim_resolve()
+HIDDEN ssize_t shim_fastopen(int fd, const void *buf, size_t len, int flags,
+                             const struct sockaddr *addr, socklen_t alen);
+
+#define PINNED(expr)            \
+  do {                          \
+    ssize_t r_ = (expr);        \
+    int e_ = errno;             \
+    tc_put(tc);                 \
+    errno = e_;                 \
+    return r_;                  \
+  } while (0)
 
 ssize_t read(int fd, void *buf, size_t len) {
   ENSURE(read);
-  tconn *tc = shim_tc(fd);
-  return tc ? tc_read(tc, buf, len, 0) : real.read(fd, buf, len);
+  tconn *tc = tc_get(fd);
+  if (!tc) return real.read(fd, buf, len);
+  PINNED(tc_read(tc, buf, len, 0));
 }
 
 ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) { return read(fd, buf, len); }
 
 ssize_t write(int fd, const void *buf, size_t len) {
   ENSURE(write);
-  tconn *tc = shim_tc(fd);
-  return tc ? tc_write(tc, buf, len, 0) : real.write(fd, buf, len);
+  tconn *tc = tc_get(fd);
+  if (!tc) return real.write(fd, buf, len);
+  PINNED(tc_write(tc, buf, len, 0));
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags) {
   ENSURE(recv);
-  tconn *tc = shim_tc(fd);
-  return tc ? tc_read(tc, buf, len, flags) : real.recv(fd, buf, len, flags);
+  tconn *tc = tc_get(fd);
+  if (!tc) return real.recv(fd, buf, len, flags);
+  PINNED(tc_read(tc, buf, len, flags));
 }
 
 ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
@@ -38,16 +53,17 @@ ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
 
 ssize_t send(int fd, const void *buf, size_t len, int flags) {
   ENSURE(send);
-  tconn *tc = shim_tc(fd);
-  return tc ? tc_write(tc, buf, len, flags) : real.send(fd, buf, len, flags);
+  tconn *tc = tc_get(fd);
+  if (!tc) return real.send(fd, buf, len, flags);
+  PINNED(tc_write(tc, buf, len, flags));
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *alen) {
   ENSURE(recvfrom);
-  tconn *tc = shim_tc(fd);
+  tconn *tc = tc_get(fd);
   if (!tc) return real.recvfrom(fd, buf, len, flags, addr, alen);
   if (addr && alen) getpeername(fd, addr, alen);
-  return tc_read(tc, buf, len, flags);
+  PINNED(tc_read(tc, buf, len, flags));
 }
 
 ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
@@ -58,105 +74,182 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
 ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
                socklen_t alen) {
   ENSURE(sendto);
-  tconn *tc = shim_tc(fd);
-  return tc ? tc_write(tc, buf, len, flags) : real.sendto(fd, buf, len, flags, addr, alen);
+  tconn *tc = tc_get(fd);
+  if (!tc) {
+    if ((flags & MSG_FASTOPEN) && addr) return shim_fastopen(fd, buf, len, flags, addr, alen);
+    return real.sendto(fd, buf, len, flags, addr, alen);
+  }
+  PINNED(tc_write(tc, buf, len, flags & ~MSG_FASTOPEN));
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int n) {
   ENSURE(readv);
-  tconn *tc = shim_tc(fd);
-  return tc ? tc_readv(tc, iov, n, 0) : real.readv(fd, iov, n);
+  tconn *tc = tc_get(fd);
+  if (!tc) return real.readv(fd, iov, n);
+  PINNED(tc_readv(tc, iov, n, 0));
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int n) {
   ENSURE(writev);
-  tconn *tc = shim_tc(fd);
-  return tc ? tc_writev(tc, iov, n, 0) : real.writev(fd, iov, n);
+  tconn *tc = tc_get(fd);
+  if (!tc) return real.writev(fd, iov, n);
+  PINNED(tc_writev(tc, iov, n, 0));
 }
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   ENSURE(recvmsg);
-  tconn *tc = shim_tc(fd);
+  tconn *tc = tc_get(fd);
   if (!tc) return real.recvmsg(fd, msg, flags);
   msg->msg_controllen = 0; /* no ancillary data travels inside TLS */
   msg->msg_flags = 0;
   if (msg->msg_name && msg->msg_namelen) getpeername(fd, msg->msg_name, &msg->msg_namelen);
-  return tc_readv(tc, msg->msg_iov, (int)msg->msg_iovlen, flags);
+  PINNED(tc_readv(tc, msg->msg_iov, (int)msg->msg_iovlen, flags));
+}
+
+/* passes_tls_fd: a message carrying a TLS fd to another process (SCM_RIGHTS). */
+static int passes_tls_fd(const struct msghdr *msg) {
+  if (!msg->msg_control || msg->msg_controllen < sizeof(struct cmsghdr)) return 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *fds = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < n; i++) {
+      int f;
+      memcpy(&f, fds + i, sizeof(f));
+      if (shim_is_tls(f)) return 1;
+    }
+  }
+  return 0;
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   ENSURE(sendmsg);
-  tconn *tc = shim_tc(fd);
-  return tc ? tc_writev(tc, msg->msg_iov, (int)msg->msg_iovlen, flags)
-            : real.sendmsg(fd, msg, flags);
+  tconn *tc = tc_get(fd);
+  if (!tc) {
+    if (msg && passes_tls_fd(msg)) { /* the receiver would write plaintext on it */
+      shim_log(LOG_WARN_, "refusing to pass a TLS connection's fd to another process (SCM_RIGHTS): "
+                          "its TLS session cannot go with it");
+      errno = EPERM;
+      return -1;
+    }
+    if (msg && (flags & MSG_FASTOPEN) && msg->msg_name && msg->msg_iovlen <= 1)
+      return shim_fastopen(fd, msg->msg_iovlen ? msg->msg_iov[0].iov_base : "",
+                           msg->msg_iovlen ? msg->msg_iov[0].iov_len : 0, flags,
+                           msg->msg_name, msg->msg_namelen);
+    if (msg && (flags & MSG_FASTOPEN) && msg->msg_name) { /* gather, then as above */
+      size_t total = 0;
+      for (size_t i = 0; i < msg->msg_iovlen; i++) total += msg->msg_iov[i].iov_len;
+      char *tmp = malloc(total ? total : 1);
+      if (!tmp) {
+        errno = ENOMEM;
+        return -1;
+      }
+      size_t off = 0;
+      for (size_t i = 0; i < msg->msg_iovlen; i++) {
+        memcpy(tmp + off, msg->msg_iov[i].iov_base, msg->msg_iov[i].iov_len);
+        off += msg->msg_iov[i].iov_len;
+      }
+      ssize_t r = shim_fastopen(fd, tmp, total, flags, msg->msg_name, msg->msg_namelen);
+      int e = errno;
+      free(tmp);
+      errno = e;
+      return r;
+    }
+    return real.sendmsg(fd, msg, flags);
+  }
+  PINNED(tc_writev(tc, msg->msg_iov, (int)msg->msg_iovlen, flags & ~MSG_FASTOPEN));
 }
 
-/* sendfile to a TLS socket: read the file, write through TLS; the file offset (or *offset) moves
- * only by what TLS accepted. */
-static ssize_t tls_sendfile(tconn *tc, int in_fd, off_t *offset, size_t count) {
+/* ---- sendfile and splice ---- */
+
+/* file_to_tls reads from a file at `pos` (pread: nothing is consumed that TLS does not take). */
+static ssize_t file_to_tls(tconn *tc, int in_fd, off_t pos, size_t count, int flags) {
   char buf[65536];
-  off_t pos = offset ? *offset : lseek(in_fd, 0, SEEK_CUR);
-  if (pos < 0) return -1;
   size_t want = count < sizeof(buf) ? count : sizeof(buf);
   ssize_t r = pread(in_fd, buf, want, pos);
   if (r <= 0) return r;
-  ssize_t w = tc_write(tc, buf, (size_t)r, 0);
+  return tc_write(tc, buf, (size_t)r, flags);
+}
+
+static ssize_t tls_sendfile(tconn *tc, int in_fd, off_t *offset, size_t count) {
+  off_t pos = offset ? *offset : lseek(in_fd, 0, SEEK_CUR);
+  if (pos < 0) return -1;
+  ssize_t w = file_to_tls(tc, in_fd, pos, count, 0);
   if (w <= 0) return w;
-  if (offset)
-    *offset = pos + w;
-  else
-    lseek(in_fd, pos + w, SEEK_SET);
+  if (offset) *offset = pos + w;
+  else lseek(in_fd, pos + w, SEEK_SET);
   return w;
 }
 
 ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
   ENSURE(sendfile);
-  tconn *tc = shim_tc(out_fd);
-  return tc ? tls_sendfile(tc, in_fd, offset, count) : real.sendfile(out_fd, in_fd, offset, count);
+  tconn *tc = tc_get(out_fd);
+  if (!tc) return real.sendfile(out_fd, in_fd, offset, count);
+  PINNED(tls_sendfile(tc, in_fd, offset, count));
 }
 
 ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count) {
   ENSURE(sendfile64);
-  tconn *tc = shim_tc(out_fd);
-  return tc ? tls_sendfile(tc, in_fd, offset, count) : real.sendfile64(out_fd, in_fd, offset, count);
+  tconn *tc = tc_get(out_fd);
+  if (!tc) return real.sendfile64(out_fd, in_fd, offset, count);
+  PINNED(tls_sendfile(tc, in_fd, offset, count));
+}
+
+/* TLS -> pipe or file: peek what TLS has, write what the other side takes, then consume exactly
+ * that much (a non-blocking pipe that takes 4 KiB of 40 KB leaves the rest in TLS). */
+static ssize_t splice_from_tls(tconn *tc, int out_fd, loff_t *out_off, size_t len, unsigned flags) {
+  char buf[65536];
+  size_t want = len < sizeof(buf) ? len : sizeof(buf);
+  ssize_t r = tc_read(tc, buf, want, MSG_PEEK | ((flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0));
+  if (r <= 0) return r;
+  ssize_t w;
+  do w = out_off ? pwrite(out_fd, buf, (size_t)r, *out_off) : real.write(out_fd, buf, (size_t)r);
+  while (w < 0 && errno == EINTR);
+  if (w <= 0) return w;
+  ssize_t c = tc_read(tc, buf, (size_t)w, MSG_DONTWAIT); /* already decrypted: cannot block */
+  if (c > 0 && out_off) *out_off += c;
+  return c;
+}
+
+/* pipe or file -> TLS: wait (or EAGAIN) until TLS can take bytes, then read and give it all of
+ * them (bytes read from a pipe cannot be put back). */
+static ssize_t splice_to_tls(tconn *tc, int in_fd, loff_t *in_off, size_t len, unsigned flags) {
+  char buf[65536];
+  size_t want = len < sizeof(buf) ? len : sizeof(buf);
+  if (in_off) {
+    ssize_t w = file_to_tls(tc, in_fd, *in_off, want, (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0);
+    if (w > 0) *in_off += w;
+    return w;
+  }
+  int nb = (flags & SPLICE_F_NONBLOCK) || shim_fd_nonblocking(tc->io_fd);
+  struct pollfd p = {.fd = -1, .events = POLLOUT};
+  for (;;) { /* is TLS writable now? (the same answer poll would give the host) */
+    pthread_mutex_lock(&tc->lock);
+    short ok = tc_ready_locked(tc, POLLOUT);
+    pthread_mutex_unlock(&tc->lock);
+    if (ok) break;
+    if (nb) {
+      errno = EAGAIN;
+      return -1;
+    }
+    int fd = tc->io_fd;
+    p.fd = fd;
+    if (shim_poll(&p, 1, -1, NULL) < 0) return -1;
+  }
+  ssize_t r;
+  do r = real.read(in_fd, buf, want);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) return r;
+  ssize_t w = tc_write(tc, buf, (size_t)r, SHIM_MSG_ALL | (nb ? MSG_DONTWAIT : 0));
+  return w;
 }
 
 ssize_t splice(int in_fd, loff_t *in_off, int out_fd, loff_t *out_off, size_t len,
                unsigned int flags) {
   ENSURE(splice);
-  tconn *tin = shim_tc(in_fd), *tout = shim_tc(out_fd);
+  tconn *tin = tc_get(in_fd), *tout = tin ? NULL : tc_get(out_fd);
   if (!tin && !tout) return real.splice(in_fd, in_off, out_fd, out_off, len, flags);
-  char buf[65536];
-  size_t want = len < sizeof(buf) ? len : sizeof(buf);
-  int nb = (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0;
-  ssize_t r;
-  if (tin) {
-    r = tc_read(tin, buf, want, nb);
-    if (r <= 0) return r;
-    for (ssize_t off = 0; off < r;) { /* the pipe side takes all of it */
-      ssize_t w = out_off ? pwrite(out_fd, buf + off, (size_t)(r - off), *out_off + off)
-                          : real.write(out_fd, buf + off, (size_t)(r - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return off ? off : -1;
-      off += w;
-    }
-    if (out_off) *out_off += r;
-    return r;
-  }
-  /* into TLS: bytes read from a pipe cannot be put back, so the TLS write waits if it must */
-  r = in_off ? pread(in_fd, buf, want, *in_off) : real.read(in_fd, buf, want);
-  if (r <= 0) return r;
-  ssize_t total = 0;
-  while (total < r) {
-    ssize_t w = tc_write(tout, buf + total, (size_t)(r - total), 0);
-    if (w < 0 && errno == EAGAIN) {
-      struct pollfd p = {.fd = out_fd, .events = POLLOUT};
-      poll(&p, 1, 100);
-      continue;
-    }
-    if (w <= 0) return total ? total : -1;
-    total += w;
-  }
-  if (in_off) *in_off += total;
-  return total;
+  tconn *tc = tin ? tin : tout;
+  PINNED(tin ? splice_from_tls(tin, out_fd, out_off, len, flags)
+             : splice_to_tls(tout, in_fd, in_off, len, flags));
 }

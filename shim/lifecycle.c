@@ -1,7 +1,14 @@
-/* lifecycle.c — where TLS connections begin and end: accept/accept4 on a listener bound to a TLS
- * port, connect to a configured target; close, close_range, shutdown, dup/dup2/dup3,
- * fcntl(F_DUPFD*), ioctl(FIONREAD); bind/listen/connect fail closed (EACCES) when the configuration
- * is invalid; fork. Handshakes are lazy: nothing here blocks on TLS. */
+/* lifecycle.c — where TLS connections begin and end, and the fd calls around them:
+ * accept/accept4 on a listener bound to a TLS port; connect to a target (installed *before* the
+ * kernel connects, whatever connect returns — 0, EINPROGRESS, EINTR, EALREADY — so no byte can
+ * leave in plaintext) and MSG_FASTOPEN sends; close, close_range, closefrom, shutdown (sends
+ * close_notify; reads go on), dup/dup2/dup3, fcntl (F_DUPFD*, F_GETFD/F_SETFD), ioctl (FIONREAD
+ * counts plaintext; FIOCLEX/FIONCLEX); bind/listen/connect fail closed (EACCES) when the
+ * configuration is invalid. Handshakes are lazy: nothing here waits for TLS.
+ *
+ * The kernel always has FD_CLOEXEC on a TLS fd; the host sees (and sets) its own view of the flag.
+ * An exec through our wrappers hands the fds the host meant to pass to a relay (exec.c); any other
+ * exec (system(), posix_spawn's internals, a raw syscall) finds them closed: never a plaintext fd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -11,11 +18,6 @@
 #include <arpa/inet.h>
 
 #include "shim.h"
-
-#define ENSURE(fn) \
-  if (!real.fn) shim_resolve()
-
-void shim_epoll_forget(int epfd);
 
 static uint16_t port_of(const struct sockaddr *sa) {
   if (sa->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)sa)->sin_port);
@@ -29,7 +31,7 @@ static int is_inet(const struct sockaddr *sa) {
 
 /* listener_kind: 1 if `lfd` listens on a TLS port, 2 if not (cached per fd). */
 static int listener_kind(int lfd) {
-  if ((size_t)lfd >= fdtab_cap) return 2;
+  if (lfd < 0 || (size_t)lfd >= fdtab_cap) return 2;
   uint8_t k = fdtab[lfd].listener;
   if (k) return k;
   struct sockaddr_storage ss;
@@ -42,10 +44,16 @@ static int listener_kind(int lfd) {
   return k;
 }
 
-static int after_accept(int lfd, int fd) {
+/* ---- accept ---- */
+
+static int tls_listener(int lfd) {
+  return cfg.active && cfg.n_ports && fdtab && !shim_foreign() && listener_kind(lfd) == 1;
+}
+
+static int after_accept(int fd, int tls, int host_cloexec) {
   if (fd < 0) return fd;
   fdtab_drop_stale(fd);
-  if (!cfg.active || !cfg.n_ports || listener_kind(lfd) != 1) return fd;
+  if (!tls) return fd;
   int saved = errno;
   tconn *tc = tconn_new(fd, 1, NULL, cfg.optional);
   if (!tc) { /* never hand the host a plaintext connection on a TLS port */
@@ -53,8 +61,7 @@ static int after_accept(int lfd, int fd) {
     errno = ECONNABORTED;
     return -1;
   }
-  fdtab_set(fd, tc);
-  tc_track(tc);
+  fdtab_install(fd, tc, host_cloexec);
   shim_log(LOG_DEBUG_, "%s: accepted on a TLS port (fd %d)", tc_peer(tc), fd);
   errno = saved;
   return fd;
@@ -62,47 +69,101 @@ static int after_accept(int lfd, int fd) {
 
 int accept(int lfd, struct sockaddr *addr, socklen_t *len) {
   ENSURE(accept);
-  return after_accept(lfd, real.accept(lfd, addr, len));
+  if (!tls_listener(lfd)) {
+    int fd = real.accept(lfd, addr, len);
+    if (fd >= 0 && fdtab && !shim_foreign()) fdtab_drop_stale(fd);
+    return fd;
+  }
+  return after_accept(real.accept4(lfd, addr, len, SOCK_CLOEXEC), 1, 0);
 }
 
 int accept4(int lfd, struct sockaddr *addr, socklen_t *len, int flags) {
   ENSURE(accept4);
-  return after_accept(lfd, real.accept4(lfd, addr, len, flags));
+  if (!tls_listener(lfd)) {
+    int fd = real.accept4(lfd, addr, len, flags);
+    if (fd >= 0 && fdtab && !shim_foreign()) fdtab_drop_stale(fd);
+    return fd;
+  }
+  return after_accept(real.accept4(lfd, addr, len, flags | SOCK_CLOEXEC), 1,
+                      (flags & SOCK_CLOEXEC) != 0);
 }
 
 int socket(int domain, int type, int protocol) {
   ENSURE(socket);
   int fd = real.socket(domain, type, protocol);
-  if (fd >= 0) fdtab_drop_stale(fd);
+  if (fd >= 0 && fdtab && !shim_foreign()) fdtab_drop_stale(fd);
   return fd;
+}
+
+/* ---- connect ---- */
+
+static int refuse_target(void) {
+  shim_log(LOG_ERR_, "refusing connect to a TLS target: %s",
+           cfg.fail_closed ? "the configuration is invalid" : "a vfork child cannot start TLS");
+  errno = EACCES;
+  return -1;
 }
 
 int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   ENSURE(connect);
-  const shim_target *t = (cfg.n_targets && is_inet(addr)) ? shim_target_match(addr, len) : NULL;
-  if (cfg.fail_closed && is_inet(addr) && (t || cfg.n_targets)) {
-    if (t) {
-      shim_log(LOG_ERR_, "refusing connect to a TLS target: the configuration is invalid");
-      errno = EACCES;
-      return -1;
-    }
+  const shim_target *t = shim_n_targets && is_inet(addr) ? shim_target_match(addr, len) : NULL;
+  if (!t) return real.connect(fd, addr, len);
+  if (cfg.fail_closed || shim_foreign()) return refuse_target();
+  if (!cfg.active) return real.connect(fd, addr, len);
+  tconn *tc = tc_get(fd);
+  if (tc) { /* connect() again: hiredis and others learn this way that the connect completed */
+    int r = real.connect(fd, addr, len);
+    int e = errno;
+    pthread_mutex_lock(&tc->lock);
+    if (r == 0 || e == EISCONN) tc->connecting = 0;
+    pthread_mutex_unlock(&tc->lock);
+    tc_put(tc);
+    errno = e;
+    return r;
   }
+  int fdfl = real.fcntl(fd, F_GETFD);
+  if (fdfl < 0) return -1; /* EBADF */
+  tc = tconn_new(fd, 0, t->servername, 0);
+  if (!tc) {
+    errno = ENOMEM;
+    return -1;
+  }
+  tc->connecting = 1;
+  real.fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC);
+  fdtab_install(fd, tc, (fdfl & FD_CLOEXEC) != 0);
   int r = real.connect(fd, addr, len);
-  if (!t || !cfg.active) return r;
-  int saved = errno;
-  /* hiredis and others call connect() again to learn that a non-blocking connect completed: the
-   * connection made by the first call stays. */
-  if ((r == 0 || errno == EINPROGRESS) && !shim_tc(fd)) {
-    tconn *tc = tconn_new(fd, 0, t->servername, 0);
-    if (!tc) {
-      errno = ECONNREFUSED;
-      return -1;
+  int e = errno;
+  if (r == 0 || e == EINPROGRESS || e == EINTR || e == EALREADY || e == EAGAIN) {
+    /* EINTR: the kernel goes on connecting; the connection is TLS whenever it completes */
+    tconn *p = tc_get(fd);
+    if (p) {
+      pthread_mutex_lock(&p->lock);
+      if (r == 0) p->connecting = 0;
+      pthread_mutex_unlock(&p->lock);
+      tc_put(p);
     }
-    fdtab_set(fd, tc);
-    tc_track(tc);
-    shim_log(LOG_DEBUG_, "%s: TLS client (server name %s)", tc_peer(tc), t->servername);
+    shim_log(LOG_DEBUG_, "fd %d: TLS client of %s:%u (server name %s)", fd, t->host, t->port,
+             t->servername);
+  } else { /* refused, unreachable...: the socket is the host's to retry elsewhere */
+    fdtab_drop_stale(fd);
+    real.fcntl(fd, F_SETFD, fdfl);
   }
-  errno = saved;
+  errno = e;
+  return r;
+}
+
+/* A TCP Fast Open send to a target connects it: as TLS, with the data inside the session. */
+ssize_t shim_fastopen(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
+                      socklen_t alen) {
+  const shim_target *t = shim_n_targets && is_inet(addr) ? shim_target_match(addr, alen) : NULL;
+  if (!t) return real.sendto(fd, buf, len, flags, addr, alen);
+  if (connect(fd, addr, alen) != 0) return -1; /* EINPROGRESS when non-blocking, as the kernel */
+  tconn *tc = tc_get(fd);
+  if (!tc) return refuse_target();
+  ssize_t r = tc_write(tc, buf, len, flags & ~MSG_FASTOPEN);
+  int e = errno;
+  tc_put(tc);
+  errno = e;
   return r;
 }
 
@@ -133,23 +194,43 @@ int listen(int fd, int backlog) {
   return real.listen(fd, backlog);
 }
 
+/* ---- close ---- */
+
+/* tracked: anything of ours hangs on this fd number (cheap loads, no syscall). */
+static int tracked(int fd) {
+  if (!fdtab || fd < 0 || (size_t)fd >= fdtab_cap) return 0;
+  fdent *e = &fdtab[fd];
+  return e->listener || e->epolled || e->epset || atomic_load_explicit(&e->tc, memory_order_relaxed);
+}
+
+/* shim_closing: the host is closing fd (it is still open). */
+HIDDEN void shim_closing(int fd) {
+  if (!tracked(fd) || shim_foreign()) return;
+  fdtab[fd].listener = 0;
+  epoll_fd_closed(fd);
+  if (shim_is_tls(fd)) fdtab_close(fd);
+}
+
 int close(int fd) {
   ENSURE(close);
-  if (fdtab && fd >= 0 && (size_t)fd < fdtab_cap) {
-    fdtab[fd].listener = 0;
-    if (fdtab[fd].tc) fdtab_forget(fd);
-  }
-  shim_epoll_forget(fd);
+  shim_closing(fd);
   return real.close(fd);
+}
+
+static void closing_range(unsigned int first, unsigned int last, int flags) {
+  if (!fdtab || shim_foreign()) return;
+  for (size_t fd = first; fd <= last && fd < fdtab_cap; fd++) {
+    if (flags & CLOSE_RANGE_CLOEXEC) {
+      if (shim_is_tls((int)fd)) fdtab[fd].cloexec = 1;
+      continue;
+    }
+    if (tracked((int)fd)) shim_closing((int)fd);
+  }
 }
 
 int close_range(unsigned int first, unsigned int last, int flags) {
   ENSURE(close_range);
-  if (!(flags & CLOSE_RANGE_CLOEXEC) && fdtab)
-    for (size_t fd = first; fd <= last && fd < fdtab_cap; fd++) {
-      fdtab[fd].listener = 0;
-      if (fdtab[fd].tc) fdtab_forget((int)fd);
-    }
+  closing_range(first, last, flags);
   if (!real.close_range) {
     errno = ENOSYS;
     return -1;
@@ -157,48 +238,102 @@ int close_range(unsigned int first, unsigned int last, int flags) {
   return real.close_range(first, last, flags);
 }
 
+void closefrom(int lowfd) {
+  ENSURE(closefrom);
+  if (lowfd < 0) lowfd = 0;
+  closing_range((unsigned)lowfd, ~0U, 0);
+  if (real.closefrom) real.closefrom(lowfd);
+  else if (real.close_range) real.close_range((unsigned)lowfd, ~0U, 0);
+}
+
 int shutdown(int fd, int how) {
   ENSURE(shutdown);
-  tconn *tc = shim_tc(fd);
-  if (tc && (how == SHUT_WR || how == SHUT_RDWR)) tc_shutdown_write(tc); /* close_notify first */
-  return real.shutdown(fd, how);
+  tconn *tc = tc_get(fd);
+  if (!tc) return real.shutdown(fd, how);
+  if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
+    tc_put(tc);
+    errno = EINVAL;
+    return -1;
+  }
+  tc_shutdown(tc, how); /* close_notify first, then the kernel's FIN */
+  tc_put(tc);
+  return 0;
 }
+
+/* ---- dup ---- */
 
 int dup(int fd) {
   ENSURE(dup);
-  int r = real.dup(fd);
+  if (!shim_is_tls(fd) || shim_foreign()) {
+    int r = real.dup(fd);
+    if (r >= 0 && fdtab && !shim_foreign()) fdtab_drop_stale(r);
+    return r;
+  }
+  int r = real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (r >= 0) {
     fdtab_drop_stale(r);
-    if (shim_tc(fd)) fdtab_alias(fd, r);
+    fdtab_alias(fd, r, 0);
   }
   return r;
 }
 
-static int dup_to(int oldfd, int newfd, int r) {
-  if (r >= 0 && oldfd != newfd && shim_tc(oldfd)) fdtab_alias(oldfd, r);
+/* dup_onto: dup2/dup3 (cloexec: the host's flag for the new fd). */
+static int dup_onto(int oldfd, int newfd, int host_cloexec, int dup3_call) {
+  if (shim_foreign()) return dup3_call ? real.dup3(oldfd, newfd, host_cloexec ? O_CLOEXEC : 0)
+                                       : real.dup2(oldfd, newfd);
+  if (oldfd == newfd) return dup3_call ? real.dup3(oldfd, newfd, 0) : real.dup2(oldfd, newfd);
+  if (real.fcntl(oldfd, F_GETFD) < 0) return -1; /* EBADF: the kernel would not touch newfd */
+  int tls = shim_is_tls(oldfd);
+  shim_closing(newfd); /* the kernel closes newfd: end it while it is still that socket */
+  int r = tls || host_cloexec ? real.dup3(oldfd, newfd, O_CLOEXEC) : real.dup2(oldfd, newfd);
+  if (r < 0) return r;
+  if (tls) fdtab_alias(oldfd, r, host_cloexec);
+  else fdtab_drop_stale(r);
   return r;
 }
 
 int dup2(int oldfd, int newfd) {
   ENSURE(dup2);
-  if (oldfd != newfd && shim_tc(newfd)) fdtab_forget(newfd); /* end it while it is still that socket */
-  return dup_to(oldfd, newfd, real.dup2(oldfd, newfd));
+  return dup_onto(oldfd, newfd, 0, 0);
 }
 
 int dup3(int oldfd, int newfd, int flags) {
   ENSURE(dup3);
-  if (oldfd != newfd && shim_tc(newfd)) fdtab_forget(newfd);
-  return dup_to(oldfd, newfd, real.dup3(oldfd, newfd, flags));
+  if (flags & ~O_CLOEXEC) return real.dup3(oldfd, newfd, flags); /* EINVAL */
+  return dup_onto(oldfd, newfd, (flags & O_CLOEXEC) != 0, 1);
 }
 
 static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap) {
   void *arg = va_arg(ap, void *);
-  int r = fn(fd, cmd, arg);
-  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
-    fdtab_drop_stale(r);
-    if (shim_tc(fd)) fdtab_alias(fd, r);
+  if (!shim_is_tls(fd) || shim_foreign()) {
+    int r = fn(fd, cmd, arg);
+    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && fdtab && !shim_foreign())
+      fdtab_drop_stale(r);
+    return r;
   }
-  return r;
+  switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      int r = fn(fd, F_DUPFD_CLOEXEC, arg);
+      if (r >= 0) {
+        fdtab_drop_stale(r);
+        fdtab_alias(fd, r, cmd == F_DUPFD_CLOEXEC);
+      }
+      return r;
+    }
+    case F_GETFD: {
+      int r = fn(fd, F_GETFD);
+      return r < 0 ? r : ((r & ~FD_CLOEXEC) | (fdtab[fd].cloexec ? FD_CLOEXEC : 0));
+    }
+    case F_SETFD: {
+      int v = (int)(intptr_t)arg;
+      int r = fn(fd, F_SETFD, v | FD_CLOEXEC);
+      if (r == 0) fdtab[fd].cloexec = (v & FD_CLOEXEC) != 0;
+      return r;
+    }
+    default:
+      return fn(fd, cmd, arg);
+  }
 }
 
 int fcntl(int fd, int cmd, ...) {
@@ -225,16 +360,20 @@ int ioctl(int fd, unsigned long req, ...) {
   va_start(ap, req);
   void *arg = va_arg(ap, void *);
   va_end(ap);
-  tconn *tc = shim_tc(fd);
-  if (tc && req == FIONREAD && arg && tc->state != ST_PLAIN) { /* plaintext bytes, as nginx expects */
+  tconn *tc = tc_get(fd);
+  if (!tc) return real.ioctl(fd, req, arg);
+  int r;
+  if (req == FIONREAD && arg && tc->state != ST_PLAIN) { /* plaintext bytes, as nginx expects */
     *(int *)arg = (int)tc_readable_bytes(tc);
-    return 0;
+    r = 0;
+  } else if (req == FIOCLEX || req == FIONCLEX) {
+    fdtab[fd].cloexec = req == FIOCLEX;
+    r = 0;
+  } else {
+    r = real.ioctl(fd, req, arg);
   }
-  return real.ioctl(fd, req, arg);
-}
-
-static void child_after_fork(void) { fdtab_after_fork(); }
-
-__attribute__((constructor(200))) static void lifecycle_init(void) {
-  pthread_atfork(NULL, NULL, child_after_fork);
+  int e = errno;
+  tc_put(tc);
+  errno = e;
+  return r;
 }

@@ -1,25 +1,33 @@
 /* shim.h — internals of libsli-preload.so, the LD_PRELOAD interposer. The shim is a client of the
  * public API (api/sli.h): it keeps a table fd -> TLS connection whose transport callbacks call the
- * *real* libc functions, and it never reaches into engine internals. */
+ * *real* libc functions, and it never reaches into engine internals.
+ *
+ * The rule every file keeps: what the host sees must be what a kernel TCP socket would give it, and
+ * nothing but TLS records may cross the wire on a TLS connection. Where the two cannot both hold
+ * (a session cannot be in two processes at once), the shim fails closed and says why. */
 #ifndef SLI_SHIM_H
 #define SLI_SHIM_H
 
 #include <poll.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
 
 #include "sli.h"
 
 #define HIDDEN __attribute__((visibility("hidden")))
 
 /* ---- real.c: the libc functions we wrap, resolved once with dlsym(RTLD_NEXT). ---- */
+typedef struct addrinfo addrinfo_t;
 typedef struct real_fns {
   ssize_t (*read)(int, void *, size_t);
   ssize_t (*write)(int, const void *, size_t);
@@ -35,6 +43,7 @@ typedef struct real_fns {
   ssize_t (*sendfile64)(int, int, off_t *, size_t);
   ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
   int (*socket)(int, int, int);
+  int (*socketpair)(int, int, int, int *);
   int (*accept)(int, struct sockaddr *, socklen_t *);
   int (*accept4)(int, struct sockaddr *, socklen_t *, int);
   int (*connect)(int, const struct sockaddr *, socklen_t);
@@ -42,6 +51,7 @@ typedef struct real_fns {
   int (*listen)(int, int);
   int (*close)(int);
   int (*close_range)(unsigned int, unsigned int, int);
+  void (*closefrom)(int);
   int (*shutdown)(int, int);
   int (*dup)(int);
   int (*dup2)(int, int);
@@ -53,22 +63,58 @@ typedef struct real_fns {
   int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
   int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
   int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+  int (*epoll_create)(int);
+  int (*epoll_create1)(int);
   int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*epoll_wait)(int, struct epoll_event *, int, int);
   int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+  /* calls that create fds (a stale table entry for the number they return is dropped) */
+  int (*open)(const char *, int, ...);
+  int (*open64)(const char *, int, ...);
+  int (*openat)(int, const char *, int, ...);
+  int (*openat64)(int, const char *, int, ...);
+  int (*__open_2)(const char *, int);
+  int (*__open64_2)(const char *, int);
+  int (*__openat_2)(int, const char *, int);
+  int (*__openat64_2)(int, const char *, int);
+  int (*creat)(const char *, mode_t);
+  int (*creat64)(const char *, mode_t);
+  int (*pipe)(int *);
+  int (*pipe2)(int *, int);
+  int (*eventfd)(unsigned int, int);
+  int (*timerfd_create)(int, int);
+  int (*signalfd)(int, const sigset_t *, int);
+  int (*memfd_create)(const char *, unsigned int);
+  int (*inotify_init)(void);
+  int (*inotify_init1)(int);
+  long (*syscall)(long, ...);
+  /* processes */
+  pid_t (*fork)(void);
+  pid_t (*vfork)(void);
+  void (*_exit)(int);
+  int (*execve)(const char *, char *const[], char *const[]);
+  int (*execv)(const char *, char *const[]);
+  int (*execvp)(const char *, char *const[]);
+  int (*execvpe)(const char *, char *const[], char *const[]);
+  int (*fexecve)(int, char *const[], char *const[]);
+  int (*execveat)(int, const char *, char *const[], char *const[], int);
+  int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                     const posix_spawnattr_t *, char *const[], char *const[]);
+  int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                      const posix_spawnattr_t *, char *const[], char *const[]);
+  int (*posix_spawn_file_actions_adddup2)(posix_spawn_file_actions_t *, int, int);
+  /* stdio and names */
+  FILE *(*fdopen)(int, const char *);
+  int (*getaddrinfo)(const char *, const char *, const addrinfo_t *, addrinfo_t **);
 } real_fns;
 
 HIDDEN extern real_fns real;
 HIDDEN void shim_resolve(void);
+#define ENSURE(fn) \
+  if (__builtin_expect(!real.fn, 0)) shim_resolve()
 
 /* ---- config.c: settings, contexts, logging. ---- */
 enum { LOG_ERR_ = 0, LOG_WARN_ = 1, LOG_INFO_ = 2, LOG_DEBUG_ = 3 };
-typedef struct shim_target {
-  struct sockaddr_storage addr; /* resolved address of HOST:PORT */
-  socklen_t addr_len;
-  char host[256];
-  char servername[256];
-} shim_target;
 
 typedef struct shim_config {
   int active;      /* ports or targets configured and valid */
@@ -76,8 +122,6 @@ typedef struct shim_config {
   int all_ports;   /* with fail_closed: the port list itself could not be parsed */
   uint16_t ports[64];
   int n_ports;
-  shim_target targets[32];
-  int n_targets;
   int optional;          /* SLI_MODE=optional: TLS and plaintext on one port */
   int sniff_timeout_ms;  /* SLI_SNIFF_TIMEOUT_MS */
   int handshake_timeout_ms;
@@ -88,84 +132,170 @@ typedef struct shim_config {
 HIDDEN extern shim_config cfg;
 HIDDEN void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 HIDDEN int shim_port_is_tls(uint16_t port);
+
+/* ---- targets.c: SLI_CLIENT_TARGETS, matched on every address a target name resolves to. ---- */
+#define TARGET_ADDRS 32
+typedef struct shim_target {
+  char host[256];
+  uint16_t port;
+  char servername[256];
+  atomic_int n_addrs;
+  struct sockaddr_in6 addrs[TARGET_ADDRS]; /* normalised: IPv4 as IPv4-mapped IPv6 */
+} shim_target;
+HIDDEN extern int shim_n_targets;
+HIDDEN int targets_parse(const char *value); /* 0, or -1 after logging */
 HIDDEN const shim_target *shim_target_match(const struct sockaddr *sa, socklen_t len);
 
-/* ---- fdtable.c: fd -> connection. ---- */
+/* ---- fdtable.c: fd -> connection, and the connections' memory. ---- */
 enum { ST_SNIFF, ST_TLS, ST_PLAIN, ST_FAILED };
+enum { CLAIM_OPEN = 0, CLAIM_ENDED = -1 };
+
+typedef struct ep_reg ep_reg;
 
 typedef struct tconn {
   pthread_mutex_t lock;   /* held around engine calls and buffer changes, never while waiting */
-  atomic_int refs;        /* memory: fds plus short-lived pins (the epoll hot-list snapshot) */
-  atomic_int fdrefs;      /* fds (dup) sharing this connection; the session ends at zero */
-  int io_fd;              /* an fd of the socket, for real I/O */
+  atomic_int refs;        /* fd slots + pins (a call in progress) + the service thread */
+  atomic_int fdrefs;      /* fd numbers in this process that name this connection */
+  int io_fd;              /* an fd of the socket, for real I/O (a private dup once the host closed) */
+  int private_fd;         /* io_fd is our own dup (the host's fds are all closed) */
+  int host_closed;        /* the host closed its last fd: finish the session, then free it */
   int is_server;
   int state;
-  pid_t owner;            /* the process that may send close_notify */
+  int connecting;         /* client: the TCP connect may not have completed */
+  _Atomic int32_t *claim; /* shared across fork: the owning pid, CLAIM_OPEN or CLAIM_ENDED */
+  void *claim_slab;
+  int nonowner_logged;
   sli_conn *conn;
   int64_t sniff_deadline_ms;
   int64_t hs_deadline_ms; /* the handshake must finish by then (SLI_HANDSHAKE_TIMEOUT) */
+  int started;            /* the handshake was started */
   /* plaintext decrypted by a readiness check and not yet read by the host */
   unsigned char *rbuf;
   size_t rlen, roff;
   int reof;          /* a read result (EOF or error) is waiting for the host */
   int rerr_pending;  /* its errno (0: EOF) */
+  int peer_closed;   /* the peer's close_notify or FIN was seen */
   int rerr;          /* errno of the last failed transport read */
   int ferr;          /* errno reported once the connection failed */
-  int started, hot;
-  int write_blocked; /* the host got EAGAIN from a write: owe it a POLLOUT once output drains */
+  /* plaintext the host wrote before the handshake (or the optional-mode decision) finished:
+   * accepted as a kernel would, sent once the session is up */
+  unsigned char *pbuf;
+  size_t plen;
   /* ciphertext produced and not yet accepted by the kernel */
   unsigned char *obuf;
   size_t olen, ocap;
-  int werr;  /* sticky write errno */
-  int shut_wr;
+  int sending;       /* a thread sends the detached head of the output without the lock */
+  int werr;          /* sticky write errno */
+  int shut_wr;       /* the host shut down writing: close_notify queued */
+  /* what the kernel last said about the socket (epoll: edges; cleared when a call gets EAGAIN) */
+  uint8_t k_in, k_out, k_rdhup, k_hup, k_err;
+  ep_reg *regs;      /* epoll registrations of this connection */
+  /* the service thread (residue flushing, lingering closes) */
+  int svc_reg;       /* registered with the service thread's epoll (holds a reference) */
+  int svc_armed;
+  int lingering;
+  int64_t linger_deadline_ms;
+  struct tconn *linger_next;
   char peer[64];
+  struct tconn *live_prev, *live_next, *free_next;
 } tconn;
 
 typedef struct fdent {
-  tconn *tc;         /* a TLS (or sniffing) connection, or NULL */
-  uint8_t listener;  /* 0 unknown, 1 TLS listener, 2 plain */
-  uint8_t epolled;   /* registered in an epoll set through our epoll_ctl */
+  _Atomic(tconn *) tc; /* a TLS (or sniffing) connection, or NULL */
+  uint8_t listener;    /* 0 unknown, 1 TLS listener, 2 plain */
+  uint8_t epolled;     /* registered in an epoll set through our epoll_ctl */
+  uint8_t cloexec;     /* the host's view of FD_CLOEXEC (the kernel always has it on TLS fds) */
+  uint8_t epset;       /* an epoll fd we track */
 } fdent;
 
 HIDDEN extern fdent *fdtab;
 HIDDEN extern size_t fdtab_cap;
+HIDDEN extern pid_t shim_pid;    /* this process (updated after fork) */
+HIDDEN extern atomic_int shim_live; /* live connections in this process */
 
-/* shim_tc returns the connection of `fd`, or NULL: the fast path of every wrapper. */
-static inline tconn *shim_tc(int fd) {
-  if (fd < 0 || (size_t)fd >= fdtab_cap) return NULL;
-  return __atomic_load_n(&fdtab[fd].tc, __ATOMIC_ACQUIRE);
+/* shim_is_tls says whether `fd` names a connection: the fast path of every wrapper (no pin). */
+static inline int shim_is_tls(int fd) {
+  return fd >= 0 && (size_t)fd < fdtab_cap && atomic_load_explicit(&fdtab[fd].tc, memory_order_acquire);
 }
 
 HIDDEN void fdtab_init(void);
+/* tc_get pins the connection of `fd` (a reference that keeps its memory and socket alive) or
+ * returns NULL; tc_put drops a pin. */
+HIDDEN tconn *tc_get_slow(int fd);
+static inline tconn *tc_get(int fd) { return shim_is_tls(fd) ? tc_get_slow(fd) : NULL; }
+HIDDEN void tc_put(tconn *tc);
 HIDDEN tconn *tconn_new(int fd, int is_server, const char *servername, int sniff);
-HIDDEN void fdtab_set(int fd, tconn *tc);
-HIDDEN void fdtab_forget(int fd); /* drops fd's reference (closing the TLS session if last) */
-HIDDEN void fdtab_alias(int oldfd, int newfd);
+HIDDEN void fdtab_install(int fd, tconn *tc, int cloexec); /* takes the caller's reference */
+HIDDEN void fdtab_close(int fd);       /* the host closes fd: drop it, end the session if last */
+HIDDEN void fdtab_drop_stale(int fd);  /* fd was closed behind our back: forget it quietly */
+HIDDEN void fdtab_alias(int oldfd, int newfd, int cloexec);
+HIDDEN int shim_foreign(void);         /* a vfork child or raw clone: touch no shared state */
+HIDDEN void live_lock_all(void);
+HIDDEN void live_unlock_all(int child);
+HIDDEN tconn *live_first(void);        /* iteration with the live lock held */
+HIDDEN void live_lock(void);
+HIDDEN void live_unlock(void);
 
-/* ---- tls_io.c: reading, writing, readiness checks on one connection. ---- */
+/* ---- claim.c: which process owns a session after fork (words in shared memory). ---- */
+HIDDEN _Atomic int32_t *claim_alloc(void **slab);
+HIDDEN void claim_free(void *slab);
+HIDDEN void claim_after_fork(void); /* claim lock held */
+HIDDEN void claim_lock(void);
+HIDDEN void claim_unlock(void);
+/* tc_owned says whether this process may do I/O on `tc`, claiming it if nobody has since a fork. */
+static inline int tc_owned(tconn *tc) {
+  int32_t v = atomic_load_explicit(tc->claim, memory_order_acquire);
+  if (v == shim_pid) return 1;
+  if (v != CLAIM_OPEN) return 0;
+  return atomic_compare_exchange_strong(tc->claim, &v, shim_pid) || v == shim_pid;
+}
+
+/* ---- tls_io.c: one connection's reads, writes, waits and readiness (tc->lock taken inside). ---- */
+#define SHIM_MSG_ALL 0x40000000 /* internal tc_write flag: accept every byte (splice from a pipe) */
 HIDDEN ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags);
 HIDDEN ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags);
 HIDDEN ssize_t tc_readv(tconn *tc, const struct iovec *iov, int n, int flags);
 HIDDEN ssize_t tc_writev(tconn *tc, const struct iovec *iov, int n, int flags);
-/* tc_poll_prepare maps the host's interest to the events to wait for on the socket and says whether
- * the connection is ready now (buffered plaintext, a pending result, a finished flush). */
-HIDDEN short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline);
-/* tc_poll_check turns the socket's events into the host's, decrypting to confirm POLLIN. */
-HIDDEN short tc_poll_check(tconn *tc, short want, short got);
-HIDDEN int tc_has_output(tconn *tc);
-HIDDEN void tc_flush(tconn *tc);
 HIDDEN size_t tc_readable_bytes(tconn *tc);
-HIDDEN void tc_close(tconn *tc);
-HIDDEN void tc_shutdown_write(tconn *tc);
-HIDDEN void tc_track(tconn *tc);
+HIDDEN void tc_shutdown(tconn *tc, int how);
+/* tc_ready says which of `want` (POLL* bits) the host would see now; tc->lock held. With `probe`,
+ * a socket state the kernel may know better is asked with a zero-timeout poll. */
+HIDDEN short tc_ready_locked(tconn *tc, short want);
+/* poll/select: the events to wait for on the socket, and what is ready without waiting. */
+HIDDEN short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline);
+HIDDEN short tc_poll_check(tconn *tc, short want, short got);
+HIDDEN int64_t tc_deadline_locked(tconn *tc);
+HIDDEN void tc_end_locked(tconn *tc); /* the host closed its last fd (lock held, fd still open) */
+HIDDEN int tc_finish_step_locked(tconn *tc); /* lingering: 1 when nothing is left to do */
+HIDDEN void flush_locked(tconn *tc);
+HIDDEN void tc_flush_blocking(tconn *tc, int64_t deadline_ms);
+HIDDEN void tc_mark_failed(tconn *tc);
 HIDDEN const char *tc_peer(tconn *tc);
-HIDDEN int shim_hot_snapshot(tconn **out, int max);
-HIDDEN void shim_hot_remove(tconn *tc);
-HIDDEN void shim_hot_reset_after_fork(void);
-HIDDEN void fdtab_drop_stale(int fd);
-HIDDEN void fdtab_after_fork(void);
-HIDDEN void tconn_release(tconn *tc);
-HIDDEN int shim_fd_blocking(int fd);
+HIDDEN void tconn_free_engine(tconn *tc);
+HIDDEN extern sli_read_fn tc_transport_read;
+HIDDEN extern sli_write_fn tc_transport_write;
 HIDDEN int64_t shim_now_ms(void);
+HIDDEN int shim_fd_nonblocking(int fd);
+
+/* ---- readiness.c (poll, select) and epoll.c. ---- */
+HIDDEN int shim_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask);
+HIDDEN void epoll_fd_closed(int fd);          /* fd (a member, or an epoll fd) is being closed */
+HIDDEN void epoll_tc_changed(tconn *tc);      /* tc->lock held: readiness may have changed */
+HIDDEN void epoll_fd_became_tls(int fd);
+HIDDEN void epoll_tc_unregister_all(tconn *tc, int fd); /* before a private dup outlives fd */
+HIDDEN void epoll_after_fork_child(void);
+
+/* ---- service.c: one background thread, started on first need. ---- */
+HIDDEN void svc_arm_locked(tconn *tc);    /* residue to push without the host's help */
+HIDDEN void svc_linger_locked(tconn *tc); /* a closed connection still has work: finish it */
+HIDDEN void svc_forget_locked(tconn *tc); /* before tc's io_fd changes or closes */
+HIDDEN void svc_after_fork_child(void);
+
+/* ---- process.c: fork, exit; exec.c: exec and spawn; stdio.c. ---- */
+HIDDEN void process_drain_at_exit(int flush_stdio);
+HIDDEN int exec_prepare(void);
+HIDDEN void stdio_fd_became_tls(int fd);
+HIDDEN void stdio_fd_left_tls(int fd);
+HIDDEN void stdio_flush_ours(void);
 
 #endif

@@ -1,23 +1,34 @@
-/* tls_io.c — reading and writing the host's plaintext through one TLS connection, with the host's
- * blocking or non-blocking semantics, and the readiness checks poll/select/epoll use:
- * - reads fill the host's buffer until the engine wants more input (so a drained socket means a
- *   drained connection, which edge-triggered loops rely on);
- * - a readiness check decrypts before saying POLLIN (a partial record or a session ticket is not
- *   data), keeping what it decrypted in `rbuf` for the next read;
- * - ciphertext goes through `obuf`, so a write is all-or-EAGAIN for the host and the engine never
- *   has to be retried with the same bytes;
- * - a read that needs the socket writable (or the reverse) waits on the right direction. */
+/* tls_io.c — the host's plaintext through one TLS connection, with the semantics of a kernel TCP
+ * socket:
+ * - reads fill the host's buffer until the engine wants more input (a drained socket means a
+ *   drained connection, which edge-triggered loops rely on); a readiness check decrypts before it
+ *   says readable (a partial record or a session ticket is not data), keeping what it decrypted in
+ *   `rbuf` for the next read;
+ * - a non-blocking write takes what it is given as a kernel would: before the handshake (or the
+ *   optional-mode decision) into `pbuf`, sent once the session is up; after it, encrypted and handed
+ *   to the kernel, and EAGAIN only while the kernel itself is full (ciphertext it did not take waits
+ *   in `obuf`, pushed by the service thread if nobody else writes);
+ * - a blocking call waits inside the kernel, in a call with the host's own semantics: a blocking
+ *   recv(MSG_PEEK) for input, a blocking send for output. SO_RCVTIMEO / SO_SNDTIMEO, signals (EINTR,
+ *   or a restart under SA_RESTART) and the file's O_NONBLOCK then behave exactly as for a plain
+ *   socket. Only handshake and optional-mode waits add their own deadline;
+ * - TLS 1.3 half-close both ways: shutdown(SHUT_WR) sends close_notify and reads go on; after the
+ *   peer's close_notify the host can still write its reply;
+ * - after fork, only the process that owns the session (claim.c) does I/O on it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "shim.h"
 
-#define OUT_HIGH (64 * 1024) /* above this much unsent ciphertext, writes wait (EAGAIN) */
-#define WRITE_CHUNK (256 * 1024)
+#define CHUNK 16384          /* plaintext per engine write: one record */
+#define BLOCK_CHUNK (256 * 1024) /* blocking writes encrypt this much between flushes */
+#define PBUF_MAX (64 * 1024) /* plaintext accepted before the session is up */
 #define RBUF_SIZE 16384
 
 int64_t shim_now_ms(void) {
@@ -26,71 +37,210 @@ int64_t shim_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int shim_fd_blocking(int fd) {
+int shim_fd_nonblocking(int fd) {
   int fl = real.fcntl(fd, F_GETFL);
-  return fl >= 0 && !(fl & O_NONBLOCK);
+  return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-/* ---- the hot list: connections whose readiness the kernel cannot see (buffered plaintext, a
- * pending result, unsent ciphertext). epoll_wait consults it before sleeping. ---- */
-#define HOT_MAX 4096
-static tconn *hot[HOT_MAX];
-static int n_hot;
-static pthread_mutex_t hot_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int is_hot(tconn *tc) {
-  if (tc->state == ST_SNIFF) return 1; /* a decision is due at the sniff deadline */
-  if (!sli_conn_is_secured(tc->conn)) return 1; /* the handshake deadline */
-  return tc->rlen > 0 || tc->reof || tc->olen > 0 || tc->write_blocked ||
-         sli_conn_pending(tc->conn) > 0;
+static int nonblocking(tconn *tc, int flags) {
+  return (flags & MSG_DONTWAIT) || shim_fd_nonblocking(tc->io_fd);
 }
 
-/* hot_remove_locked takes `tc` off the hot list; hot_lock is held. */
-static void hot_remove_locked(tconn *tc) {
-  for (int i = 0; i < n_hot; i++)
-    if (hot[i] == tc) {
-      hot[i] = hot[--n_hot];
+/* ---- peer name for log lines (computed on first use: no syscall per connection) ---- */
+
+const char *tc_peer(tconn *tc) {
+  if (tc->peer[0]) return tc->peer;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  char a[64] = "?";
+  int port = 0;
+  if (tc->io_fd >= 0 && getpeername(tc->io_fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+  }
+  snprintf(tc->peer, sizeof(tc->peer), "%s:%d", a, port);
+  return tc->peer;
+}
+
+void tconn_free_engine(tconn *tc) {
+  sli_conn_free(tc->conn);
+  tc->conn = NULL;
+  free(tc->rbuf);
+  free(tc->pbuf);
+  free(tc->obuf);
+  tc->rbuf = tc->pbuf = tc->obuf = NULL;
+  tc->rlen = tc->plen = tc->olen = tc->ocap = 0;
+}
+
+/* ---- transport (the engine's I/O, through the real libc calls; never blocks) ---- */
+
+static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
+  tconn *tc = arg;
+  if (tc->io_fd < 0) return SLI_E_IO;
+  for (;;) {
+    ssize_t r = real.recv(tc->io_fd, buf, len, MSG_DONTWAIT);
+    if (r > 0) return r;
+    if (r == 0) {
+      tc->peer_closed = 1;
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      tc->k_in = 0;
+      return SLI_WANT_READ;
+    }
+    tc->rerr = errno;
+    return SLI_E_IO;
+  }
+}
+
+/* queue keeps ciphertext the kernel did not take. */
+static int queue(tconn *tc, const void *buf, size_t len) {
+  if (tc->olen + len > tc->ocap) {
+    size_t cap = tc->ocap ? tc->ocap : 16384 + 512;
+    while (cap < tc->olen + len) cap *= 2;
+    unsigned char *p = realloc(tc->obuf, cap);
+    if (!p) return -1;
+    tc->obuf = p;
+    tc->ocap = cap;
+  }
+  memcpy(tc->obuf + tc->olen, buf, len);
+  tc->olen += len;
+  return 0;
+}
+
+/* The engine's transport write never reports WANT_WRITE: what the kernel does not take now is
+ * queued, and with nothing queued the bytes go straight to the kernel (no copy, no allocation). */
+static ssize_t t_write(sli_conn *c, const void *buf, size_t len, void *arg) {
+  tconn *tc = arg;
+  if (tc->werr || tc->io_fd < 0) return SLI_E_IO;
+  size_t done = 0;
+  if (tc->olen == 0 && !tc->sending) {
+    ssize_t r;
+    do r = real.send(tc->io_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r == (ssize_t)len) return r;
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      tc->werr = tc->rerr = errno;
+      return SLI_E_IO;
+    }
+    tc->k_out = 0;
+    done = r > 0 ? (size_t)r : 0;
+  }
+  if (queue(tc, (const char *)buf + done, len - done)) return SLI_E_IO;
+  return (ssize_t)len;
+}
+
+sli_read_fn tc_transport_read = t_read;
+sli_write_fn tc_transport_write = t_write;
+
+/* ---- output ---- */
+
+/* flush_locked hands queued ciphertext to the kernel without blocking. */
+void flush_locked(tconn *tc) {
+  if (tc->sending || tc->io_fd < 0) return;
+  size_t off = 0;
+  while (off < tc->olen) {
+    ssize_t r = real.send(tc->io_fd, tc->obuf + off, tc->olen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r > 0) {
+      off += (size_t)r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      tc->k_out = 0;
       break;
     }
-  tc->hot = 0;
-}
-
-/* Called with tc->lock held at the end of every operation. */
-static void update_hot(tconn *tc) {
-  int want = (tc->state == ST_TLS || tc->state == ST_SNIFF) && is_hot(tc);
-  if (want == tc->hot) return;
-  pthread_mutex_lock(&hot_lock);
-  if (want && n_hot < HOT_MAX) {
-    hot[n_hot++] = tc;
-    tc->hot = 1;
-  } else if (!want) {
-    hot_remove_locked(tc);
+    tc->werr = r < 0 ? errno : EPIPE;
+    off = tc->olen;
   }
-  pthread_mutex_unlock(&hot_lock);
+  if (off) {
+    memmove(tc->obuf, tc->obuf + off, tc->olen - off);
+    tc->olen -= off;
+  }
+  if (tc->olen == 0 && tc->obuf) { /* idle connections keep no buffer */
+    free(tc->obuf);
+    tc->obuf = NULL;
+    tc->ocap = 0;
+  }
 }
 
-/* tc_track puts a new connection on the hot list (its handshake or sniff deadline runs). */
-void tc_track(tconn *tc) {
-  pthread_mutex_lock(&tc->lock);
-  update_hot(tc);
-  pthread_mutex_unlock(&tc->lock);
+/* send_blocking sends the queued ciphertext with a *blocking* send, without the lock (the host's
+ * signals, SO_SNDTIMEO and O_NONBLOCK apply as to its own send). Returns 0 when all is sent, or the
+ * errno that stopped it (what was not sent stays queued, first). */
+static int send_blocking(tconn *tc) {
+  while (tc->olen > 0 && !tc->werr) {
+    if (tc->sending) { /* another thread is sending the head: wait for it */
+      struct pollfd p = {.fd = tc->io_fd, .events = POLLOUT};
+      pthread_mutex_unlock(&tc->lock);
+      real.poll(&p, 1, 5);
+      pthread_mutex_lock(&tc->lock);
+      continue;
+    }
+    unsigned char *buf = tc->obuf;
+    size_t n = tc->olen, off = 0;
+    int fd = tc->io_fd;
+    tc->obuf = NULL;
+    tc->olen = tc->ocap = 0;
+    tc->sending = 1;
+    pthread_mutex_unlock(&tc->lock);
+    int err = 0;
+    while (off < n) {
+      ssize_t r = real.send(fd, buf + off, n - off, MSG_NOSIGNAL);
+      if (r > 0) {
+        off += (size_t)r;
+        continue;
+      }
+      err = r < 0 ? errno : EPIPE;
+      break;
+    }
+    pthread_mutex_lock(&tc->lock);
+    tc->sending = 0;
+    if (off < n) { /* put the rest back in front of anything queued meanwhile */
+      size_t rest = n - off, cap = rest + tc->olen;
+      unsigned char *p = malloc(cap);
+      if (p) {
+        memcpy(p, buf + off, rest);
+        if (tc->olen) memcpy(p + rest, tc->obuf, tc->olen);
+        free(tc->obuf);
+        tc->obuf = p;
+        tc->olen = cap;
+        tc->ocap = cap;
+      } else {
+        tc->werr = ENOMEM;
+      }
+    }
+    free(buf);
+    if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK) {
+      if (tc->olen) svc_arm_locked(tc);
+      return err;
+    }
+    if (err) {
+      tc->werr = err;
+      return err;
+    }
+  }
+  return tc->werr;
 }
 
-int shim_hot_snapshot(tconn **out, int max) {
-  pthread_mutex_lock(&hot_lock);
-  int n = n_hot < max ? n_hot : max;
-  memcpy(out, hot, (size_t)n * sizeof(*out));
-  for (int i = 0; i < n; i++) atomic_fetch_add(&out[i]->refs, 1);
-  pthread_mutex_unlock(&hot_lock);
-  return n;
-}
-
-void shim_hot_reset_after_fork(void) { pthread_mutex_init(&hot_lock, NULL); }
-
-void shim_hot_remove(tconn *tc) {
-  pthread_mutex_lock(&hot_lock);
-  hot_remove_locked(tc);
-  pthread_mutex_unlock(&hot_lock);
+/* tc_flush_blocking pushes queued ciphertext out, waiting at most until `deadline_ms` (exit,
+ * relay). The lock is held by the caller. */
+void tc_flush_blocking(tconn *tc, int64_t deadline_ms) {
+  for (;;) {
+    flush_locked(tc);
+    if (!tc->olen || tc->werr || tc->io_fd < 0) return;
+    int64_t left = deadline_ms - shim_now_ms();
+    if (left <= 0) return;
+    struct pollfd p = {.fd = tc->io_fd, .events = POLLOUT};
+    pthread_mutex_unlock(&tc->lock);
+    real.poll(&p, 1, left > 100 ? 100 : (int)left);
+    pthread_mutex_lock(&tc->lock);
+  }
 }
 
 /* ---- errors ---- */
@@ -111,108 +261,272 @@ static int fail(tconn *tc, int code) {
       shim_log(LOG_WARN_, "%s: %s: %s", tc_peer(tc), sli_err_name(code), m ? m : sli_strerror(code));
     tc->state = ST_FAILED;
     tc->ferr = e;
+    free(tc->pbuf);
+    tc->pbuf = NULL;
+    tc->plen = 0;
   }
   return e;
 }
 
-/* ---- output ---- */
-
-/* flush hands buffered ciphertext to the kernel without blocking. */
-static void flush_locked(tconn *tc) {
-  size_t off = 0;
-  while (off < tc->olen) {
-    ssize_t r = real.send(tc->io_fd, tc->obuf + off, tc->olen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (r > 0) {
-      off += (size_t)r;
-      continue;
-    }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    tc->werr = r < 0 ? errno : EPIPE;
-    off = tc->olen;
-  }
-  if (off) {
-    memmove(tc->obuf, tc->obuf + off, tc->olen - off);
-    tc->olen -= off;
-  }
-  if (tc->olen == 0 && tc->obuf) { /* idle connections keep no buffer */
-    free(tc->obuf);
-    tc->obuf = NULL;
-    tc->ocap = 0;
+void tc_mark_failed(tconn *tc) {
+  if (tc->state != ST_FAILED) {
+    tc->state = ST_FAILED;
+    tc->ferr = EBADF;
   }
 }
 
-void tc_flush(tconn *tc) {
-  pthread_mutex_lock(&tc->lock);
-  flush_locked(tc);
-  update_hot(tc);
-  pthread_mutex_unlock(&tc->lock);
-}
+/* ---- ownership after fork ---- */
 
-int tc_has_output(tconn *tc) { return __atomic_load_n(&tc->olen, __ATOMIC_RELAXED) > 0; }
-
-/* wait_fd waits (without the lock) for `events` on the socket, at most `ms` (-1: no limit, but
- * never past the handshake deadline while the handshake runs). */
-static void wait_fd(tconn *tc, short events, int ms) {
-  struct pollfd p = {.fd = tc->io_fd, .events = events};
-  if (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn) && tc->hs_deadline_ms != INT64_MAX) {
-    int64_t left = tc->hs_deadline_ms - shim_now_ms();
-    if (left < 0) left = 0;
-    if (ms < 0 || left < ms) ms = (int)left;
+/* not_owner answers a call in a process that does not own the session: the owner ended it (the
+ * host reads EOF) or another process owns it (the host gets an error, never a reused key). */
+static ssize_t not_owner(tconn *tc, int is_write) {
+  int32_t who = atomic_load(tc->claim);
+  if (!tc->nonowner_logged) {
+    tc->nonowner_logged = 1;
+    if (who == CLAIM_ENDED)
+      shim_log(LOG_INFO_, "%s: fd %d: the TLS session was ended by the process that owned it",
+               tc_peer(tc), tc->io_fd);
+    else
+      shim_log(LOG_WARN_, "%s: fd %d: this TLS session belongs to process %d since a fork (the first "
+                          "process to use it owns it); this process cannot %s it",
+               tc_peer(tc), tc->io_fd, (int)who, is_write ? "write" : "read");
   }
-  pthread_mutex_unlock(&tc->lock);
-  real.poll(&p, 1, ms);
-  pthread_mutex_lock(&tc->lock);
+  if (!is_write && who == CLAIM_ENDED) return 0;
+  errno = is_write ? EPIPE : ECONNRESET;
+  return -1;
 }
 
-/* ---- SLI_MODE=optional: TLS or plaintext, by the first byte ---- */
+static int is_owner(tconn *tc) { return atomic_load(tc->claim) == shim_pid; }
 
-/* sniff decides the protocol of a server connection from the client's first byte: 0x16 (a TLS
- * handshake record) means TLS; anything else, EOF, or silence until the sniff deadline means
- * plaintext. Returns 1 when decided, 0 when undecided and the host must not block. */
-static int sniff(tconn *tc, int may_block) {
-  for (;;) {
-    unsigned char b;
-    ssize_t r = real.recv(tc->io_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    int64_t left = tc->sniff_deadline_ms - shim_now_ms();
-    if (r == 1 || r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR) || left <= 0) {
-      tc->state = (r == 1 && b == 0x16) ? ST_TLS : ST_PLAIN;
-      shim_log(LOG_INFO_, "%s: %s", tc_peer(tc),
-               tc->state == ST_TLS ? "TLS client" : "plaintext client (SLI_MODE=optional)");
-      return 1;
-    }
-    if (!may_block) return 0;
-    wait_fd(tc, POLLIN, (int)left);
-  }
-}
+/* ---- the session's progress without blocking ---- */
 
-/* ---- reads ---- */
-
-static int nonblocking(tconn *tc, int flags) {
-  return (flags & MSG_DONTWAIT) || !shim_fd_blocking(tc->io_fd);
-}
-
-/* take_result turns a stored read result (EOF or error) into the host's return. */
-static ssize_t take_result(tconn *tc) {
-  if (tc->rerr_pending) {
-    errno = tc->rerr_pending;
-    return -1;
+/* connect_state: for a client whose TCP connect may be pending: 1 connected, 0 pending, -1 failed
+ * (the socket's error is left for the host to read). */
+static int connect_state(tconn *tc) {
+  if (!tc->connecting) return 1;
+  struct pollfd p = {.fd = tc->io_fd, .events = POLLOUT};
+  if (real.poll(&p, 1, 0) < 0) return 0;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return -1;
+  if (p.revents & POLLOUT) {
+    tc->connecting = 0;
+    return 1;
   }
   return 0;
 }
 
-/* decrypt reads from the engine; returns >0 bytes, 0 clean EOF or truncation (EOF), -1 with
- * errno, or -2 for "the engine wants `*want`". */
-static ssize_t decrypt(tconn *tc, void *buf, size_t len, int *want) {
-  ssize_t n = sli_conn_read(tc->conn, buf, len);
-  flush_locked(tc); /* the handshake, key updates and alerts produce output */
-  if (n >= 0) return n;
-  if (n == SLI_WANT_READ || n == SLI_WANT_WRITE) {
-    *want = (int)n;
-    return -2;
+static void decide(tconn *tc, int tls);
+
+/* sniff decides an optional-mode server connection from the client's first byte: 0x16 (a TLS
+ * handshake record) means TLS; anything else, EOF, or silence until the deadline means plaintext.
+ * Returns 1 when decided. Never waits. */
+static int sniff_now(tconn *tc) {
+  unsigned char b;
+  ssize_t r = real.recv(tc->io_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (r == 1) decide(tc, b == 0x16);
+  else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+    decide(tc, 0);
+  else if (shim_now_ms() >= tc->sniff_deadline_ms)
+    decide(tc, 0);
+  else
+    tc->k_in = 0;
+  return tc->state != ST_SNIFF;
+}
+
+static void pbuf_drain(tconn *tc);
+
+static void decide(tconn *tc, int tls) {
+  tc->state = tls ? ST_TLS : ST_PLAIN;
+  shim_log(LOG_INFO_, "%s: %s", tc_peer(tc), tls ? "TLS client" : "plaintext client (SLI_MODE=optional)");
+  if (!tls && tc->plen) { /* a server that spoke first: its banner goes out as it was written */
+    if (queue(tc, tc->pbuf, tc->plen)) tc->werr = ENOMEM;
+    free(tc->pbuf);
+    tc->pbuf = NULL;
+    tc->plen = 0;
+    flush_locked(tc);
+    if (tc->olen) svc_arm_locked(tc);
   }
+  epoll_tc_changed(tc);
+}
+
+/* step runs whatever the session can do now without waiting: the connect check, the optional-mode
+ * decision, the handshake, then the plaintext written before it. */
+static void step(tconn *tc) {
+  if (tc->state == ST_SNIFF) sniff_now(tc);
+  if (tc->state != ST_TLS) return;
+  if (connect_state(tc) != 1) return;
+  if (!sli_conn_is_secured(tc->conn)) {
+    if (shim_now_ms() >= tc->hs_deadline_ms) {
+      fail(tc, SLI_E_TIMEOUT);
+      return;
+    }
+    tc->started = 1;
+    int r = sli_conn_handshake(tc->conn);
+    flush_locked(tc);
+    if (r < 0 && r != SLI_WANT_READ && r != SLI_WANT_WRITE) {
+      fail(tc, r);
+      return;
+    }
+    if (r != 0) return;
+    epoll_tc_changed(tc);
+  }
+  if (tc->plen) pbuf_drain(tc);
+  if (tc->olen) {
+    flush_locked(tc);
+    if (tc->olen) svc_arm_locked(tc);
+  }
+}
+
+/* pbuf_drain encrypts the plaintext written before the session was up. */
+static void pbuf_drain(tconn *tc) {
+  size_t off = 0;
+  while (off < tc->plen) {
+    ssize_t n = sli_conn_write(tc->conn, tc->pbuf + off, tc->plen - off);
+    if (n > 0) {
+      off += (size_t)n;
+      continue;
+    }
+    if (n == SLI_WANT_READ || n == SLI_WANT_WRITE) break;
+    fail(tc, (int)n);
+    return;
+  }
+  if (off == tc->plen) {
+    free(tc->pbuf);
+    tc->pbuf = NULL;
+    tc->plen = 0;
+  } else if (off) {
+    memmove(tc->pbuf, tc->pbuf + off, tc->plen - off);
+    tc->plen -= off;
+  }
+}
+
+/* pbuf_put takes plaintext before the session is up: up to PBUF_MAX, or all of it with `all`. */
+static size_t pbuf_put(tconn *tc, const void *buf, size_t len, int all) {
+  size_t room = PBUF_MAX > tc->plen ? PBUF_MAX - tc->plen : 0;
+  size_t n = all ? len : len < room ? len : room;
+  if (!n) return 0;
+  unsigned char *p = realloc(tc->pbuf, tc->plen + n);
+  if (!p) return 0;
+  tc->pbuf = p;
+  memcpy(tc->pbuf + tc->plen, buf, n);
+  tc->plen += n;
+  return n;
+}
+
+/* ---- waits (lock held on entry and exit, released while waiting) ---- */
+
+/* wait_in waits for the socket to have input, in a blocking recv(MSG_PEEK) so the host's signals and
+ * SO_RCVTIMEO act as on its own read. With a deadline (handshake, optional-mode sniff), the wait is
+ * bounded by it through a temporary SO_RCVTIMEO. Returns 0 (go on), ETIMEDOUT (our deadline), or the
+ * errno the host's read would return (EINTR, EAGAIN). Queued output is sent first: the peer may
+ * be waiting for it. */
+static int wait_in(tconn *tc, int64_t deadline) {
+  if (tc->olen) {
+    int e = send_blocking(tc);
+    if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) return e;
+  }
+  int fd = tc->io_fd;
+  unsigned char b;
+  if (deadline == INT64_MAX) {
+    pthread_mutex_unlock(&tc->lock);
+    ssize_t r = real.recv(fd, &b, 1, MSG_PEEK);
+    int e = errno;
+    pthread_mutex_lock(&tc->lock);
+    if (r >= 0) {
+      tc->k_in = 1;
+      return 0;
+    }
+    if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) return e;
+    tc->k_in = 1; /* an error: the engine will see it */
+    return 0;
+  }
+  for (;;) {
+    int64_t left = deadline - shim_now_ms();
+    if (left <= 0) return ETIMEDOUT;
+    struct timeval host = {0, 0}, mine;
+    socklen_t hl = sizeof(host);
+    getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &host, &hl);
+    int64_t host_ms = (int64_t)host.tv_sec * 1000 + host.tv_usec / 1000;
+    int64_t use = (host_ms > 0 && host_ms < left) ? host_ms : left;
+    mine.tv_sec = use / 1000;
+    mine.tv_usec = (use % 1000) * 1000;
+    if (mine.tv_sec == 0 && mine.tv_usec == 0) mine.tv_usec = 1000;
+    pthread_mutex_unlock(&tc->lock);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &mine, sizeof(mine));
+    ssize_t r = real.recv(fd, &b, 1, MSG_PEEK);
+    int e = errno;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &host, sizeof(host));
+    pthread_mutex_lock(&tc->lock);
+    if (r >= 0) {
+      tc->k_in = 1;
+      return 0;
+    }
+    if (e == EINTR) return e;
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+      if (shim_now_ms() >= deadline) return ETIMEDOUT;
+      if (host_ms > 0 && host_ms <= use) return EAGAIN; /* the host's own timeout */
+      if (shim_fd_nonblocking(fd)) return EAGAIN;
+      continue;
+    }
+    tc->k_in = 1;
+    return 0;
+  }
+}
+
+/* wait_connect waits for a pending TCP connect (after EINTR or EINPROGRESS on a blocking fd). */
+static int wait_connect(tconn *tc) {
+  struct pollfd p = {.fd = tc->io_fd, .events = POLLOUT};
+  pthread_mutex_unlock(&tc->lock);
+  int r = real.poll(&p, 1, -1);
+  int e = errno;
+  pthread_mutex_lock(&tc->lock);
+  return r < 0 ? e : 0;
+}
+
+static int64_t deadline_of(tconn *tc) {
+  if (tc->state == ST_SNIFF) return tc->sniff_deadline_ms;
+  if (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn)) return tc->hs_deadline_ms;
+  return INT64_MAX;
+}
+
+int64_t tc_deadline_locked(tconn *tc) {
+  if (tc->state == ST_SNIFF) return tc->sniff_deadline_ms;
+  if (tc->state == ST_TLS && tc->conn && !sli_conn_is_secured(tc->conn) && !tc->connecting)
+    return tc->hs_deadline_ms;
+  return INT64_MAX;
+}
+
+/* after_wait turns a wait's result into the host's: 0 go on, else -1 with errno (or the bytes
+ * already read). */
+static int after_wait(tconn *tc, int e) {
+  if (!e) return 0;
+  if (e == ETIMEDOUT) {
+    if (tc->state == ST_SNIFF) {
+      decide(tc, 0);
+      return 0;
+    }
+    errno = fail(tc, SLI_E_TIMEOUT);
+    return -1;
+  }
+  errno = e;
+  return -1;
+}
+
+/* ---- reads ---- */
+
+/* decrypt reads from the engine; returns >0 bytes, 0 clean EOF or truncation (EOF), -1 with
+ * errno, or -2 for "the engine wants the socket". */
+static ssize_t decrypt(tconn *tc, void *buf, size_t len) {
+  ssize_t n = sli_conn_read(tc->conn, buf, len);
+  if (tc->olen) flush_locked(tc); /* the handshake, key updates and alerts produce output */
+  if (n > 0) return n;
+  if (n == 0) {
+    tc->peer_closed = 1;
+    return 0;
+  }
+  if (n == SLI_WANT_READ || n == SLI_WANT_WRITE) return -2;
   if (n == SLI_E_TRUNCATED) {
     shim_log(LOG_INFO_, "%s: closed without close_notify", tc_peer(tc));
+    tc->peer_closed = 1;
     return 0;
   }
   errno = fail(tc, (int)n);
@@ -223,9 +537,8 @@ static ssize_t decrypt(tconn *tc, void *buf, size_t len, int *want) {
 static void fill_rbuf(tconn *tc) {
   if (tc->state != ST_TLS || tc->rlen > 0 || tc->reof) return;
   if (!tc->rbuf && !(tc->rbuf = malloc(RBUF_SIZE))) return;
-  int want;
   tc->roff = 0;
-  ssize_t n = decrypt(tc, tc->rbuf, RBUF_SIZE, &want);
+  ssize_t n = decrypt(tc, tc->rbuf, RBUF_SIZE);
   if (n > 0) {
     tc->rlen = (size_t)n;
   } else if (n == 0 || n == -1) {
@@ -238,63 +551,99 @@ static void fill_rbuf(tconn *tc) {
   }
 }
 
+/* take_rbuf copies buffered plaintext to the host's buffer. */
+static size_t take_rbuf(tconn *tc, char *buf, size_t len, int peek) {
+  size_t n = len < tc->rlen ? len : tc->rlen;
+  memcpy(buf, tc->rbuf + tc->roff, n);
+  if (!peek) {
+    tc->roff += n;
+    tc->rlen -= n;
+    if (tc->rlen == 0) {
+      free(tc->rbuf);
+      tc->rbuf = NULL;
+    }
+  }
+  return n;
+}
+
 ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
   int saved = errno;
   pthread_mutex_lock(&tc->lock);
-  ssize_t ret;
-  if (tc->state == ST_SNIFF && !sniff(tc, !nonblocking(tc, flags))) {
-    ret = -1;
-    errno = EAGAIN;
-    goto out;
-  }
-  if (tc->state == ST_PLAIN) {
-    update_hot(tc);
-    pthread_mutex_unlock(&tc->lock);
-    return real.recv(tc->io_fd, buf, len, flags);
-  }
-  if (tc->state == ST_FAILED && !tc->rlen) {
-    errno = tc->ferr;
-    ret = -1;
-    goto out;
-  }
+  ssize_t ret = -1;
   size_t got = 0;
+  int peek = flags & MSG_PEEK;
+  if (!tc_owned(tc)) {
+    ret = not_owner(tc, 0);
+    goto out;
+  }
   for (;;) {
-    if (tc->rlen > 0) { /* what a readiness check decrypted comes first */
-      size_t n = len - got < tc->rlen ? len - got : tc->rlen;
-      memcpy((char *)buf + got, tc->rbuf + tc->roff, n);
-      if (!(flags & MSG_PEEK)) {
-        tc->roff += n;
-        tc->rlen -= n;
-        if (tc->rlen == 0) {
-          free(tc->rbuf);
-          tc->rbuf = NULL;
-        }
-      }
-      got += n;
-      if (flags & MSG_PEEK) break;
-    }
-    if (got == len || (got > 0 && (flags & MSG_PEEK))) break;
-    if (tc->reof) {
-      if (got) break;
-      ret = take_result(tc);
-      goto out;
-    }
-    if (flags & MSG_PEEK) { /* peek: decrypt into rbuf, then copy from it */
-      fill_rbuf(tc);
-      if (tc->rlen || tc->reof) continue;
+    if (tc->state == ST_SNIFF && !sniff_now(tc)) {
       if (nonblocking(tc, flags)) {
         errno = EAGAIN;
-        ret = -1;
         goto out;
       }
-      wait_fd(tc, POLLIN | (tc->olen ? POLLOUT : 0), -1);
+      if (after_wait(tc, wait_in(tc, tc->sniff_deadline_ms))) goto out;
       continue;
     }
-    int want = 0;
-    ssize_t n = decrypt(tc, (char *)buf + got, len - got, &want);
-    if (n > 0) {
-      got += (size_t)n;
-      continue; /* fill the host's buffer until the engine wants more input */
+    if (tc->state == ST_PLAIN) {
+      int fd = tc->io_fd;
+      pthread_mutex_unlock(&tc->lock);
+      return real.recv(fd, buf, len, flags);
+    }
+    if (tc->state == ST_FAILED && !tc->rlen) {
+      errno = tc->ferr;
+      goto out;
+    }
+    if (tc->connecting) {
+      int cs = connect_state(tc);
+      if (cs < 0) { /* the host's read reports the connect's error, as the kernel would */
+        int fd = tc->io_fd;
+        pthread_mutex_unlock(&tc->lock);
+        return real.recv(fd, buf, len, flags);
+      }
+      if (cs == 0) {
+        if (nonblocking(tc, flags)) {
+          errno = EAGAIN;
+          goto out;
+        }
+        if (after_wait(tc, wait_connect(tc))) goto out;
+        continue;
+      }
+    }
+    break;
+  }
+  for (;;) {
+    if (tc->rlen > 0) { /* what a readiness check decrypted comes first */
+      got += take_rbuf(tc, (char *)buf + got, len - got, peek);
+      if (peek) break;
+    }
+    if (got == len) break;
+    if (tc->reof) {
+      if (got) break;
+      if (tc->rerr_pending) {
+        errno = tc->rerr_pending;
+        goto out;
+      }
+      ret = 0;
+      goto out;
+    }
+    if (tc->state == ST_FAILED) {
+      if (got) break;
+      errno = tc->ferr;
+      goto out;
+    }
+    if (tc->plen && sli_conn_is_secured(tc->conn)) pbuf_drain(tc);
+    ssize_t n;
+    if (peek) { /* decrypt into rbuf, then copy from it */
+      fill_rbuf(tc);
+      n = tc->rlen || tc->reof ? 1 : -2;
+      if (n > 0) continue;
+    } else {
+      n = decrypt(tc, (char *)buf + got, len - got);
+      if (n > 0) {
+        got += (size_t)n;
+        continue; /* fill the host's buffer until the engine wants more input */
+      }
     }
     if (n == 0 || n == -1) {
       if (got) { /* report the data now, the EOF or error on the next call */
@@ -310,20 +659,19 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
     if (nonblocking(tc, flags)) {
       if (got) break;
       errno = EAGAIN;
-      ret = -1;
       goto out;
     }
-    wait_fd(tc, (want == SLI_WANT_WRITE ? POLLOUT : POLLIN) | (tc->olen ? POLLOUT : 0), -1);
-    if (!sli_conn_is_secured(tc->conn) && shim_now_ms() >= tc->hs_deadline_ms) {
-      errno = fail(tc, SLI_E_TIMEOUT);
-      ret = got ? (ssize_t)got : -1;
+    int e = wait_in(tc, deadline_of(tc));
+    if (e) {
+      if (got) break; /* the kernel returns what it has when interrupted */
+      after_wait(tc, e);
       goto out;
     }
   }
   ret = (ssize_t)got;
   errno = saved;
 out:
-  update_hot(tc);
+  if (tc->regs && (tc->rlen || (tc->conn && sli_conn_pending(tc->conn)))) epoll_tc_changed(tc);
   pthread_mutex_unlock(&tc->lock);
   return ret;
 }
@@ -339,10 +687,11 @@ ssize_t tc_readv(tconn *tc, const struct iovec *iov, int n, int flags) {
     return -1;
   }
   ssize_t r = tc_read(tc, tmp, total, flags);
-  for (int i = 0, off = 0; r > 0 && i < n && off < r; i++) {
-    size_t c = iov[i].iov_len < (size_t)(r - off) ? iov[i].iov_len : (size_t)(r - off);
+  size_t off = 0;
+  for (int i = 0; r > 0 && i < n && off < (size_t)r; i++) {
+    size_t c = iov[i].iov_len < (size_t)r - off ? iov[i].iov_len : (size_t)r - off;
     memcpy(iov[i].iov_base, tmp + off, c);
-    off += (int)c;
+    off += c;
   }
   if (tmp != stack) free(tmp);
   return r;
@@ -352,15 +701,17 @@ ssize_t tc_readv(tconn *tc, const struct iovec *iov, int n, int flags) {
 
 ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
   int saved = errno;
+  int all = flags & SHIM_MSG_ALL;
+  flags &= ~SHIM_MSG_ALL;
   pthread_mutex_lock(&tc->lock);
   ssize_t ret = -1;
-  if (tc->state == ST_SNIFF) sniff(tc, 1); /* a server that speaks first: decide now */
-  if (tc->state == ST_PLAIN) {
-    update_hot(tc);
-    pthread_mutex_unlock(&tc->lock);
-    return real.send(tc->io_fd, buf, len, flags | MSG_NOSIGNAL);
+  size_t written = 0;
+  if (!tc_owned(tc)) {
+    ret = not_owner(tc, 1);
+    goto out;
   }
-  for (;;) {
+  int nb = nonblocking(tc, flags);
+  for (;;) { /* until the session is up (or decided plaintext) */
     if (tc->state == ST_FAILED) {
       errno = tc->ferr;
       goto out;
@@ -369,56 +720,99 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
       errno = tc->shut_wr ? EPIPE : tc->werr;
       goto out;
     }
-    flush_locked(tc);
-    if (tc->olen > OUT_HIGH) {
-      if (nonblocking(tc, flags)) {
-        tc->write_blocked = 1; /* the kernel may never signal the drain of our buffer: we will */
+    if (tc->connecting) {
+      int cs = connect_state(tc);
+      if (cs < 0 || (cs == 0 && nb)) { /* the kernel's answer: EAGAIN, or the connect's error */
+        int fd = tc->io_fd;
+        pthread_mutex_unlock(&tc->lock);
+        return real.send(fd, buf, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+      if (cs == 0) {
+        if (after_wait(tc, wait_connect(tc))) goto out;
+        continue;
+      }
+    }
+    step(tc);
+    if (tc->state == ST_PLAIN) {
+      int fd = tc->io_fd;
+      if (tc->olen) { /* the banner written while undecided goes first */
+        int e = send_blocking(tc);
+        if (e) {
+          errno = e;
+          goto out;
+        }
+      }
+      pthread_mutex_unlock(&tc->lock);
+      return real.send(fd, buf, len, flags | MSG_NOSIGNAL);
+    }
+    if (tc->state == ST_FAILED) continue;
+    if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn)) break;
+    /* not up yet: take the bytes as a kernel would, or wait for the session if blocking */
+    if (nb) {
+      size_t n = pbuf_put(tc, buf, len, all);
+      if (!n) {
         errno = EAGAIN;
         goto out;
       }
-      wait_fd(tc, POLLOUT, -1);
-      continue;
-    }
-    if (len == 0) {
-      ret = 0;
-      goto out;
-    }
-    size_t chunk = len < WRITE_CHUNK ? len : WRITE_CHUNK;
-    ssize_t n = sli_conn_write(tc->conn, buf, chunk);
-    if (n > 0) {
-      flush_locked(tc);
-      if (!nonblocking(tc, flags)) /* blocking: the bytes reach the kernel before we return */
-        while (tc->olen && !tc->werr) {
-          wait_fd(tc, POLLOUT, -1);
-          flush_locked(tc);
-        }
-      ret = n;
-      if ((size_t)n < len) tc->write_blocked = 1; /* a short write: the host may wait for POLLOUT */
+      ret = (ssize_t)n;
       errno = saved;
       goto out;
     }
-    flush_locked(tc);
-    if (n == SLI_WANT_READ || n == SLI_WANT_WRITE) { /* the handshake needs the peer */
-      if (nonblocking(tc, flags)) {
-        errno = EAGAIN;
-        goto out;
-      }
-      wait_fd(tc, (n == SLI_WANT_READ ? POLLIN : POLLOUT) | (tc->olen ? POLLOUT : 0), -1);
-      if (!sli_conn_is_secured(tc->conn) && shim_now_ms() >= tc->hs_deadline_ms) {
-        errno = fail(tc, SLI_E_TIMEOUT);
-        goto out;
-      }
-      continue;
-    }
-    if (n == SLI_E_CLOSED) {
-      errno = EPIPE;
-      goto out;
-    }
-    errno = fail(tc, (int)n);
+    int e = wait_in(tc, deadline_of(tc));
+    if (e && after_wait(tc, e)) goto out;
+  }
+  if (tc->plen) pbuf_drain(tc);
+  if (len == 0) {
+    ret = 0;
     goto out;
   }
+  if (nb) {
+    flush_locked(tc);
+    if (tc->olen && !all) { /* the kernel is full */
+      svc_arm_locked(tc);
+      errno = EAGAIN;
+      goto out;
+    }
+    while (written < len) {
+      size_t chunk = len - written < CHUNK ? len - written : CHUNK;
+      ssize_t n = sli_conn_write(tc->conn, (const char *)buf + written, chunk);
+      if (n <= 0) {
+        if (written) break;
+        errno = n == SLI_E_CLOSED ? EPIPE : fail(tc, (int)n);
+        goto out;
+      }
+      written += (size_t)n;
+      if (tc->olen && !all) break; /* the kernel took only part: stop here, like it would */
+    }
+    if (tc->olen) svc_arm_locked(tc);
+  } else {
+    if (tc->olen) { /* output from before: the kernel must take it before new bytes */
+      int e = send_blocking(tc);
+      if (e) {
+        errno = e;
+        goto out;
+      }
+    }
+    while (written < len) {
+      size_t chunk = len - written < BLOCK_CHUNK ? len - written : BLOCK_CHUNK;
+      size_t done = 0;
+      while (done < chunk) {
+        ssize_t n = sli_conn_write(tc->conn, (const char *)buf + written + done, chunk - done);
+        if (n <= 0) {
+          if (written + done) break;
+          errno = n == SLI_E_CLOSED ? EPIPE : fail(tc, (int)n);
+          goto out;
+        }
+        done += (size_t)n;
+      }
+      written += done;
+      int e = send_blocking(tc); /* blocking: the bytes reach the kernel before we return */
+      if (e || done < chunk) break; /* interrupted or timed out: the count so far, as the kernel */
+    }
+  }
+  ret = (ssize_t)written;
+  errno = saved;
 out:
-  update_hot(tc);
   pthread_mutex_unlock(&tc->lock);
   return ret;
 }
@@ -427,7 +821,6 @@ ssize_t tc_writev(tconn *tc, const struct iovec *iov, int n, int flags) {
   if (n == 1) return tc_write(tc, iov[0].iov_base, iov[0].iov_len, flags);
   size_t total = 0;
   for (int i = 0; i < n; i++) total += iov[i].iov_len;
-  if (total > WRITE_CHUNK) total = WRITE_CHUNK;
   if (total == 0) return tc_write(tc, "", 0, flags);
   char stack[16384];
   char *tmp = total <= sizeof(stack) ? stack : malloc(total);
@@ -436,10 +829,9 @@ ssize_t tc_writev(tconn *tc, const struct iovec *iov, int n, int flags) {
     return -1;
   }
   size_t off = 0;
-  for (int i = 0; i < n && off < total; i++) {
-    size_t c = iov[i].iov_len < total - off ? iov[i].iov_len : total - off;
-    memcpy(tmp + off, iov[i].iov_base, c);
-    off += c;
+  for (int i = 0; i < n; i++) {
+    memcpy(tmp + off, iov[i].iov_base, iov[i].iov_len);
+    off += iov[i].iov_len;
   }
   ssize_t r = tc_write(tc, tmp, total, flags);
   if (tmp != stack) free(tmp);
@@ -448,135 +840,191 @@ ssize_t tc_writev(tconn *tc, const struct iovec *iov, int n, int flags) {
 
 /* ---- readiness ---- */
 
-short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline) {
-  *ready_now = 0;
-  pthread_mutex_lock(&tc->lock);
-  short ev = 0;
-  if (tc->state == ST_SNIFF) {
-    if (shim_now_ms() >= tc->sniff_deadline_ms) sniff(tc, 0);
-    else {
-      if (tc->sniff_deadline_ms < *deadline) *deadline = tc->sniff_deadline_ms;
-      pthread_mutex_unlock(&tc->lock);
-      return POLLIN; /* the host's POLLOUT waits for the decision too */
-    }
+short tc_ready_locked(tconn *tc, short want) {
+  if (!is_owner(tc) && !tc_owned(tc)) { /* another process's session: only its end is news */
+    return atomic_load(tc->claim) == CLAIM_ENDED ? (short)(want & (POLLIN | POLLOUT)) : 0;
   }
+  if (tc->state == ST_FAILED || tc->io_fd < 0) return (short)(want & (POLLIN | POLLOUT));
+  if (tc->connecting && connect_state(tc) != 1) {
+    struct pollfd p = {.fd = tc->io_fd, .events = want};
+    real.poll(&p, 1, 0); /* pending or failed: the kernel's own answer, SO_ERROR untouched */
+    return p.revents;
+  }
+  step(tc);
+  if (tc->state == ST_FAILED) return (short)(want & (POLLIN | POLLOUT));
   if (tc->state == ST_PLAIN) {
-    update_hot(tc);
-    pthread_mutex_unlock(&tc->lock);
-    return want;
+    struct pollfd p = {.fd = tc->io_fd, .events = want};
+    real.poll(&p, 1, 0);
+    return p.revents;
   }
-  if (tc->state == ST_FAILED) {
-    *ready_now = want & (POLLIN | POLLOUT);
-    pthread_mutex_unlock(&tc->lock);
-    return 0;
+  short r = 0;
+  int up = tc->state == ST_TLS && sli_conn_is_secured(tc->conn);
+  if (want & POLLIN) {
+    if (up && !tc->rlen && !tc->reof && !sli_conn_pending(tc->conn) && tc->k_in) fill_rbuf(tc);
+    if (tc->rlen || tc->reof || (up && sli_conn_pending(tc->conn))) r |= POLLIN;
+    if (tc->state == ST_FAILED) r |= POLLIN;
   }
-  if (!sli_conn_is_secured(tc->conn)) { /* a silent peer must not hold the connection forever */
-    if (shim_now_ms() >= tc->hs_deadline_ms) {
-      errno = fail(tc, SLI_E_TIMEOUT);
-      *ready_now = want & (POLLIN | POLLOUT);
-      update_hot(tc);
-      pthread_mutex_unlock(&tc->lock);
-      return 0;
-    }
-    if (tc->hs_deadline_ms < *deadline) *deadline = tc->hs_deadline_ms;
-  }
-  if (!sli_conn_is_secured(tc->conn) && !tc->started) {
-    /* start the handshake (a client sends its hello) without waiting for the host's first I/O */
-    tc->started = 1;
-    int r = sli_conn_handshake(tc->conn);
-    flush_locked(tc);
-    if (r < 0 && r != SLI_WANT_READ && r != SLI_WANT_WRITE) fail(tc, r);
-  }
-  if ((want & POLLIN) && (tc->rlen || tc->reof || sli_conn_pending(tc->conn))) *ready_now |= POLLIN;
-  if (tc->write_blocked && tc->olen) flush_locked(tc);
-  if (tc->write_blocked && tc->olen <= OUT_HIGH && (want & POLLOUT)) {
-    *ready_now |= POLLOUT;
-    tc->write_blocked = 0;
-  }
-  if (want & POLLIN) ev |= POLLIN;
   if (want & POLLOUT) {
-    if (sli_conn_is_secured(tc->conn))
-      ev |= POLLOUT;
-    else
-      ev |= sli_conn_want(tc->conn) == SLI_WANT_WRITE ? POLLOUT : POLLIN;
+    if (up) {
+      if (!tc->olen && tc->k_out && !tc->shut_wr) r |= POLLOUT;
+      if (tc->shut_wr || tc->werr) r |= POLLOUT; /* a write fails at once */
+    } else if (tc->plen < PBUF_MAX) {
+      r |= POLLOUT; /* taken as the kernel would take it */
+    }
+    if (tc->state == ST_FAILED) r |= POLLOUT;
   }
-  if (tc->olen) ev |= POLLOUT;
-  if (tc->state == ST_FAILED) *ready_now |= want & (POLLIN | POLLOUT);
-  update_hot(tc);
+  if ((want & POLLRDHUP) && (tc->k_rdhup || (tc->peer_closed && !tc->rlen && tc->reof)))
+    r |= POLLRDHUP;
+  if (tc->k_hup && (tc->reof || tc->state == ST_FAILED)) r |= POLLHUP;
+  if (tc->k_err) r |= POLLERR;
+  return r;
+}
+
+/* poll/select: which socket events to wait for, and what is ready already. */
+short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline) {
+  pthread_mutex_lock(&tc->lock);
+  short ev;
+  *ready_now = 0;
+  if (tc->state == ST_PLAIN) {
+    ev = want;
+  } else if (tc->connecting && tc->state == ST_TLS && connect_state(tc) != 1) {
+    ev = want; /* a pending connect: the kernel's readiness, untouched */
+  } else {
+    *ready_now = tc_ready_locked(tc, want) & (want | POLLHUP | POLLERR);
+    if (*ready_now & ~(POLLHUP | POLLERR)) { ev = 0; }
+    else if (tc->state == ST_PLAIN) ev = want;
+    else if (tc->state == ST_SNIFF) ev = POLLIN;
+    else if (tc->state == ST_FAILED || !tc_owned(tc)) ev = 0;
+    else if (!sli_conn_is_secured(tc->conn))
+      ev = (short)(POLLIN | (sli_conn_want(tc->conn) == SLI_WANT_WRITE || tc->olen ? POLLOUT : 0));
+    else {
+      ev = (short)(want & (POLLIN | POLLOUT | POLLRDHUP | POLLPRI));
+      if (tc->olen && (want & POLLOUT)) ev |= POLLOUT;
+    }
+    int64_t d = tc_deadline_locked(tc);
+    if (d < *deadline) *deadline = d;
+  }
   pthread_mutex_unlock(&tc->lock);
   return ev;
 }
 
 short tc_poll_check(tconn *tc, short want, short got) {
   pthread_mutex_lock(&tc->lock);
-  short out = got & (POLLERR | POLLHUP | POLLNVAL);
-  if (tc->state == ST_SNIFF) {
-    if (got & (POLLIN | POLLHUP | POLLERR)) sniff(tc, 0);
-    if (tc->state == ST_SNIFF) {
-      pthread_mutex_unlock(&tc->lock);
-      return 0;
-    }
-  }
+  short out;
   if (tc->state == ST_PLAIN) {
-    update_hot(tc);
-    pthread_mutex_unlock(&tc->lock);
-    return got & (want | POLLERR | POLLHUP | POLLNVAL | POLLRDHUP);
+    out = got;
+  } else if (tc->connecting && tc->state == ST_TLS && connect_state(tc) != 1) {
+    out = got;
+  } else {
+    if (got & (POLLIN | POLLHUP | POLLERR)) tc->k_in = 1;
+    if (got & POLLOUT) tc->k_out = 1;
+    if (got & POLLRDHUP) tc->k_rdhup = 1;
+    if (got & POLLHUP) tc->k_hup = 1;
+    if (got & POLLERR) tc->k_err = 1;
+    out = tc_ready_locked(tc, want) & (want | POLLHUP | POLLERR);
+    out |= got & POLLNVAL;
   }
-  if (got & POLLOUT) flush_locked(tc);
-  if (tc->state == ST_TLS && (got & (POLLIN | POLLHUP | POLLERR))) {
-    if (!sli_conn_is_secured(tc->conn)) {
-      int r = sli_conn_handshake(tc->conn);
-      flush_locked(tc);
-      if (r < 0 && r != SLI_WANT_READ && r != SLI_WANT_WRITE) fail(tc, r);
-    }
-    if ((want & POLLIN) && tc->state == ST_TLS && sli_conn_is_secured(tc->conn)) fill_rbuf(tc);
-  }
-  if ((want & POLLIN) && (tc->rlen || tc->reof || sli_conn_pending(tc->conn))) out |= POLLIN;
-  if ((want & POLLOUT) && sli_conn_is_secured(tc->conn) && tc->olen <= OUT_HIGH &&
-      (got & (POLLOUT | POLLIN))) {
-    out |= POLLOUT;
-    tc->write_blocked = 0;
-  }
-  if (tc->state == ST_FAILED) out |= want & (POLLIN | POLLOUT);
-  if ((got & POLLRDHUP) && (want & POLLRDHUP)) out |= POLLRDHUP;
-  update_hot(tc);
   pthread_mutex_unlock(&tc->lock);
   return out;
 }
 
 size_t tc_readable_bytes(tconn *tc) {
   pthread_mutex_lock(&tc->lock);
-  if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn)) fill_rbuf(tc);
-  size_t n = tc->rlen + sli_conn_pending(tc->conn);
-  update_hot(tc);
+  size_t n = 0;
+  if (tc_owned(tc) && tc->state == ST_TLS) {
+    if (sli_conn_is_secured(tc->conn)) fill_rbuf(tc);
+    n = tc->rlen + sli_conn_pending(tc->conn);
+  }
   pthread_mutex_unlock(&tc->lock);
   return n;
 }
 
-void tc_shutdown_write(tconn *tc) {
+/* ---- shutdown and the end of a session ---- */
+
+/* tc_shutdown: SHUT_WR sends close_notify (the host's pending plaintext first) and then the FIN;
+ * reads go on. Another process's session is left alone: its owner decides when it ends. */
+void tc_shutdown(tconn *tc, int how) {
   pthread_mutex_lock(&tc->lock);
-  if (tc->state == ST_TLS && !tc->shut_wr && sli_conn_is_secured(tc->conn)) {
-    sli_conn_close(tc->conn);
-    flush_locked(tc);
-    for (int i = 0; i < 100 && tc->olen && !tc->werr; i++) { /* at most ~1 s */
-      wait_fd(tc, POLLOUT, 10);
-      flush_locked(tc);
-    }
+  if (!tc_owned(tc)) {
+    pthread_mutex_unlock(&tc->lock);
+    return;
   }
-  tc->shut_wr = 1;
+  int fd = tc->io_fd;
+  if ((how == SHUT_WR || how == SHUT_RDWR) && !tc->shut_wr) {
+    if (tc->state == ST_TLS) {
+      step(tc);
+      if (sli_conn_is_secured(tc->conn)) {
+        if (tc->plen) pbuf_drain(tc);
+        sli_conn_close(tc->conn);
+      }
+      /* the FIN must follow every byte: wait for the kernel to take them (bounded) */
+      tc_flush_blocking(tc, shim_now_ms() + 2000);
+    }
+    tc->shut_wr = 1;
+  }
   pthread_mutex_unlock(&tc->lock);
+  real.shutdown(fd, how);
 }
 
-/* tc_close ends the session when the host closes its last fd: pending ciphertext and close_notify
- * are sent by the owning process only (a forked child must not end its parent's session). */
-void tc_close(tconn *tc) {
-  shim_hot_remove(tc);
-  if (tc->owner != getpid() || tc->state != ST_TLS) return;
-  pthread_mutex_lock(&tc->lock);
-  for (int i = 0; i < 100 && tc->olen && !tc->werr; i++) {
-    flush_locked(tc);
-    if (tc->olen) wait_fd(tc, POLLOUT, 10);
+/* tc_end_locked: the host closed the last fd naming this connection (it is still open). The owner
+ * sends what is queued and close_notify; what cannot go now is finished by the service thread on a
+ * private dup of the socket, so close() returns at once. A process that does not own the session
+ * only lets go of its fd. */
+void tc_end_locked(tconn *tc) {
+  svc_forget_locked(tc);
+  int owner = is_owner(tc);
+  int busy = atomic_load(&tc->refs) > 1; /* another thread is inside a call on it */
+  if (owner && (tc->state == ST_TLS || tc->state == ST_SNIFF || tc->state == ST_PLAIN) &&
+      tc->io_fd >= 0) {
+    if (busy) { /* keep the socket for that call, as the kernel keeps a file in use */
+      if (!tc->private_fd) {
+        int p = real.fcntl(tc->io_fd, F_DUPFD_CLOEXEC, 3);
+        if (p >= 0) {
+          tc->io_fd = p;
+          tc->private_fd = 1;
+        }
+      }
+      tc->host_closed = 1;
+      return;
+    }
+    if (tc_finish_step_locked(tc)) {
+      atomic_store(tc->claim, CLAIM_ENDED);
+    } else {
+      if (!tc->private_fd) {
+        int p = real.fcntl(tc->io_fd, F_DUPFD_CLOEXEC, 3);
+        if (p >= 0) {
+          tc->io_fd = p;
+          tc->private_fd = 1;
+        }
+      }
+      if (tc->private_fd) {
+        svc_linger_locked(tc);
+        return;
+      }
+      atomic_store(tc->claim, CLAIM_ENDED);
+    }
   }
-  pthread_mutex_unlock(&tc->lock);
-  if (!tc->shut_wr) tc_shutdown_write(tc);
+  if (tc->private_fd && tc->io_fd >= 0) real.close(tc->io_fd);
+  tc->private_fd = 0;
+  tc->io_fd = -1;
+  tc_mark_failed(tc);
+}
+
+/* tc_finish_step_locked does what can be done now to end the session well: decide, finish the
+ * handshake, send the plaintext written before it and close_notify. 1 when done. */
+int tc_finish_step_locked(tconn *tc) {
+  if (tc->state == ST_SNIFF || (tc->state == ST_TLS && (tc->plen || tc->olen))) step(tc);
+  if (tc->state == ST_SNIFF) return shim_now_ms() >= tc->sniff_deadline_ms;
+  if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn) && !tc->shut_wr && !tc->werr) {
+    if (tc->plen) pbuf_drain(tc);
+    if (!tc->plen) {
+      sli_conn_close(tc->conn);
+      tc->shut_wr = 1;
+    }
+  }
+  flush_locked(tc);
+  if (tc->werr || tc->state == ST_FAILED) return 1;
+  if (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn))
+    return tc->plen == 0 || shim_now_ms() >= tc->hs_deadline_ms;
+  return tc->olen == 0 && tc->plen == 0;
 }
