@@ -41,12 +41,20 @@ from shimlib import BUILD, PRELOAD, SANITIZER_LIBS, free_port  # noqa: I001 (set
 from harness import CA, read
 import wire
 
-HOSTS = os.path.abspath(os.path.join(BUILD, "tests", "shim"))
+HOSTS = os.path.abspath(os.path.join(BUILD, "tests", "shim", "hosts"))
 SHIM = os.environ.get("SLI_TEST_PRELOAD") or PRELOAD
 
 
 def host_exe(name):
-    return os.path.join(HOSTS, "host_" + name)
+    """The built host program `name` (SLI_TEST_HOSTS: another folder holding host_NAME files)."""
+    other = os.environ.get("SLI_TEST_HOSTS")
+    if other and os.path.exists(os.path.join(other, "host_" + name)):
+        return os.path.join(other, "host_" + name)
+    for group in sorted(os.listdir(HOSTS)):
+        p = os.path.join(HOSTS, group, "host_" + name)
+        if os.path.exists(p):
+            return p
+    raise FileNotFoundError("no host program %r under %s" % (name, HOSTS))
 
 
 class Timeout(Exception):

@@ -4,7 +4,7 @@
  *         and closes.
  * client: writes the request, shutdown(SHUT_WR), then reads the server's reply to EOF (what
  *         `socat` does); the reply must not be lost. */
-#include "host.h"
+#include "../host.h"
 
 int main(int argc, char **argv) {
   int port = atoi(argv[1]);

@@ -2,7 +2,7 @@
  * copy, the child serves one request and ends by MODE: "close" (close then _exit), "exit" (exit()
  * with the socket still open) or "_exit" (_exit() with it open). The kernel closes what the child
  * left open: the peer sees a clean end in every mode (through the shim: close_notify). */
-#include "host.h"
+#include "../host.h"
 
 int main(int argc, char **argv) {
   int lfd = listen_on(atoi(argv[1]));

@@ -2,7 +2,7 @@
  * its own copy at once (inetd-like daemons, pre-threading servers). The parent's close must not end
  * the session and the child must not reuse the parent's keys: the wire oracle checks the sequence
  * numbers, the peer checks the reply and a clean end. */
-#include "host.h"
+#include "../host.h"
 
 int main(int argc, char **argv) {
   int lfd = listen_on(atoi(argv[1]));
