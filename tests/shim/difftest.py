@@ -295,12 +295,12 @@ class Files:
 
 class Case:
     """host: [program, args...] where "{port}" is replaced by the port to listen on (server) or
-    to connect to (client). peer(ctx): the peer script. env: extra environment for both runs;
+    to connect to (client) and "{dir}" by the test program's temporary folder (also in env values). peer(ctx): the peer script. env: extra environment for both runs;
     shim_env: extra SLI_* settings for the tls run. expect_log: regexes the shim's stderr must
     match in the tls run. check(plain, tls): extra assertions on the two Results."""
 
     def __init__(self, name, host, role, peer, env=None, shim_env=None, timeout=30,
-                 expect_log=(), allow_log=(), check=None, connections=None, listen_host=None):
+                 expect_log=(), allow_log=(), check=None, connections=None, ready="line"):
         self.name = name
         self.host = host
         self.role = role
@@ -312,6 +312,7 @@ class Case:
         self.allow_log = allow_log
         self.check = check
         self.connections = connections  # how many connections the recorder must see (None: any)
+        self.ready = ready  # server role: "line" (the host prints "ready") or "port" (it listens)
 
 
 class Result:
@@ -344,11 +345,28 @@ def _env(case, mode, files, port):
     return env
 
 
-def _wait_ready(path, proc, timeout):
+def _listening(port):
+    """Whether something listens on 127.0.0.1:port or *:port (from /proc, without connecting)."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def _wait_ready(path, proc, timeout, port=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if port is not None and _listening(port):
+            return True
         try:
-            if b"ready\n" in read(path):
+            if port is None and b"ready\n" in read(path):
                 return True
         except FileNotFoundError:
             pass
@@ -393,8 +411,11 @@ def run_once(case, mode, files, d):
     res.port = port
     ctx.recorder = rec
     rec.start()
-    argv = [a.replace("{port}", str(port)) for a in case.host]
+    argv = [a.replace("{port}", str(port)).replace("{dir}", d) for a in case.host]
     env = _env(case, mode, files, port)
+    for k, v in list(env.items()):
+        if "{port}" in v or "{dir}" in v:
+            env[k] = v.replace("{port}", str(port)).replace("{dir}", d)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                                 start_new_session=True)
@@ -403,8 +424,9 @@ def run_once(case, mode, files, d):
 
         def run_peer():
             try:
-                if case.role == "server" and not _wait_ready(out_path, proc, 10):
-                    raise AssertionError("the host never printed 'ready'")
+                if case.role == "server" and not _wait_ready(
+                        out_path, proc, 10, port if case.ready == "port" else None):
+                    raise AssertionError("the host never got ready")
                 case.peer(ctx)
             except Exception as e:  # noqa: BLE001 — reported as an observation difference
                 res.peer_error = "%s: %s" % (type(e).__name__, e)
