@@ -70,7 +70,6 @@ static int apply(sli_config *sc, const char *name, const char *value) {
   if (!strcmp(name, "SLI_LOG") || !strcmp(name, "SLI_CONFIG") || !strcmp(name, "SLI_SERVERNAME") ||
       !strcmp(name, "SLI_STATE_DIR"))
     return 0; /* handled elsewhere */
-  if (!strcmp(name, "SLI_HANDSHAKE_TIMEOUT")) cfg.handshake_timeout_ms = atoi(value);
   if (!strcmp(name, "SLI_INSECURE") && !strcmp(value, "1"))
     shim_log(LOG_WARN_, "SLI_INSECURE=1: TLS client connections do NOT verify the server "
                         "(insecure: anyone can impersonate it)");
@@ -146,7 +145,59 @@ static int read_config_file(const char *path) {
   return bad ? -1 : 0;
 }
 
-/* Runs from the constructor: before the host runs, and before it drops privileges. */
+static pthread_mutex_t ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+static int ctx_failed[2];
+static int first_engine_setting; /* index in order[] of the first setting the engine takes */
+
+static void report_fail_closed(void) {
+  static int said;
+  if (said++) return;
+  shim_log(LOG_ERR_, "invalid configuration: refusing %s and the configured client targets "
+                     "(EACCES) rather than serving plaintext",
+           cfg.all_ports || !cfg.n_ports ? "every listening port" : "the configured ports");
+}
+
+/* shim_ctx returns the server (or client) context, made on first need: when the host first binds,
+ * listens on or accepts from a TLS port, or first connects to a target. A program that never does
+ * (a shell or CGI script a preloaded daemon runs, perhaps as another user) reads no key and starts
+ * no engine. A context that cannot be made fails closed: the ports and targets are refused. */
+sli_ctx *shim_ctx(int server) {
+  sli_ctx *c = __atomic_load_n(server ? &cfg.server_ctx : &cfg.client_ctx, __ATOMIC_ACQUIRE);
+  if (c || !cfg.active) return c;
+  pthread_mutex_lock(&ctx_mu);
+  c = server ? cfg.server_ctx : cfg.client_ctx;
+  if (!c && !ctx_failed[server]) {
+    int bad = 0;
+    sli_config *sc = sli_config_new();
+    if (!sc) bad = 1;
+    for (int i = first_engine_setting; sc && order[i]; i++) {
+      const char *v = lookup(order[i]);
+      if (v && apply(sc, order[i], v)) bad = 1;
+    }
+    if (!bad) {
+      int rc = server ? sli_ctx_new_server(&c, sc, 0) : sli_ctx_new_client(&c, sc, 0);
+      if (rc) {
+        shim_log(LOG_ERR_, "%s context: %s: %s", server ? "server" : "client", sli_err_name(rc),
+                 sli_config_error(sc) ? sli_config_error(sc) : sli_strerror(rc));
+        bad = 1;
+        c = NULL;
+      }
+    }
+    sli_config_free(sc);
+    if (bad) {
+      ctx_failed[server] = 1;
+      cfg.fail_closed = 1;
+      report_fail_closed();
+    } else {
+      __atomic_store_n(server ? &cfg.server_ctx : &cfg.client_ctx, c, __ATOMIC_RELEASE);
+    }
+  }
+  pthread_mutex_unlock(&ctx_mu);
+  return c;
+}
+
+/* Runs from the constructor: reads the settings and checks what can be checked without the
+ * engine; the contexts (keys, certificates) are made on first need (shim_ctx). */
 __attribute__((constructor)) static void shim_init(void) {
   shim_resolve();
   fdtab_init();
@@ -169,33 +220,19 @@ __attribute__((constructor)) static void shim_init(void) {
       bad = 1;
     }
   }
-  sli_config *sc = sli_config_new();
-  if (!sc) bad = 1;
-  for (int i = 0; sc && order[i]; i++) {
-    const char *v = lookup(order[i]);
-    if (v && apply(sc, order[i], v)) bad = 1;
+  /* the shim's own settings now; the engine's when a context is first needed */
+  for (first_engine_setting = 0; order[first_engine_setting] &&
+                                 strcmp(order[first_engine_setting], "SLI_KEY_PASSWORD_FILE");
+       first_engine_setting++) {
+    const char *v = lookup(order[first_engine_setting]);
+    if (v && apply(NULL, order[first_engine_setting], v)) bad = 1;
   }
-  if (!bad && cfg.n_ports) {
-    int rc = sli_ctx_new_server(&cfg.server_ctx, sc, 0);
-    if (rc) {
-      shim_log(LOG_ERR_, "server context: %s: %s", sli_err_name(rc), sli_config_error(sc));
-      bad = 1;
-    }
-  }
-  if (!bad && shim_n_targets) {
-    int rc = sli_ctx_new_client(&cfg.client_ctx, sc, 0);
-    if (rc) {
-      shim_log(LOG_ERR_, "client context: %s: %s", sli_err_name(rc), sli_config_error(sc));
-      bad = 1;
-    }
-  }
-  sli_config_free(sc);
+  const char *hs = lookup("SLI_HANDSHAKE_TIMEOUT");
+  if (hs) cfg.handshake_timeout_ms = atoi(hs);
   if (bad) {
     cfg.fail_closed = 1;
-    shim_log(LOG_ERR_, "invalid configuration: refusing %s and the configured client targets "
-                       "(EACCES) rather than serving plaintext",
-             cfg.all_ports || !cfg.n_ports ? "every listening port" : "the configured ports");
     if (!cfg.n_ports) cfg.all_ports = 1;
+    report_fail_closed();
     return;
   }
   cfg.active = 1;

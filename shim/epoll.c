@@ -167,10 +167,10 @@ static void wake(ep_set *s) { /* set lock held */
   if (real.write(s->wake_fd, &one, sizeof(one)) < 0) {}
 }
 
-/* epoll_tc_changed: tc's readiness may have changed outside epoll_wait (tc->lock held). */
-void epoll_tc_changed(tconn *tc) {
+static void notify(tconn *tc, int level_only) {
   for (ep_reg *r = tc->regs; r; r = r->cnext) {
     if (__atomic_load_n(&r->queued, __ATOMIC_RELAXED) || r->disarmed) continue;
+    if (level_only && (r->events & EPOLLET)) continue;
     ep_set *s = r->set;
     pthread_mutex_lock(&s->lock);
     if (!r->disarmed && !r->queued) {
@@ -180,6 +180,14 @@ void epoll_tc_changed(tconn *tc) {
     pthread_mutex_unlock(&s->lock);
   }
 }
+
+/* epoll_tc_changed: tc's readiness may have changed outside epoll_wait, in a way the kernel will
+ * not signal (a handshake finished, queued output went out, a decision was made); tc->lock held. */
+void epoll_tc_changed(tconn *tc) { notify(tc, 0); }
+
+/* epoll_tc_level: plaintext is still buffered after a read: level-triggered registrations report
+ * it again (an edge-triggered one waits for new input, as the kernel's would). */
+void epoll_tc_level(tconn *tc) { notify(tc, 1); }
 
 /* unlink_reg removes r from its set (set lock held) and from its connection's list (tc lock
  * held); the caller drops the reference. */
@@ -371,6 +379,32 @@ void epoll_fd_became_tls(int fd) {
       tc_put(tc);
   }
   free(copy);
+}
+
+/* epoll_fd_left_tls: a connect to a target failed, the fd is a plain socket again: its
+ * registrations go back to the host's own (kernel registration included). tc->lock not held. */
+void epoll_fd_left_tls(int fd, tconn *tc) {
+  pthread_mutex_lock(&tc->lock);
+  for (ep_reg **pp = &tc->regs; *pp;) {
+    ep_reg *r = *pp;
+    if (r->fd != fd) {
+      pp = &r->cnext;
+      continue;
+    }
+    ep_set *s = r->set;
+    pthread_mutex_lock(&s->lock);
+    struct epoll_event host = {.events = r->events & ~(uint32_t)(EPOLLEXCLUSIVE),
+                               .data.u64 = TAG_ANY | (uint32_t)fd};
+    if (!r->disarmed) real.epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &host);
+    uint32_t ev = r->events;
+    epoll_data_t data = r->data;
+    unlink_reg(r); /* also takes it off tc->regs */
+    if ((size_t)fd < s->cap) s->ents[fd] = (ep_ent){.kind = 1, .events = ev, .data = data};
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_sub(&tc->refs, 1);
+    free(r);
+  }
+  pthread_mutex_unlock(&tc->lock);
 }
 
 /* epoll_fd_closed: fd is being closed by the host. If it is an epoll fd, its set goes; if it is a

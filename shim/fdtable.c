@@ -104,8 +104,10 @@ tconn *tconn_new(int fd, int is_server, const char *servername, int sniff) {
   tc->sniff_deadline_ms = shim_now_ms() + cfg.sniff_timeout_ms;
   tc->hs_deadline_ms = cfg.handshake_timeout_ms > 0 ? shim_now_ms() + cfg.handshake_timeout_ms : INT64_MAX;
   tc->k_in = tc->k_out = 1; /* unknown: a call will ask the socket */
-  int rc = sli_conn_new_cbs(&tc->conn, is_server ? cfg.server_ctx : cfg.client_ctx,
-                            tc_transport_read, tc_transport_write, tc, servername, 0);
+  sli_ctx *ctx = shim_ctx(is_server);
+  int rc = ctx ? sli_conn_new_cbs(&tc->conn, ctx, tc_transport_read, tc_transport_write, tc,
+                                  servername, 0)
+               : SLI_E_CONFIG;
   if (rc) {
     shim_log(LOG_ERR_, "%s: cannot create a TLS connection: %s", tc_peer(tc), sli_err_name(rc));
     claim_free(tc->claim_slab);

@@ -110,6 +110,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   if (!t) return real.connect(fd, addr, len);
   if (cfg.fail_closed || shim_foreign()) return refuse_target();
   if (!cfg.active) return real.connect(fd, addr, len);
+  if (!shim_ctx(0)) return refuse_target();
   tconn *tc = tc_get(fd);
   if (tc) { /* connect() again: hiredis and others learn this way that the connect completed */
     int r = real.connect(fd, addr, len);
@@ -131,6 +132,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   tc->connecting = 1;
   real.fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC);
   fdtab_install(fd, tc, (fdfl & FD_CLOEXEC) != 0);
+  epoll_fd_became_tls(fd); /* registered before connect: its readiness is TLS readiness now */
   int r = real.connect(fd, addr, len);
   int e = errno;
   if (r == 0 || e == EINPROGRESS || e == EINTR || e == EALREADY || e == EAGAIN) {
@@ -145,6 +147,11 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     shim_log(LOG_DEBUG_, "fd %d: TLS client of %s:%u (server name %s)", fd, t->host, t->port,
              t->servername);
   } else { /* refused, unreachable...: the socket is the host's to retry elsewhere */
+    tconn *p = tc_get(fd);
+    if (p) {
+      epoll_fd_left_tls(fd, p);
+      tc_put(p);
+    }
     fdtab_drop_stale(fd);
     real.fcntl(fd, F_SETFD, fdfl);
   }
@@ -167,8 +174,14 @@ ssize_t shim_fastopen(int fd, const void *buf, size_t len, int flags, const stru
   return r;
 }
 
+/* refused_port: binding or listening on `addr` must fail: the configuration is invalid, or the
+ * server context for a TLS port cannot be made (it is made here, on first need, while the host
+ * still has the privileges it binds with). */
 static int refused_port(const struct sockaddr *addr) {
-  return cfg.fail_closed && is_inet(addr) && (cfg.all_ports || shim_port_is_tls(port_of(addr)));
+  if (!is_inet(addr)) return 0;
+  if (cfg.active && cfg.n_ports && shim_port_is_tls(port_of(addr)) && !shim_foreign())
+    shim_ctx(1);
+  return cfg.fail_closed && (cfg.all_ports || shim_port_is_tls(port_of(addr)));
 }
 
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
@@ -183,7 +196,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
 
 int listen(int fd, int backlog) {
   ENSURE(listen);
-  if (cfg.fail_closed) {
+  if (cfg.fail_closed || (cfg.active && cfg.n_ports && !cfg.server_ctx)) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && refused_port((struct sockaddr *)&ss)) {

@@ -132,6 +132,7 @@ typedef struct shim_config {
 HIDDEN extern shim_config cfg;
 HIDDEN void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 HIDDEN int shim_port_is_tls(uint16_t port);
+HIDDEN sli_ctx *shim_ctx(int server); /* made on first need; NULL: failed (fail closed) */
 
 /* ---- targets.c: SLI_CLIENT_TARGETS, matched on every address a target name resolves to. ---- */
 #define TARGET_ADDRS 32
@@ -282,6 +283,8 @@ HIDDEN int shim_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_
 HIDDEN void epoll_fd_closed(int fd);          /* fd (a member, or an epoll fd) is being closed */
 HIDDEN void epoll_tc_changed(tconn *tc);      /* tc->lock held: readiness may have changed */
 HIDDEN void epoll_fd_became_tls(int fd);
+HIDDEN void epoll_fd_left_tls(int fd, tconn *tc);
+HIDDEN void epoll_tc_level(tconn *tc);        /* tc->lock held: plaintext still buffered */
 HIDDEN void epoll_tc_unregister_all(tconn *tc, int fd); /* before a private dup outlives fd */
 HIDDEN void epoll_after_fork_child(void);
 

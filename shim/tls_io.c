@@ -671,7 +671,8 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
   ret = (ssize_t)got;
   errno = saved;
 out:
-  if (tc->regs && (tc->rlen || (tc->conn && sli_conn_pending(tc->conn)))) epoll_tc_changed(tc);
+  /* plaintext left buffered: a level-triggered registration must report it again */
+  if (tc->regs && (tc->rlen || (tc->conn && sli_conn_pending(tc->conn)))) epoll_tc_level(tc);
   pthread_mutex_unlock(&tc->lock);
   return ret;
 }
@@ -736,7 +737,8 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
     if (tc->state == ST_PLAIN) {
       int fd = tc->io_fd;
       if (tc->olen) { /* the banner written while undecided goes first */
-        int e = send_blocking(tc);
+        flush_locked(tc);
+        int e = tc->olen ? (nb ? EAGAIN : send_blocking(tc)) : 0;
         if (e) {
           errno = e;
           goto out;

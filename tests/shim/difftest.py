@@ -158,7 +158,9 @@ class Peer:
                 self.eof = "truncated"
                 return b""
             except ssl.SSLError as e:
-                self.eof = "tls error: %s" % e.reason
+                # OpenSSL 3 reports a FIN without close_notify this way
+                self.eof = "truncated" if e.reason == "UNEXPECTED_EOF_WHILE_READING" else \
+                    "tls error: %s" % e.reason
                 return b""
 
     def recv_exact(self, n, timeout=None):
@@ -300,7 +302,8 @@ class Case:
     match in the tls run. check(plain, tls): extra assertions on the two Results."""
 
     def __init__(self, name, host, role, peer, env=None, shim_env=None, timeout=30,
-                 expect_log=(), allow_log=(), check=None, connections=None, ready="line"):
+                 expect_log=(), allow_log=(), check=None, connections=None, ready="line",
+                 stop="wait"):
         self.name = name
         self.host = host
         self.role = role
@@ -313,6 +316,7 @@ class Case:
         self.check = check
         self.connections = connections  # how many connections the recorder must see (None: any)
         self.ready = ready  # server role: "line" (the host prints "ready") or "port" (it listens)
+        self.stop = stop  # "wait": the host exits by itself; "term": SIGTERM once the peer is done
 
 
 class Result:
@@ -440,7 +444,16 @@ def run_once(case, mode, files, d):
         peer_done.wait(case.timeout)
         if not peer_done.is_set():
             ctx.obs("peer script still running after %ds" % case.timeout)
-        res.rc = _stop(proc, max(1, case.timeout - 1) if not peer_done.is_set() else 15)
+        if case.stop == "term" and peer_done.is_set() and proc.poll() is None:
+            time.sleep(0.2)  # let the host finish what the peer saw end
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            res.rc = _stop(proc, 5)
+            res.rc = "terminated" if res.rc == -signal.SIGTERM else res.rc
+        else:
+            res.rc = _stop(proc, max(1, case.timeout - 1) if not peer_done.is_set() else 15)
         for p in ctx.peers:
             p.close()
         rec.wait_closed(len(rec.connections), timeout=3)
@@ -458,7 +471,8 @@ def run_once(case, mode, files, d):
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    res.lines = read(out_path).decode(errors="replace").splitlines()
+    res.lines = [l.replace(str(port), "{port}")
+                 for l in read(out_path).decode(errors="replace").splitlines()]
     res.stderr = read(err_path).decode(errors="replace")
     res.peer = list(ctx.observations)
     res.conns = list(rec.connections)
@@ -514,6 +528,8 @@ def run_cases(cases, only=None):
     d = tempfile.mkdtemp(prefix="sli-diff-")
     os.environ["SLI_STATE_DIR"] = os.path.join(d, "state")
     files = Files(lambda name: os.path.join(d, name))
+    if callable(cases):  # cases that need the certificates or the folder: cases(files)
+        cases = cases(files)
     only = only or (sys.argv[1:] if len(sys.argv) > 1 else None)
     failed = passed = 0
     for case in cases:
@@ -541,6 +557,9 @@ def run_cases(cases, only=None):
         else:
             passed += 1
             print("ok   %-40s %.2fs" % (case.name, time.time() - t0), flush=True)
+        if os.environ.get("SLI_TEST_VERBOSE") and plain is not None:
+            for label, r in (("plain", plain), ("tls", tls)):
+                print("     %s host: %s\n     %s peer: %s" % (label, r.lines, label, r.peer))
     import shutil
     shutil.rmtree(d, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
