@@ -24,6 +24,14 @@
 #define TAG_WAKE 0x51c2000000000000ULL
 #define KERNEL_TLS_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
+/* kernel_tls_events: what a TLS fd is registered for in the kernel, whatever the host asked:
+ * every edge (an exclusive registration cannot carry RDHUP: the kernel refuses it). */
+static uint32_t kernel_tls_events(uint32_t host) {
+  if (host & EPOLLEXCLUSIVE)
+    return EPOLLIN | EPOLLOUT | EPOLLET | (host & (EPOLLEXCLUSIVE | EPOLLWAKEUP));
+  return KERNEL_TLS_EVENTS | (host & EPOLLWAKEUP);
+}
+
 typedef struct ep_set ep_set;
 struct ep_reg {
   ep_set *set;
@@ -296,7 +304,15 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     return rc;
   }
   if (op == EPOLL_CTL_ADD) {
-    struct epoll_event mine = {.events = KERNEL_TLS_EVENTS | (ev->events & (EPOLLEXCLUSIVE | EPOLLWAKEUP)),
+    /* the kernel's rule for EPOLLEXCLUSIVE (checked here: it no longer sees the host's mask) */
+    if ((ev->events & EPOLLEXCLUSIVE) &&
+        (ev->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET |
+                                  EPOLLEXCLUSIVE))) {
+      tc_put(tc);
+      errno = EINVAL;
+      return -1;
+    }
+    struct epoll_event mine = {.events = kernel_tls_events(ev->events),
                                .data.u64 = TAG_TLS | (uint32_t)fd};
     rc = real.epoll_ctl(epfd, op, fd, &mine);
     if (rc == 0) {
@@ -372,7 +388,7 @@ void epoll_fd_became_tls(int fd) {
     if (e.kind != 1) continue;
     tconn *tc = tc_get(fd);
     if (!tc) break;
-    struct epoll_event mine = {.events = KERNEL_TLS_EVENTS | (e.events & (EPOLLEXCLUSIVE | EPOLLWAKEUP)),
+    struct epoll_event mine = {.events = kernel_tls_events(e.events),
                                .data.u64 = TAG_TLS | (uint32_t)fd};
     if (real.epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &mine) != 0 ||
         make_tls_reg(s, fd, tc, e.events, e.data) != 0)
@@ -537,9 +553,109 @@ static void evaluate(ep_set *s, ep_reg *r, uint64_t gen, tconn *tc, uint32_t kev
   pthread_mutex_unlock(&tc->lock);
 }
 
+/* kernel_events collects what the kernel has (waiting up to `t` ms): another fd's events are
+ * reported as they are, a TLS fd's are turned into readiness by `evaluate` (what finds no room in
+ * `o` stays listed, nothing is lost). Returns the kernel's count, or -1 with errno. */
+static int kernel_events(ep_set *s, int epfd, int t, const sigset_t *mask, out_list *o) {
+  struct epoll_event kev[256];
+  int kmax = o->max - o->n < 256 ? o->max - o->n : 256;
+  if (kmax <= 0) return 0;
+  if (t) {
+    pthread_mutex_lock(&s->lock);
+    s->sleepers++;
+    pthread_mutex_unlock(&s->lock);
+  }
+  int got = mask ? real.epoll_pwait(epfd, kev, kmax, t, mask) : real.epoll_wait(epfd, kev, kmax, t);
+  int err = errno;
+  if (t) {
+    pthread_mutex_lock(&s->lock);
+    s->sleepers--;
+    pthread_mutex_unlock(&s->lock);
+  }
+  if (got < 0) {
+    errno = err;
+    return -1;
+  }
+  for (int i = 0; i < got; i++) {
+    uint64_t tag = kev[i].data.u64 & TAG_MASK;
+    int fd = (int)(uint32_t)kev[i].data.u64;
+    if (kev[i].data.u64 == TAG_WAKE) {
+      uint64_t v;
+      if (s->wake_fd >= 0 && real.read(s->wake_fd, &v, sizeof(v)) < 0) {}
+      continue;
+    }
+    pthread_mutex_lock(&s->lock);
+    ep_ent *e = fd >= 0 && (size_t)fd < s->cap ? &s->ents[fd] : NULL;
+    if (tag == TAG_ANY) {
+      if (e && e->kind == 1 && o->n < o->max) {
+        o->ev[o->n].events = kev[i].events;
+        o->ev[o->n].data = e->data;
+        o->n++;
+      }
+      pthread_mutex_unlock(&s->lock);
+      continue;
+    }
+    ep_reg *r = tag == TAG_TLS && e && e->kind == 2 ? e->reg : NULL;
+    if (!r) {
+      pthread_mutex_unlock(&s->lock);
+      continue; /* a registration that went away */
+    }
+    uint64_t gen = r->gen;
+    tconn *tc = r->tc;
+    atomic_fetch_add(&tc->refs, 1);
+    pthread_mutex_unlock(&s->lock);
+    evaluate(s, r, gen, tc, kev[i].events, o);
+    tc_put(tc);
+  }
+  return got;
+}
+
+/* listed_events evaluates what is on the set's ready list, first come first served; a
+ * level-triggered registration reported now goes back to the end of the list. */
+static void listed_events(ep_set *s, out_list *o) {
+  int64_t now = shim_now_ms();
+  pthread_mutex_lock(&s->lock);
+  if (now >= s->next_deadline) {
+    s->next_deadline = INT64_MAX;
+    for (ep_reg *r = s->timed; r; r = r->tnext) {
+      if (r->deadline <= now) enqueue(s, r);
+      else if (r->deadline < s->next_deadline) s->next_deadline = r->deadline;
+    }
+  }
+  ep_reg *batch = s->rhead;
+  s->rhead = s->rtail = NULL;
+  int nb = 0;
+  for (ep_reg *r = batch; r; r = r->rnext) nb++;
+  struct pend { ep_reg *r; uint64_t gen; tconn *tc; } stackp[64], *pend = stackp;
+  if (nb > 64 && !(pend = malloc((size_t)nb * sizeof(*pend)))) {
+    pend = stackp;
+    nb = 64;
+  }
+  int k = 0;
+  for (ep_reg *r = batch, *next; r; r = next) {
+    next = r->rnext;
+    r->queued = 0;
+    if (k < nb) {
+      pend[k].r = r;
+      pend[k].gen = r->gen;
+      pend[k].tc = r->tc;
+      atomic_fetch_add(&r->tc->refs, 1);
+      k++;
+    } else {
+      enqueue(s, r);
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  for (int i = 0; i < k; i++) {
+    evaluate(s, pend[i].r, pend[i].gen, pend[i].tc, 0, o);
+    tc_put(pend[i].tc);
+  }
+  if (pend != stackp) free(pend);
+}
+
 static int epoll_core(int epfd, struct epoll_event *events, int max, int timeout,
                       const sigset_t *mask) {
-  ep_set *s = cfg.active && max > 0 ? get_set(epfd, 0) : NULL;
+  ep_set *s = cfg.active && max > 0 && !shim_foreign() ? get_set(epfd, 1) : NULL;
   if (!s)
     return mask ? real.epoll_pwait(epfd, events, max, timeout, mask)
                 : real.epoll_wait(epfd, events, max, timeout);
@@ -548,100 +664,23 @@ static int epoll_core(int epfd, struct epoll_event *events, int max, int timeout
   for (;;) {
     o.call = atomic_fetch_add(&call_counter, 1) + 1;
     o.n = 0;
-    /* 1. what is listed: the shim's own changes, level-triggered ones still ready, deadlines */
-    int64_t now = shim_now_ms();
+    /* 1. the kernel first (so a listed connection never starves the rest), without waiting if
+     * anything is listed; then 2. the list (what the kernel said is on it now, with the shim's
+     * own changes, level-triggered registrations still ready, deadlines due). */
     pthread_mutex_lock(&s->lock);
-    if (now >= s->next_deadline) {
-      s->next_deadline = INT64_MAX;
-      for (ep_reg *r = s->timed; r; r = r->tnext) {
-        if (r->deadline <= now) enqueue(s, r);
-        else if (r->deadline < s->next_deadline) s->next_deadline = r->deadline;
-      }
-    }
-    ep_reg *batch = s->rhead;
-    s->rhead = s->rtail = NULL;
-    int nb = 0;
-    for (ep_reg *r = batch; r; r = r->rnext) nb++;
-    struct pend { ep_reg *r; uint64_t gen; tconn *tc; } stackp[64], *pend = stackp;
-    if (nb > 64 && !(pend = malloc((size_t)nb * sizeof(*pend)))) {
-      pend = stackp;
-      nb = 64;
-    }
-    int k = 0;
-    for (ep_reg *r = batch, *next; r; r = next) {
-      next = r->rnext;
-      r->queued = 0;
-      if (k < nb) {
-        pend[k].r = r;
-        pend[k].gen = r->gen;
-        pend[k].tc = r->tc;
-        atomic_fetch_add(&r->tc->refs, 1);
-        k++;
-      } else {
-        enqueue(s, r);
-      }
-    }
-    pthread_mutex_unlock(&s->lock);
-    for (int i = 0; i < k; i++) {
-      evaluate(s, pend[i].r, pend[i].gen, pend[i].tc, 0, &o);
-      tc_put(pend[i].tc);
-    }
-    if (pend != stackp) free(pend);
-    if (o.n == max) return o.n;
-    /* 2. the kernel's events (without sleeping if there are reports already) */
-    int t = o.n ? 0 : (timeout < 0 ? -1 : (int)(end - shim_now_ms() < 0 ? 0 : end - shim_now_ms()));
-    pthread_mutex_lock(&s->lock);
-    if (s->rhead && !o.n) t = 0; /* listed meanwhile */
+    int listed = s->rhead != NULL || shim_now_ms() >= s->next_deadline;
+    int t = listed ? 0 : (timeout < 0 ? -1 : (int)(end - shim_now_ms() < 0 ? 0 : end - shim_now_ms()));
     if (s->next_deadline != INT64_MAX) {
-      int64_t d = s->next_deadline - shim_now_ms() + 1;
-      if (d < 0) d = 0;
-      if (t < 0 || d < t) t = (int)d;
+      int64_t dl = s->next_deadline - shim_now_ms() + 1;
+      if (dl < 0) dl = 0;
+      if (t < 0 || dl < t) t = (int)dl;
     }
-    s->sleepers++;
     pthread_mutex_unlock(&s->lock);
-    struct epoll_event kev[256];
-    int kmax = max - o.n < 256 ? max - o.n : 256;
-    int got = mask ? real.epoll_pwait(epfd, kev, kmax, t, mask) : real.epoll_wait(epfd, kev, kmax, t);
-    int err = errno;
-    pthread_mutex_lock(&s->lock);
-    s->sleepers--;
-    pthread_mutex_unlock(&s->lock);
-    if (got < 0) {
+    if (kernel_events(s, epfd, t, mask, &o) < 0) {
       if (o.n) return o.n;
-      errno = err;
       return -1;
     }
-    for (int i = 0; i < got; i++) {
-      uint64_t tag = kev[i].data.u64 & TAG_MASK;
-      int fd = (int)(uint32_t)kev[i].data.u64;
-      if (kev[i].data.u64 == TAG_WAKE) {
-        uint64_t v;
-        if (s->wake_fd >= 0 && real.read(s->wake_fd, &v, sizeof(v)) < 0) {}
-        continue;
-      }
-      pthread_mutex_lock(&s->lock);
-      ep_ent *e = fd >= 0 && (size_t)fd < s->cap ? &s->ents[fd] : NULL;
-      if (tag == TAG_ANY) {
-        if (e && e->kind == 1 && o.n < max) {
-          o.ev[o.n].events = kev[i].events;
-          o.ev[o.n].data = e->data;
-          o.n++;
-        }
-        pthread_mutex_unlock(&s->lock);
-        continue;
-      }
-      ep_reg *r = tag == TAG_TLS && e && e->kind == 2 ? e->reg : NULL;
-      if (!r) {
-        pthread_mutex_unlock(&s->lock);
-        continue; /* a registration that went away */
-      }
-      uint64_t gen = r->gen;
-      tconn *tc = r->tc;
-      atomic_fetch_add(&tc->refs, 1);
-      pthread_mutex_unlock(&s->lock);
-      evaluate(s, r, gen, tc, kev[i].events, &o);
-      tc_put(tc);
-    }
+    if (o.n < max) listed_events(s, &o);
     if (o.n) {
       pthread_mutex_lock(&s->lock);
       int more = s->rhead != NULL && s->sleepers; /* level-triggered ones others may take */
@@ -666,9 +705,10 @@ int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout, cons
 int epoll_create(int size) {
   ENSURE(epoll_create);
   int fd = real.epoll_create(size);
-  if (fd >= 0) {
+  if (fd >= 0 && !shim_foreign()) {
     fdtab_drop_stale(fd);
     epoll_fd_closed(fd); /* a set left under that number by a close we did not see */
+    if (cfg.active) get_set(fd, 1); /* a thread may wait on it before anything is added */
   }
   return fd;
 }
@@ -676,9 +716,10 @@ int epoll_create(int size) {
 int epoll_create1(int flags) {
   ENSURE(epoll_create1);
   int fd = real.epoll_create1(flags);
-  if (fd >= 0) {
+  if (fd >= 0 && !shim_foreign()) {
     fdtab_drop_stale(fd);
     epoll_fd_closed(fd);
+    if (cfg.active) get_set(fd, 1);
   }
   return fd;
 }

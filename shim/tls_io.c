@@ -893,7 +893,7 @@ short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline
     ev = want; /* a pending connect: the kernel's readiness, untouched */
   } else {
     *ready_now = tc_ready_locked(tc, want) & (want | POLLHUP | POLLERR);
-    if (*ready_now & ~(POLLHUP | POLLERR)) { ev = 0; }
+    if (*ready_now & ~(POLLHUP | POLLERR)) ev = want & POLLRDHUP; /* a FIN may be news still */
     else if (tc->state == ST_PLAIN) ev = want;
     else if (tc->state == ST_SNIFF) ev = POLLIN;
     else if (tc->state == ST_FAILED || !tc_owned(tc)) ev = 0;
