@@ -113,6 +113,13 @@ static int conn_fail(sli_conn *c, int code, const char *fmt, ...) {
   return code;
 }
 
+/* conn_fail_soft: a message and a code, without failing the connection. */
+static int conn_fail_soft(sli_conn *c, int code, const char *msg) {
+  int r = conn_fail(c, code, "%s", msg);
+  c->fatal = 0;
+  return r;
+}
+
 static void describe_peer(sli_conn *c) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof(ss);
@@ -166,8 +173,13 @@ static int map_error(sli_conn *c, int r, const char *op) {
     if (in_handshake)
       return conn_fail(c, SLI_E_TRUNCATED, "%s: the peer closed the connection during the handshake",
                        op);
-    return conn_fail(c, SLI_E_TRUNCATED,
-                     "%s: the peer closed the connection without close_notify (truncation)", op);
+    /* after the handshake, the end of the peer's direction: reads report it (sticky), but our
+     * own direction stays open, as after a TCP half-close */
+    int r = conn_fail(c, SLI_E_TRUNCATED,
+                      "%s: the peer closed the connection without close_notify (truncation)", op);
+    c->fatal = 0;
+    c->read_truncated = 1;
+    return r;
   }
   /* A TLS record starts with a content type of 20..24: anything else is a plaintext peer. */
   if (in_handshake && c->first_byte >= 0 && (c->first_byte < 20 || c->first_byte > 24))
@@ -400,6 +412,9 @@ ssize_t sli_conn_read(sli_conn *c, void *buf, size_t len) {
   int rc = enter(c);
   if (rc) return rc;
   if (c->peer_closed) return 0; /* our own close_notify does not end the peer's direction */
+  if (c->read_truncated)
+    return conn_fail_soft(c, SLI_E_TRUNCATED,
+                          "read: the peer closed the connection without close_notify (truncation)");
   if (len > 0x7fffffff) len = 0x7fffffff;
   for (;;) {
     int r = SSL_read(c->ssl, buf, (int)len);
@@ -421,6 +436,7 @@ ssize_t sli_conn_write(sli_conn *c, const void *buf, size_t len) {
   if (rc) return rc;
   /* TLS 1.3 closes each direction on its own (RFC 8446 §6.1): after the peer's close_notify we may
    * still write our reply; after our own, we may not. */
+  if (c->write_failed) return conn_fail_soft(c, SLI_E_IO, "write: the transport failed before");
   if (c->shutdown_sent) { /* a usage error: the connection itself stays readable */
     int code = conn_fail(c, SLI_E_CLOSED, "write: close_notify was already sent");
     c->fatal = 0;
@@ -436,6 +452,13 @@ ssize_t sli_conn_write(sli_conn *c, const void *buf, size_t len) {
       return r;
     }
     rc = map_error(c, r, "write");
+    if (rc == SLI_E_IO && c->fatal == SLI_E_IO) {
+      /* the transport refused our bytes (the peer is gone for writing): no more writes, but the
+       * peer's last bytes and its close can still be read, as on a plain socket */
+      c->fatal = 0;
+      c->write_failed = 1;
+      return rc;
+    }
     if (rc == 0) return conn_fail(c, SLI_E_CLOSED, "write: the connection is closed");
     if (rc != SLI_WANT_READ && rc != SLI_WANT_WRITE) return rc;
     if ((rc = wait_if_blocking(c, rc)) != 0) return rc;

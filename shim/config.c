@@ -98,6 +98,7 @@ static int known(const char *name) {
 
 static int parse_level(const char *v) {
   if (!v) return LOG_WARN_;
+  if (!strcmp(v, "off")) return -1; /* nothing at all (set for a program whose fd 2 is a connection) */
   if (!strcmp(v, "error")) return LOG_ERR_;
   if (!strcmp(v, "info")) return LOG_INFO_;
   if (!strcmp(v, "debug")) return LOG_DEBUG_;

@@ -536,6 +536,7 @@ static void evaluate(ep_set *s, ep_reg *r, uint64_t gen, tconn *tc, uint32_t kev
     if (got) {
       if (r->call_id == o->call) { /* already reported by this call: merge */
         o->ev[r->call_index].events |= got;
+        if (!(events & (EPOLLONESHOT | EPOLLET))) enqueue(s, r); /* level: stays listed */
       } else if (o->n < o->max) {
         r->call_id = o->call;
         r->call_index = o->n;

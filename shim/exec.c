@@ -8,6 +8,10 @@
  * exits when both directions are done. It is the grandchild of the exec'ing process (double fork),
  * so the new program never sees it as a child.
  *
+ * Only fds this process placed for the program are handed over (dup2 onto a number, or FD_CLOEXEC
+ * cleared, since its fork); a TLS fd merely inherited is closed by the exec (the kernel has
+ * FD_CLOEXEC on it), so a server's other connections stay its own.
+ *
  * Limits: the program sees a Unix socket (getpeername names no TCP peer; CGI gets REMOTE_ADDR from
  * its environment); if the session is owned by another process (see claim.c), the program gets a
  * socket whose other end is closed. Other ways to run a program cannot carry a session and fail
@@ -28,18 +32,6 @@ extern char **environ;
 
 /* ---- the relay ---- */
 
-static void close_all_but(int a, int b) {
-  int lo = a < b ? a : b, hi = a < b ? b : a;
-  for (int fd = 0; fd < 3; fd++) /* 2 stays for log lines unless it is a TLS socket */
-    if (fd != a && fd != b && (fd != 2 || shim_is_tls(2))) real.close(fd);
-  if (lo > 3) real.close_range(3, (unsigned)lo - 1, 0);
-  if (hi > lo + 1 && hi - 1 >= 3) real.close_range((unsigned)(lo + 1 > 3 ? lo + 1 : 3), (unsigned)hi - 1, 0);
-  real.close_range((unsigned)hi + 1, ~0U, 0);
-  for (size_t fd = 0; fd < fdtab_cap; fd++) /* the table names only what is left */
-    if ((int)fd != a && (int)fd != b && atomic_load_explicit(&fdtab[fd].tc, memory_order_relaxed))
-      atomic_store(&fdtab[fd].tc, NULL);
-}
-
 static void relay_run(tconn *tc, int sp) {
   for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
@@ -47,11 +39,12 @@ static void relay_run(tconn *tc, int sp) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   int io = tc->io_fd;
-  close_all_but(io, sp);
-  if (!tc_owned(tc)) {
-    shim_log(LOG_WARN_, "exec relay: the TLS session of fd %d belongs to process %d: the program "
-                        "gets a closed connection",
-             io, (int)atomic_load(tc->claim));
+  int keep[2] = {io, sp};
+  close_all_except(keep, 2);
+  int32_t want = CLAIM_RELAY;
+  if (!atomic_compare_exchange_strong(tc->claim, &want, shim_pid)) {
+    shim_log(LOG_WARN_, "exec relay: the TLS session of fd %d was taken meanwhile: the program "
+                        "gets a closed connection", io);
     real._exit(1);
   }
   real.fcntl(sp, F_SETFL, real.fcntl(sp, F_GETFL) | O_NONBLOCK);
@@ -115,6 +108,7 @@ static void relay_run(tconn *tc, int sp) {
   pthread_mutex_lock(&tc->lock);
   tc_flush_blocking(tc, shim_now_ms() + 30000);
   pthread_mutex_unlock(&tc->lock);
+  tc_end_claim(tc); /* a process still holding the fd now reads its end */
   real._exit(0);
 }
 
@@ -122,16 +116,28 @@ static void relay_run(tconn *tc, int sp) {
  * program's end of a socketpair. */
 static void hand_over(tconn *tc, const int *fds, int n) {
   int sp[2];
-  if (real.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+  /* The session is reserved for the relay before it exists: no other process (the server that
+   * forked us, polling its copy while it waits) can take it in between. */
+  int32_t v = atomic_load(tc->claim);
+  int reserved = (v == CLAIM_OPEN || v == shim_pid) &&
+                 atomic_compare_exchange_strong(tc->claim, &v, CLAIM_RELAY);
+  if (!reserved) {
+    shim_log(LOG_WARN_, "exec: the TLS session of fd %d belongs to process %d: the program gets a "
+                        "closed connection", fds[0], (int)v);
+    sp[0] = sp[1] = -1;
+  } else if (real.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
     sp[0] = sp[1] = -1;
   } else {
+    shim_helper_fork = 1;
     pid_t pid = fork();
     if (pid == 0) {
       real.close(sp[0]);
       pid_t p2 = fork();
       if (p2 != 0) real._exit(0);
+      shim_helper_fork = 0;
       relay_run(tc, sp[1]);
     }
+    shim_helper_fork = 0;
     real.close(sp[1]);
     sp[1] = -1;
     if (pid < 0) {
@@ -142,8 +148,11 @@ static void hand_over(tconn *tc, const int *fds, int n) {
     }
   }
   if (sp[0] < 0) { /* no relay: fail closed, the program finds the connection closed */
-    shim_log(LOG_ERR_, "exec: cannot start a relay for the TLS connection on fd %d: the program "
-                       "gets a closed connection", fds[0]);
+    if (reserved) {
+      atomic_store(tc->claim, CLAIM_ENDED); /* our reservation: nobody else may use it */
+      shim_log(LOG_ERR_, "exec: cannot start a relay for the TLS connection on fd %d: the program "
+                         "gets a closed connection", fds[0]);
+    }
     int dead[2];
     if (real.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, dead) == 0) {
       real.close(dead[1]);
@@ -159,54 +168,88 @@ static void hand_over(tconn *tc, const int *fds, int n) {
   if (sp[0] >= 0) real.close(sp[0]);
 }
 
+/* exec_prepare hands the inherited TLS fds to relays; returns 1 if fd 2 was one of them (the new
+ * program's stderr is then a connection: its shim must not log there). */
 int exec_prepare(void) {
   if (!cfg.active || !fdtab || atomic_load(&shim_live) == 0 || shim_foreign()) return 0;
   int saved = errno;
+  int stderr_relayed = shim_is_tls(2) && !fdtab[2].cloexec && fdtab[2].placed_gen == shim_fork_gen;
+  /* A connection goes to a relay when this process placed it for the program: dup2()'d it onto a
+   * number (stdin/stdout for inetd and CGI, fd 3 for systemd's socket activation) or cleared its
+   * FD_CLOEXEC since it was forked. A TLS fd merely inherited is left to FD_CLOEXEC, which the
+   * kernel has on it: a C server that accepts without SOCK_CLOEXEC and runs a handler must keep
+   * serving its other connections, not lose their sessions to a program that never meant to use
+   * them. */
   for (size_t fd = 0; fd < fdtab_cap; fd++) {
     tconn *tc = atomic_load_explicit(&fdtab[fd].tc, memory_order_acquire);
-    if (!tc || fdtab[fd].cloexec) continue;
+    if (!tc || fdtab[fd].cloexec || fdtab[fd].placed_gen != shim_fork_gen) continue;
     int fds[64], n = 0; /* every inherited fd of this connection (CGI: 0 and 1) */
     for (size_t j = fd; j < fdtab_cap && n < 64; j++)
-      if (atomic_load_explicit(&fdtab[j].tc, memory_order_relaxed) == tc && !fdtab[j].cloexec)
+      if (atomic_load_explicit(&fdtab[j].tc, memory_order_relaxed) == tc && !fdtab[j].cloexec &&
+          fdtab[j].placed_gen == shim_fork_gen)
         fds[n++] = (int)j;
     atomic_fetch_add(&tc->refs, 1);
     hand_over(tc, fds, n);
     tc_put(tc);
   }
   errno = saved;
-  return 0;
+  return stderr_relayed;
 }
+
+/* quiet_env: `envp` with SLI_LOG=off (in `out`, which has room for n + 2 pointers). */
+static char *const *quiet_env(char *const *envp, char **out) {
+  size_t n = 0;
+  for (; envp && envp[n]; n++)
+    out[n] = strncmp(envp[n], "SLI_LOG=", 8) ? envp[n] : (char *)"SLI_LOG=off";
+  size_t i = 0;
+  while (i < n && strcmp(out[i], "SLI_LOG=off")) i++;
+  if (i == n) out[n++] = (char *)"SLI_LOG=off";
+  out[n] = NULL;
+  return out;
+}
+
+static size_t env_len(char *const *envp) {
+  size_t n = 0;
+  while (envp && envp[n]) n++;
+  return n;
+}
+
+/* EXEC_ENV(envp): prepares, and gives the environment the new program gets. */
+#define EXEC_ENV(envp)                                                       \
+  char *const *env_ = (envp);                                                \
+  char *quiet_[exec_prepare() ? env_len(env_) + 2 : 1];                      \
+  if (sizeof(quiet_) > sizeof(char *)) env_ = quiet_env(env_, quiet_)
 
 /* ---- the exec family (glibc's own execl*, execvp* call its internal execve: each is wrapped) ---- */
 
 int execve(const char *path, char *const argv[], char *const envp[]) {
   ENSURE(execve);
-  exec_prepare();
-  return real.execve(path, argv, envp);
+  EXEC_ENV(envp);
+  return real.execve(path, argv, env_);
 }
 
 int execv(const char *path, char *const argv[]) {
-  ENSURE(execv);
-  exec_prepare();
-  return real.execv(path, argv);
+  ENSURE(execve);
+  EXEC_ENV(environ);
+  return real.execve(path, argv, env_);
 }
 
 int execvp(const char *file, char *const argv[]) {
-  ENSURE(execvp);
-  exec_prepare();
-  return real.execvp(file, argv);
+  ENSURE(execvpe);
+  EXEC_ENV(environ);
+  return real.execvpe(file, argv, env_);
 }
 
 int execvpe(const char *file, char *const argv[], char *const envp[]) {
   ENSURE(execvpe);
-  exec_prepare();
-  return real.execvpe(file, argv, envp);
+  EXEC_ENV(envp);
+  return real.execvpe(file, argv, env_);
 }
 
 int fexecve(int fd, char *const argv[], char *const envp[]) {
   ENSURE(fexecve);
-  exec_prepare();
-  return real.fexecve(fd, argv, envp);
+  EXEC_ENV(envp);
+  return real.fexecve(fd, argv, env_);
 }
 
 int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
@@ -215,8 +258,8 @@ int execveat(int dirfd, const char *path, char *const argv[], char *const envp[]
     errno = ENOSYS;
     return -1;
   }
-  exec_prepare();
-  return real.execveat(dirfd, path, argv, envp, flags);
+  EXEC_ENV(envp);
+  return real.execveat(dirfd, path, argv, env_, flags);
 }
 
 /* execl-style: the arguments up to NULL (and, for execle, the environment after it). */
@@ -234,25 +277,25 @@ int execveat(int dirfd, const char *path, char *const argv[], char *const envp[]
   va_end(ap)
 
 int execl(const char *path, const char *arg, ...) {
-  ENSURE(execv);
+  ENSURE(execve);
   COLLECT(arg, (void)0);
-  exec_prepare();
-  return real.execv(path, argv_);
+  EXEC_ENV(environ);
+  return real.execve(path, argv_, env_);
 }
 
 int execlp(const char *file, const char *arg, ...) {
-  ENSURE(execvp);
+  ENSURE(execvpe);
   COLLECT(arg, (void)0);
-  exec_prepare();
-  return real.execvp(file, argv_);
+  EXEC_ENV(environ);
+  return real.execvpe(file, argv_, env_);
 }
 
 int execle(const char *path, const char *arg, ...) {
   ENSURE(execve);
   char **envp_;
   COLLECT(arg, envp_ = va_arg(ap, char **));
-  exec_prepare();
-  return real.execve(path, argv_, envp_);
+  EXEC_ENV(envp_);
+  return real.execve(path, argv_, env_);
 }
 
 /* ---- posix_spawn: the child runs no code of ours; a TLS fd in a dup2 action would arrive raw ---- */

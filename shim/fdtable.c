@@ -21,6 +21,8 @@ fdent *fdtab;
 size_t fdtab_cap;
 pid_t shim_pid;
 atomic_int shim_live;
+uint32_t shim_fork_gen = 1;
+int shim_helper_fork;
 
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER; /* live list and free list */
 static tconn *live_head, *free_head;
@@ -61,7 +63,11 @@ void live_lock_all(void) {
  * connection end). */
 void live_unlock_all(int child) {
   for (tconn *t = live_head; t; t = t->live_next) {
-    if (child) {
+    if (child && shim_helper_fork) { /* a finisher or relay: it takes what it needs itself */
+      t->sending = 0;
+      t->svc_reg = t->svc_armed = 0;
+      t->lingering = 0;
+    } else if (child) {
       t->sending = 0;
       t->svc_reg = t->svc_armed = 0;
       if (t->private_fd && t->io_fd >= 0) {
@@ -238,5 +244,8 @@ void fdtab_alias(int oldfd, int newfd, int cloexec) {
   if (shim_is_tls(newfd)) drop(newfd, 0); /* the caller ended it while it was still that socket */
   tconn *tc = tc_get(oldfd);
   fdtab[newfd].listener = (size_t)oldfd < fdtab_cap ? fdtab[oldfd].listener : 0;
-  if (tc) fdtab_install(newfd, tc, cloexec); /* the pin becomes the slot's reference */
+  if (tc) {
+    fdtab_install(newfd, tc, cloexec); /* the pin becomes the slot's reference */
+    fdtab[newfd].placed_gen = shim_fork_gen;
+  }
 }

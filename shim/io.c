@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -24,6 +26,27 @@ HIDDEN ssize_t shim_fastopen(int fd, const void *buf, size_t len, int flags,
     return r_;                  \
   } while (0)
 
+/* A write the kernel answers with EPIPE also raises SIGPIPE in the calling thread, unless the call
+ * said MSG_NOSIGNAL: the host's own disposition (ignored, handled, or the default that ends it)
+ * decides, as on a plain socket. The shim's own sends never raise it. */
+static ssize_t sigpipe(ssize_t r, int flags) {
+  if (r < 0 && errno == EPIPE && !(flags & MSG_NOSIGNAL)) {
+    int e = errno;
+    pthread_kill(pthread_self(), SIGPIPE);
+    errno = e;
+  }
+  return r;
+}
+
+/* MSG_FASTOPEN on a connection that exists: the kernel's answer to a second connect. */
+static ssize_t fastopen_again(tconn *tc) {
+  pthread_mutex_lock(&tc->lock);
+  int connecting = tc->connecting;
+  pthread_mutex_unlock(&tc->lock);
+  errno = connecting ? EALREADY : EISCONN;
+  return -1;
+}
+
 ssize_t read(int fd, void *buf, size_t len) {
   ENSURE(read);
   tconn *tc = tc_get(fd);
@@ -37,7 +60,7 @@ ssize_t write(int fd, const void *buf, size_t len) {
   ENSURE(write);
   tconn *tc = tc_get(fd);
   if (!tc) return real.write(fd, buf, len);
-  PINNED(tc_write(tc, buf, len, 0));
+  PINNED(sigpipe(tc_write(tc, buf, len, 0), 0));
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags) {
@@ -55,7 +78,8 @@ ssize_t send(int fd, const void *buf, size_t len, int flags) {
   ENSURE(send);
   tconn *tc = tc_get(fd);
   if (!tc) return real.send(fd, buf, len, flags);
-  PINNED(tc_write(tc, buf, len, flags));
+  if (flags & MSG_FASTOPEN) PINNED(fastopen_again(tc));
+  PINNED(sigpipe(tc_write(tc, buf, len, flags), flags));
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *alen) {
@@ -79,7 +103,8 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
     if ((flags & MSG_FASTOPEN) && addr) return shim_fastopen(fd, buf, len, flags, addr, alen);
     return real.sendto(fd, buf, len, flags, addr, alen);
   }
-  PINNED(tc_write(tc, buf, len, flags & ~MSG_FASTOPEN));
+  if (flags & MSG_FASTOPEN) PINNED(fastopen_again(tc));
+  PINNED(sigpipe(tc_write(tc, buf, len, flags), flags));
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int n) {
@@ -93,7 +118,7 @@ ssize_t writev(int fd, const struct iovec *iov, int n) {
   ENSURE(writev);
   tconn *tc = tc_get(fd);
   if (!tc) return real.writev(fd, iov, n);
-  PINNED(tc_writev(tc, iov, n, 0));
+  PINNED(sigpipe(tc_writev(tc, iov, n, 0), 0));
 }
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
@@ -157,7 +182,8 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     }
     return real.sendmsg(fd, msg, flags);
   }
-  PINNED(tc_writev(tc, msg->msg_iov, (int)msg->msg_iovlen, flags & ~MSG_FASTOPEN));
+  if (flags & MSG_FASTOPEN) PINNED(fastopen_again(tc));
+  PINNED(sigpipe(tc_writev(tc, msg->msg_iov, (int)msg->msg_iovlen, flags), flags));
 }
 
 /* ---- sendfile and splice ---- */
@@ -185,25 +211,44 @@ ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
   ENSURE(sendfile);
   tconn *tc = tc_get(out_fd);
   if (!tc) return real.sendfile(out_fd, in_fd, offset, count);
-  PINNED(tls_sendfile(tc, in_fd, offset, count));
+  PINNED(sigpipe(tls_sendfile(tc, in_fd, offset, count), 0));
 }
 
 ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count) {
   ENSURE(sendfile64);
   tconn *tc = tc_get(out_fd);
   if (!tc) return real.sendfile64(out_fd, in_fd, offset, count);
-  PINNED(tls_sendfile(tc, in_fd, offset, count));
+  PINNED(sigpipe(tls_sendfile(tc, in_fd, offset, count), 0));
+}
+
+/* pipe_room: how many bytes a write to `fd` can take without blocking, if it is a pipe whose
+ * buffer is partly full (-1: not a pipe, or unknown). */
+static ssize_t pipe_room(int fd) {
+  int size = real.fcntl(fd, F_GETPIPE_SZ);
+  int used = 0;
+  if (size <= 0 || real.ioctl(fd, FIONREAD, &used) != 0) return -1;
+  return size > used ? size - used : 0;
 }
 
 /* TLS -> pipe or file: peek what TLS has, write what the other side takes, then consume exactly
- * that much (a non-blocking pipe that takes 4 KiB of 40 KB leaves the rest in TLS). */
+ * that much (a non-blocking pipe that takes 4 KiB of 40 KB leaves the rest in TLS). As the
+ * kernel's, the wait for data follows the socket's O_NONBLOCK, SPLICE_F_NONBLOCK the pipe's side. */
 static ssize_t splice_from_tls(tconn *tc, int out_fd, loff_t *out_off, size_t len, unsigned flags) {
   char buf[65536];
   size_t want = len < sizeof(buf) ? len : sizeof(buf);
-  ssize_t r = tc_read(tc, buf, want, MSG_PEEK | ((flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0));
+  ssize_t r = tc_read(tc, buf, want, MSG_PEEK);
   if (r <= 0) return r;
+  size_t n = (size_t)r;
+  if ((flags & SPLICE_F_NONBLOCK) && !out_off) {
+    ssize_t room = pipe_room(out_fd);
+    if (room == 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+    if (room > 0 && (size_t)room < n) n = (size_t)room;
+  }
   ssize_t w;
-  do w = out_off ? pwrite(out_fd, buf, (size_t)r, *out_off) : real.write(out_fd, buf, (size_t)r);
+  do w = out_off ? pwrite(out_fd, buf, n, *out_off) : real.write(out_fd, buf, n);
   while (w < 0 && errno == EINTR);
   if (w <= 0) return w;
   ssize_t c = tc_read(tc, buf, (size_t)w, MSG_DONTWAIT); /* already decrypted: cannot block */
@@ -211,17 +256,17 @@ static ssize_t splice_from_tls(tconn *tc, int out_fd, loff_t *out_off, size_t le
   return c;
 }
 
-/* pipe or file -> TLS: wait (or EAGAIN) until TLS can take bytes, then read and give it all of
- * them (bytes read from a pipe cannot be put back). */
+/* pipe or file -> TLS: wait (or EAGAIN, by the socket's O_NONBLOCK) until TLS can take bytes, then
+ * read and give it all of them (bytes read from a pipe cannot be put back). */
 static ssize_t splice_to_tls(tconn *tc, int in_fd, loff_t *in_off, size_t len, unsigned flags) {
   char buf[65536];
   size_t want = len < sizeof(buf) ? len : sizeof(buf);
+  int nb = shim_fd_nonblocking(tc->io_fd);
   if (in_off) {
-    ssize_t w = file_to_tls(tc, in_fd, *in_off, want, (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0);
+    ssize_t w = file_to_tls(tc, in_fd, *in_off, want, nb ? MSG_DONTWAIT : 0);
     if (w > 0) *in_off += w;
     return w;
   }
-  int nb = (flags & SPLICE_F_NONBLOCK) || shim_fd_nonblocking(tc->io_fd);
   struct pollfd p = {.fd = -1, .events = POLLOUT};
   for (;;) { /* is TLS writable now? (the same answer poll would give the host) */
     pthread_mutex_lock(&tc->lock);
@@ -232,16 +277,21 @@ static ssize_t splice_to_tls(tconn *tc, int in_fd, loff_t *in_off, size_t len, u
       errno = EAGAIN;
       return -1;
     }
-    int fd = tc->io_fd;
-    p.fd = fd;
+    p.fd = tc->io_fd;
     if (shim_poll(&p, 1, -1, NULL) < 0) return -1;
+  }
+  if (flags & SPLICE_F_NONBLOCK) { /* the pipe's side must not block */
+    struct pollfd q = {.fd = in_fd, .events = POLLIN};
+    if (real.poll(&q, 1, 0) == 0) {
+      errno = EAGAIN;
+      return -1;
+    }
   }
   ssize_t r;
   do r = real.read(in_fd, buf, want);
   while (r < 0 && errno == EINTR);
   if (r <= 0) return r;
-  ssize_t w = tc_write(tc, buf, (size_t)r, SHIM_MSG_ALL | (nb ? MSG_DONTWAIT : 0));
-  return w;
+  return tc_write(tc, buf, (size_t)r, SHIM_MSG_ALL | (nb ? MSG_DONTWAIT : 0));
 }
 
 ssize_t splice(int in_fd, loff_t *in_off, int out_fd, loff_t *out_off, size_t len,
@@ -251,5 +301,5 @@ ssize_t splice(int in_fd, loff_t *in_off, int out_fd, loff_t *out_off, size_t le
   if (!tin && !tout) return real.splice(in_fd, in_off, out_fd, out_off, len, flags);
   tconn *tc = tin ? tin : tout;
   PINNED(tin ? splice_from_tls(tin, out_fd, out_off, len, flags)
-             : splice_to_tls(tout, in_fd, in_off, len, flags));
+             : sigpipe(splice_to_tls(tout, in_fd, in_off, len, flags), 0));
 }

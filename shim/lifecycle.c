@@ -9,10 +9,12 @@
  * The kernel always has FD_CLOEXEC on a TLS fd; the host sees (and sets) its own view of the flag.
  * An exec through our wrappers hands the fds the host meant to pass to a relay (exec.c); any other
  * exec (system(), posix_spawn's internals, a raw syscall) finds them closed: never a plaintext fd. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -112,16 +114,37 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   if (!cfg.active) return real.connect(fd, addr, len);
   if (!shim_ctx(0)) return refuse_target();
   tconn *tc = tc_get(fd);
-  if (tc) { /* connect() again: hiredis and others learn this way that the connect completed */
-    int r = real.connect(fd, addr, len);
-    int e = errno;
+  if (tc) {
     pthread_mutex_lock(&tc->lock);
-    if (r == 0 || e == EISCONN) tc->connecting = 0;
+    int failed = 0;
+    if (tc->connecting) { /* did the first attempt fail? (the kernel keeps SO_ERROR for the host) */
+      struct pollfd p = {.fd = fd, .events = POLLOUT};
+      failed = real.poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+    }
     pthread_mutex_unlock(&tc->lock);
+    if (!failed) { /* connect() again: hiredis and others learn this way that it completed */
+      int r = real.connect(fd, addr, len);
+      int e = errno;
+      pthread_mutex_lock(&tc->lock);
+      if (r == 0 || e == EISCONN) tc->connecting = 0;
+      pthread_mutex_unlock(&tc->lock);
+      tc_put(tc);
+      errno = e;
+      return r;
+    }
+    /* the first attempt failed: this is a new connect (perhaps elsewhere), as for the kernel */
+    epoll_fd_left_tls(fd, tc);
     tc_put(tc);
-    errno = e;
-    return r;
+    int shadow = fdtab[fd].cloexec;
+    fdtab_drop_stale(fd);
+    real.fcntl(fd, F_SETFD, shadow ? FD_CLOEXEC : 0);
+    t = shim_target_match(addr, len);
+    if (!t) return real.connect(fd, addr, len);
   }
+  int type = 0;
+  socklen_t tl = sizeof(type);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0) return real.connect(fd, addr, len);
+  if (type != SOCK_STREAM) return real.connect(fd, addr, len); /* UDP to a target stays UDP */
   int fdfl = real.fcntl(fd, F_GETFD);
   if (fdfl < 0) return -1; /* EBADF */
   tc = tconn_new(fd, 0, t->servername, 0);
@@ -163,7 +186,10 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
 ssize_t shim_fastopen(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
                       socklen_t alen) {
   const shim_target *t = shim_n_targets && is_inet(addr) ? shim_target_match(addr, alen) : NULL;
-  if (!t) return real.sendto(fd, buf, len, flags, addr, alen);
+  int type = 0;
+  socklen_t tl = sizeof(type);
+  if (!t || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM)
+    return real.sendto(fd, buf, len, flags, addr, alen);
   if (connect(fd, addr, alen) != 0) return -1; /* EINPROGRESS when non-blocking, as the kernel */
   tconn *tc = tc_get(fd);
   if (!tc) return refuse_target();
@@ -219,9 +245,11 @@ static int tracked(int fd) {
 /* shim_closing: the host is closing fd (it is still open). */
 HIDDEN void shim_closing(int fd) {
   if (!tracked(fd) || shim_foreign()) return;
+  int saved = errno; /* a close that succeeds leaves errno alone (fclose reports a flush error) */
   fdtab[fd].listener = 0;
   epoll_fd_closed(fd);
   if (shim_is_tls(fd)) fdtab_close(fd);
+  errno = saved;
 }
 
 int close(int fd) {
@@ -342,6 +370,7 @@ static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap) {
       int v = (int)(intptr_t)arg;
       int r = fn(fd, F_SETFD, v | FD_CLOEXEC);
       if (r == 0) fdtab[fd].cloexec = (v & FD_CLOEXEC) != 0;
+      if (r == 0 && !(v & FD_CLOEXEC)) fdtab[fd].placed_gen = shim_fork_gen;
       return r;
     }
     default:
@@ -381,6 +410,7 @@ int ioctl(int fd, unsigned long req, ...) {
     r = 0;
   } else if (req == FIOCLEX || req == FIONCLEX) {
     fdtab[fd].cloexec = req == FIOCLEX;
+    if (req == FIONCLEX) fdtab[fd].placed_gen = shim_fork_gen;
     r = 0;
   } else {
     r = real.ioctl(fd, req, arg);
@@ -389,4 +419,25 @@ int ioctl(int fd, unsigned long req, ...) {
   tc_put(tc);
   errno = e;
   return r;
+}
+
+/* getsockopt(SO_ERROR) on a TLS fd: an error the shim's own call took from the kernel (a reset seen
+ * while reading for the host) is still the host's to read, once. */
+int getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
+  static int (*real_getsockopt)(int, int, int, void *, socklen_t *);
+  if (!real_getsockopt)
+    real_getsockopt = (int (*)(int, int, int, void *, socklen_t *))dlsym(RTLD_NEXT, "getsockopt");
+  if (level == SOL_SOCKET && name == SO_ERROR && val && len && *len >= sizeof(int)) {
+    tconn *tc = tc_get(fd);
+    if (tc) {
+      int e = tc_take_soerr(tc);
+      tc_put(tc);
+      if (e) {
+        *(int *)val = e;
+        *len = sizeof(int);
+        return 0;
+      }
+    }
+  }
+  return real_getsockopt(fd, level, name, val, len);
 }

@@ -65,7 +65,8 @@ static void watch(tconn *tc) {
   if (tc->io_fd < 0 || ensure_started()) return;
   uint32_t ev = EPOLLONESHOT;
   if (tc->olen) ev |= EPOLLOUT;
-  if (tc->lingering && (tc->state == ST_SNIFF || (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn))))
+  if ((tc->lingering || (tc->shut_wr && !tc->notify_sent)) &&
+      (tc->state == ST_SNIFF || (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn))))
     ev |= EPOLLIN | EPOLLRDHUP; /* a handshake or a decision needs input */
   if (!(ev & (EPOLLIN | EPOLLOUT))) ev |= EPOLLOUT;
   struct epoll_event e = {.events = ev, .data.ptr = tc};
@@ -131,7 +132,7 @@ static void finish(tconn *tc) {
   if (tc->private_fd && tc->io_fd >= 0) real.close(tc->io_fd);
   tc->private_fd = 0;
   tc->io_fd = -1;
-  atomic_store(tc->claim, CLAIM_ENDED);
+  tc_end_claim(tc);
   tc_mark_failed(tc);
   pthread_mutex_unlock(&tc->lock);
   if (had) tc_put(tc);
@@ -151,9 +152,13 @@ static void work(tconn *tc) {
     }
     watch(tc);
   } else {
+    if (tc->shut_wr && !tc->notify_sent) tc_finish_step_locked(tc); /* a shutdown before the
+                                                                      handshake finished */
     flush_locked(tc);
-    if (tc->olen && !tc->werr) watch(tc);
-    else epoll_tc_changed(tc); /* the host may be waiting to write again */
+    if ((tc->olen || (tc->shut_wr && !tc->notify_sent && tc->state != ST_FAILED)) && !tc->werr)
+      watch(tc);
+    else
+      epoll_tc_changed(tc); /* the host may be waiting to write again */
   }
   pthread_mutex_unlock(&tc->lock);
 }

@@ -149,7 +149,7 @@ HIDDEN const shim_target *shim_target_match(const struct sockaddr *sa, socklen_t
 
 /* ---- fdtable.c: fd -> connection, and the connections' memory. ---- */
 enum { ST_SNIFF, ST_TLS, ST_PLAIN, ST_FAILED };
-enum { CLAIM_OPEN = 0, CLAIM_ENDED = -1 };
+enum { CLAIM_OPEN = 0, CLAIM_ENDED = -1, CLAIM_RELAY = -2 /* being handed to an exec relay */ };
 
 typedef struct ep_reg ep_reg;
 
@@ -187,7 +187,11 @@ typedef struct tconn {
   size_t olen, ocap;
   int sending;       /* a thread sends the detached head of the output without the lock */
   int werr;          /* sticky write errno */
-  int shut_wr;       /* the host shut down writing: close_notify queued */
+  int shut_wr;       /* the host shut down writing: close_notify queued (or due once up) */
+  int notify_sent;   /* our close_notify is queued */
+  int fin_pending;   /* the host's FIN (shutdown SHUT_WR) goes to the kernel once all is sent */
+  int reset;         /* the kernel reported the connection reset (or timed out) to our call */
+  int soerr;         /* that error, owed to the host's next call or getsockopt(SO_ERROR) */
   /* what the kernel last said about the socket (epoll: edges; cleared when a call gets EAGAIN) */
   uint8_t k_in, k_out, k_rdhup, k_hup, k_err;
   ep_reg *regs;      /* epoll registrations of this connection */
@@ -207,12 +211,17 @@ typedef struct fdent {
   uint8_t epolled;     /* registered in an epoll set through our epoll_ctl */
   uint8_t cloexec;     /* the host's view of FD_CLOEXEC (the kernel always has it on TLS fds) */
   uint8_t epset;       /* an epoll fd we track */
+  uint32_t placed_gen; /* the fork generation in which this process placed the fd here (dup2, or
+                          FD_CLOEXEC cleared): its meaning to hand it to an exec'd program */
 } fdent;
 
 HIDDEN extern fdent *fdtab;
 HIDDEN extern size_t fdtab_cap;
 HIDDEN extern pid_t shim_pid;    /* this process (updated after fork) */
 HIDDEN extern atomic_int shim_live; /* live connections in this process */
+HIDDEN extern uint32_t shim_fork_gen;
+HIDDEN extern int shim_helper_fork; /* the next fork makes a finisher or relay */
+HIDDEN extern int shim_exiting; /* the exit finisher owns this process's unfinished sessions */
 
 /* shim_is_tls says whether `fd` names a connection: the fast path of every wrapper (no pin). */
 static inline int shim_is_tls(int fd) {
@@ -245,10 +254,18 @@ HIDDEN void claim_lock(void);
 HIDDEN void claim_unlock(void);
 /* tc_owned says whether this process may do I/O on `tc`, claiming it if nobody has since a fork. */
 static inline int tc_owned(tconn *tc) {
+  if (__builtin_expect(shim_exiting, 0)) return 0;
   int32_t v = atomic_load_explicit(tc->claim, memory_order_acquire);
   if (v == shim_pid) return 1;
   if (v != CLAIM_OPEN) return 0;
   return atomic_compare_exchange_strong(tc->claim, &v, shim_pid) || v == shim_pid;
+}
+
+/* tc_end_claim marks the session ended — only if this process owns it (a process that lost it,
+ * e.g. to the exit finisher, must not end it for the owner). */
+static inline void tc_end_claim(tconn *tc) {
+  int32_t me = shim_pid;
+  atomic_compare_exchange_strong(tc->claim, &me, CLAIM_ENDED);
 }
 
 /* ---- tls_io.c: one connection's reads, writes, waits and readiness (tc->lock taken inside). ---- */
@@ -270,6 +287,8 @@ HIDDEN void tc_end_locked(tconn *tc); /* the host closed its last fd (lock held,
 HIDDEN int tc_finish_step_locked(tconn *tc); /* lingering: 1 when nothing is left to do */
 HIDDEN void flush_locked(tconn *tc);
 HIDDEN void tc_flush_blocking(tconn *tc, int64_t deadline_ms);
+HIDDEN int tc_finish_blocking(tconn *tc, int64_t deadline_ms);
+HIDDEN int tc_take_soerr(tconn *tc);
 HIDDEN void tc_mark_failed(tconn *tc);
 HIDDEN const char *tc_peer(tconn *tc);
 HIDDEN void tconn_free_engine(tconn *tc);
@@ -296,6 +315,7 @@ HIDDEN void svc_after_fork_child(void);
 
 /* ---- process.c: fork, exit; exec.c: exec and spawn; stdio.c. ---- */
 HIDDEN void process_drain_at_exit(int flush_stdio);
+HIDDEN void close_all_except(const int *keep, int n);
 HIDDEN int exec_prepare(void);
 HIDDEN void stdio_fd_became_tls(int fd);
 HIDDEN void stdio_fd_left_tls(int fd);

@@ -59,6 +59,11 @@ static ssize_t c_write(void *p, const char *buf, size_t len) {
   return (ssize_t)off; /* 0 reports the error */
 }
 
+static int c_seek(void *p, off64_t *off, int whence) {
+  errno = ESPIPE; /* a socket: ftell, fseek and the sync of a read-ahead buffer fail as glibc's do */
+  return -1;
+}
+
 static int c_close(void *p) {
   cookie *c = p;
   pthread_mutex_lock(&mu);
@@ -78,7 +83,7 @@ static FILE *cookie_stream(int fd, const char *mode) {
   cookie *c = calloc(1, sizeof(*c));
   if (!c) return NULL;
   c->fd = fd;
-  cookie_io_functions_t io = {.read = c_read, .write = c_write, .seek = NULL, .close = c_close};
+  cookie_io_functions_t io = {.read = c_read, .write = c_write, .seek = c_seek, .close = c_close};
   FILE *f = fopencookie(c, mode, io);
   if (!f) {
     free(c);
@@ -107,13 +112,25 @@ void stdio_fd_became_tls(int fd) {
   FILE *old = *v;
   FILE *f = cookie_stream(fd, fd == 0 ? "r" : "w");
   if (!f) return;
-  if (fd == 2) setvbuf(f, NULL, _IONBF, 0);
+  /* the buffering the host chose (setvbuf) carries over; glibc's flag values (libio.h) */
+  enum { IO_UNBUFFERED = 0x0002, IO_LINE_BUF = 0x0200 };
+  if (fd == 2 || (old && (old->_flags & IO_UNBUFFERED))) setvbuf(f, NULL, _IONBF, 0);
+  else if (old && (old->_flags & IO_LINE_BUF)) setvbuf(f, NULL, _IOLBF, BUFSIZ);
   pthread_mutex_lock(&mu);
   for (cookie *c = ours; c; c = c->next)
     if (c->f == f) std_cookie[fd] = c;
   pthread_mutex_unlock(&mu);
   saved_std[fd] = old;
-  if (old) old->_fileno = -1; /* a pointer kept to the old stream fails instead of leaking */
+  if (old) {
+    flockfile(old);
+    if (fd > 0 && old->_IO_write_ptr > old->_IO_write_base) {
+      /* output still buffered goes to the connection, as it would go to the new fd 1 or 2 */
+      fwrite(old->_IO_write_base, 1, (size_t)(old->_IO_write_ptr - old->_IO_write_base), f);
+      old->_IO_write_ptr = old->_IO_write_base;
+    }
+    old->_fileno = -1; /* a pointer kept to the old stream fails (EBADF) instead of leaking */
+    funlockfile(old);
+  }
   *v = f;
 }
 

@@ -1,8 +1,10 @@
 /* targets.c — SLI_CLIENT_TARGETS: which connects become TLS clients. A target HOST:PORT matches
  * every address HOST resolves to — at start, and again each time the host itself resolves HOST with
  * getaddrinfo (so a client that falls back from a refused first address to the next one still gets
- * TLS) — and IPv4 addresses match in either form (10.0.0.5 and ::ffff:10.0.0.5). */
+ * TLS), or with gethostbyname* — and IPv4 addresses match in either form (10.0.0.5 and
+ * ::ffff:10.0.0.5). */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,5 +123,61 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
     for (struct addrinfo *ai = *res; ai; ai = ai->ai_next)
       if (ai->ai_addr) add_addr(t, ai->ai_addr, ai->ai_addrlen);
   }
+  return r;
+}
+
+/* The older resolvers: the addresses of a hostent for `name`. */
+static void learn_hostent(const char *name, const struct hostent *h) {
+  if (!h || !name || !shim_n_targets) return;
+  for (int i = 0; i < shim_n_targets; i++) {
+    shim_target *t = &targets[i];
+    int match = strcasecmp(t->host, name) == 0;
+    for (char **a = h->h_aliases; !match && a && *a; a++) match = strcasecmp(t->host, *a) == 0;
+    if (!match && h->h_name) match = strcasecmp(t->host, h->h_name) == 0;
+    if (!match) continue;
+    for (char **p = h->h_addr_list; p && *p; p++) {
+      if (h->h_addrtype == AF_INET) {
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        memcpy(&sa.sin_addr, *p, 4);
+        add_addr(t, (struct sockaddr *)&sa, sizeof(sa));
+      } else if (h->h_addrtype == AF_INET6) {
+        struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+        memcpy(&sa.sin6_addr, *p, 16);
+        add_addr(t, (struct sockaddr *)&sa, sizeof(sa));
+      }
+    }
+  }
+}
+
+#define NEXT(fn) static __typeof__(fn) *real_##fn; \
+  if (!real_##fn) real_##fn = (__typeof__(fn) *)dlsym(RTLD_NEXT, #fn)
+
+struct hostent *gethostbyname(const char *name) {
+  NEXT(gethostbyname);
+  struct hostent *h = real_gethostbyname(name);
+  learn_hostent(name, h);
+  return h;
+}
+
+struct hostent *gethostbyname2(const char *name, int af) {
+  NEXT(gethostbyname2);
+  struct hostent *h = real_gethostbyname2(name, af);
+  learn_hostent(name, h);
+  return h;
+}
+
+int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+                    struct hostent **result, int *h_errnop) {
+  NEXT(gethostbyname_r);
+  int r = real_gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+  if (r == 0 && result) learn_hostent(name, *result);
+  return r;
+}
+
+int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+                     struct hostent **result, int *h_errnop) {
+  NEXT(gethostbyname2_r);
+  int r = real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+  if (r == 0 && result) learn_hostent(name, *result);
   return r;
 }

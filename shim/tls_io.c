@@ -79,9 +79,30 @@ void tconn_free_engine(tconn *tc) {
 
 /* ---- transport (the engine's I/O, through the real libc calls; never blocks) ---- */
 
+/* The last line of defence after fork: only the owner of a session moves bytes on its socket (the
+ * first process to do so since the fork becomes the owner). A copy in another process fails
+ * instead of consuming the owner's records or sending records under a key and sequence number the
+ * owner uses too. */
+static int may_io(tconn *tc) {
+  if (tc_owned(tc)) return 1;
+  tc->rerr = tc->werr = EPIPE;
+  return 0;
+}
+
+/* transport_error: our call took an error the kernel had for the socket (a reset, a timeout):
+ * the host is owed it, as its own next call (or getsockopt SO_ERROR) would have taken it. */
+static void transport_error(tconn *tc, int e) {
+  if (e == EPIPE || e == EBADF || e == ENOTSOCK) return; /* not a pending socket error */
+  if (!tc->reset) {
+    tc->reset = 1;
+    tc->soerr = e;
+  }
+  tc->k_err = tc->k_hup = tc->k_rdhup = tc->k_in = 1;
+}
+
 static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
   tconn *tc = arg;
-  if (tc->io_fd < 0) return SLI_E_IO;
+  if (tc->io_fd < 0 || !may_io(tc)) return SLI_E_IO;
   for (;;) {
     ssize_t r = real.recv(tc->io_fd, buf, len, MSG_DONTWAIT);
     if (r > 0) return r;
@@ -95,6 +116,7 @@ static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
       return SLI_WANT_READ;
     }
     tc->rerr = errno;
+    transport_error(tc, errno);
     return SLI_E_IO;
   }
 }
@@ -118,7 +140,7 @@ static int queue(tconn *tc, const void *buf, size_t len) {
  * queued, and with nothing queued the bytes go straight to the kernel (no copy, no allocation). */
 static ssize_t t_write(sli_conn *c, const void *buf, size_t len, void *arg) {
   tconn *tc = arg;
-  if (tc->werr || tc->io_fd < 0) return SLI_E_IO;
+  if (tc->werr || tc->io_fd < 0 || !may_io(tc)) return SLI_E_IO;
   size_t done = 0;
   if (tc->olen == 0 && !tc->sending) {
     ssize_t r;
@@ -127,6 +149,7 @@ static ssize_t t_write(sli_conn *c, const void *buf, size_t len, void *arg) {
     if (r == (ssize_t)len) return r;
     if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
       tc->werr = tc->rerr = errno;
+      transport_error(tc, errno);
       return SLI_E_IO;
     }
     tc->k_out = 0;
@@ -144,6 +167,14 @@ sli_write_fn tc_transport_write = t_write;
 /* flush_locked hands queued ciphertext to the kernel without blocking. */
 void flush_locked(tconn *tc) {
   if (tc->sending || tc->io_fd < 0) return;
+  if (!tc->olen) {
+    if (tc->fin_pending && may_io(tc)) { /* the host's shutdown(SHUT_WR), after every byte */
+      tc->fin_pending = 0;
+      real.shutdown(tc->io_fd, SHUT_WR);
+    }
+    return;
+  }
+  if (!may_io(tc)) return;
   size_t off = 0;
   while (off < tc->olen) {
     ssize_t r = real.send(tc->io_fd, tc->obuf + off, tc->olen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -157,6 +188,7 @@ void flush_locked(tconn *tc) {
       break;
     }
     tc->werr = r < 0 ? errno : EPIPE;
+    if (r < 0) transport_error(tc, errno);
     off = tc->olen;
   }
   if (off) {
@@ -168,18 +200,67 @@ void flush_locked(tconn *tc) {
     tc->obuf = NULL;
     tc->ocap = 0;
   }
+  if (tc->olen == 0 && tc->fin_pending) { /* the host's shutdown(SHUT_WR), after every byte */
+    tc->fin_pending = 0;
+    real.shutdown(tc->io_fd, SHUT_WR);
+  }
 }
 
-/* send_blocking sends the queued ciphertext with a *blocking* send, without the lock (the host's
- * signals, SO_SNDTIMEO and O_NONBLOCK apply as to its own send). Returns 0 when all is sent, or the
- * errno that stopped it (what was not sent stays queued, first). */
-static int send_blocking(tconn *tc) {
+/* wait_out waits for the socket to take more, after the host's call has already moved bytes: a
+ * signal (with or without SA_RESTART: poll is never restarted) or SO_SNDTIMEO (`*end`, read once)
+ * ends the call with its count so far, as the kernel ends a send that transferred something. The
+ * lock is released while waiting; the fd is read again afterwards (the host may have closed it:
+ * the connection then goes on through a private dup). Returns 0, EINTR or EAGAIN. */
+static int wait_out(tconn *tc, int64_t *end) {
+  int fd = tc->io_fd;
+  if (*end < 0) {
+    struct timeval tv = {0, 0};
+    socklen_t tl = sizeof(tv);
+    getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl);
+    int64_t ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    *end = ms > 0 ? shim_now_ms() + ms : INT64_MAX;
+  }
+  int64_t left = *end == INT64_MAX ? -1 : *end - shim_now_ms();
+  if (*end != INT64_MAX && left <= 0) return EAGAIN;
+  struct pollfd p = {.fd = fd, .events = POLLOUT};
+  pthread_mutex_unlock(&tc->lock);
+  int r = real.poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+  int e = errno;
+  pthread_mutex_lock(&tc->lock);
+  if (r < 0 && e == EINTR) return EINTR;
+  if (r == 0) return EAGAIN;
+  return 0;
+}
+
+/* send_blocking sends the queued ciphertext as the host's blocking send would. With nothing moved
+ * yet by the host's call (`progress` 0): one blocking send of what is queued, without the lock (the
+ * host's signals restart or interrupt it, SO_SNDTIMEO and O_NONBLOCK apply, exactly as to its own;
+ * the call in progress keeps the socket even if another thread closes the fd). After that: sends
+ * that do not block, under the lock, and wait_out between them. Returns 0 when all is sent, or the
+ * errno that stopped it (what was not sent stays queued, first, and the service thread pushes
+ * it). */
+static int send_blocking(tconn *tc, size_t progress) {
+  int64_t end = -1;
   while (tc->olen > 0 && !tc->werr) {
     if (tc->sending) { /* another thread is sending the head: wait for it */
       struct pollfd p = {.fd = tc->io_fd, .events = POLLOUT};
       pthread_mutex_unlock(&tc->lock);
       real.poll(&p, 1, 5);
       pthread_mutex_lock(&tc->lock);
+      continue;
+    }
+    if (!tc_owned(tc)) {
+      tc->werr = EPIPE;
+      return EPIPE;
+    }
+    if (progress) {
+      flush_locked(tc);
+      if (!tc->olen || tc->werr) break;
+      int e = wait_out(tc, &end);
+      if (e) {
+        svc_arm_locked(tc);
+        return e;
+      }
       continue;
     }
     unsigned char *buf = tc->obuf;
@@ -190,17 +271,15 @@ static int send_blocking(tconn *tc) {
     tc->sending = 1;
     pthread_mutex_unlock(&tc->lock);
     int err = 0;
-    while (off < n) {
-      ssize_t r = real.send(fd, buf + off, n - off, MSG_NOSIGNAL);
-      if (r > 0) {
-        off += (size_t)r;
-        continue;
-      }
-      err = r < 0 ? errno : EPIPE;
-      break;
-    }
+    /* the kernel returns short only when a signal or SO_SNDTIMEO stopped it (or the file is
+     * non-blocking after all): the host's write then returns its count so far */
+    ssize_t r = real.send(fd, buf, n, MSG_NOSIGNAL);
+    if (r > 0) off = (size_t)r;
+    if (r < 0) err = errno;
+    else if (off < n) err = EINTR;
     pthread_mutex_lock(&tc->lock);
     tc->sending = 0;
+    if (off) progress = off;
     if (off < n) { /* put the rest back in front of anything queued meanwhile */
       size_t rest = n - off, cap = rest + tc->olen;
       unsigned char *p = malloc(cap);
@@ -222,9 +301,11 @@ static int send_blocking(tconn *tc) {
     }
     if (err) {
       tc->werr = err;
+      transport_error(tc, err);
       return err;
     }
   }
+  if (tc->olen == 0 && tc->fin_pending) flush_locked(tc);
   return tc->werr;
 }
 
@@ -286,13 +367,16 @@ static ssize_t not_owner(tconn *tc, int is_write) {
     if (who == CLAIM_ENDED)
       shim_log(LOG_INFO_, "%s: fd %d: the TLS session was ended by the process that owned it",
                tc_peer(tc), tc->io_fd);
+    else if (who == CLAIM_RELAY)
+      shim_log(LOG_INFO_, "%s: fd %d: the TLS session went with an exec'd program (its relay)",
+               tc_peer(tc), tc->io_fd);
     else
       shim_log(LOG_WARN_, "%s: fd %d: this TLS session belongs to process %d since a fork (the first "
                           "process to use it owns it); this process cannot %s it",
                tc_peer(tc), tc->io_fd, (int)who, is_write ? "write" : "read");
   }
   if (!is_write && who == CLAIM_ENDED) return 0;
-  errno = is_write ? EPIPE : ECONNRESET;
+  errno = ECONNRESET; /* not EPIPE: no SIGPIPE for a connection this process merely shares */
   return -1;
 }
 
@@ -333,6 +417,7 @@ static int sniff_now(tconn *tc) {
 }
 
 static void pbuf_drain(tconn *tc);
+static void close_when_up(tconn *tc);
 
 static void decide(tconn *tc, int tls) {
   tc->state = tls ? ST_TLS : ST_PLAIN;
@@ -345,6 +430,7 @@ static void decide(tconn *tc, int tls) {
     flush_locked(tc);
     if (tc->olen) svc_arm_locked(tc);
   }
+  if (!tls && tc->shut_wr) close_when_up(tc);
   epoll_tc_changed(tc);
 }
 
@@ -370,6 +456,7 @@ static void step(tconn *tc) {
     epoll_tc_changed(tc);
   }
   if (tc->plen) pbuf_drain(tc);
+  if (tc->shut_wr && !tc->notify_sent) close_when_up(tc);
   if (tc->olen) {
     flush_locked(tc);
     if (tc->olen) svc_arm_locked(tc);
@@ -419,9 +506,14 @@ static size_t pbuf_put(tconn *tc, const void *buf, size_t len, int all) {
  * bounded by it through a temporary SO_RCVTIMEO. Returns 0 (go on), ETIMEDOUT (our deadline), or the
  * errno the host's read would return (EINTR, EAGAIN). Queued output is sent first: the peer may
  * be waiting for it. */
-static int wait_in(tconn *tc, int64_t deadline) {
+static int wait_in(tconn *tc, int64_t deadline, int host_timeout) {
+  /* what the host wrote before the handshake goes out first: the peer may be waiting for it */
+  if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn)) {
+    if (tc->plen) pbuf_drain(tc);
+    if (tc->shut_wr && !tc->notify_sent) close_when_up(tc);
+  }
   if (tc->olen) {
-    int e = send_blocking(tc);
+    int e = send_blocking(tc, 0);
     if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) return e;
   }
   int fd = tc->io_fd;
@@ -445,7 +537,7 @@ static int wait_in(tconn *tc, int64_t deadline) {
     struct timeval host = {0, 0}, mine;
     socklen_t hl = sizeof(host);
     getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &host, &hl);
-    int64_t host_ms = (int64_t)host.tv_sec * 1000 + host.tv_usec / 1000;
+    int64_t host_ms = host_timeout ? (int64_t)host.tv_sec * 1000 + host.tv_usec / 1000 : 0;
     int64_t use = (host_ms > 0 && host_ms < left) ? host_ms : left;
     mine.tv_sec = use / 1000;
     mine.tv_usec = (use % 1000) * 1000;
@@ -525,7 +617,7 @@ static ssize_t decrypt(tconn *tc, void *buf, size_t len) {
   }
   if (n == SLI_WANT_READ || n == SLI_WANT_WRITE) return -2;
   if (n == SLI_E_TRUNCATED) {
-    shim_log(LOG_INFO_, "%s: closed without close_notify", tc_peer(tc));
+    if (!tc->peer_closed) shim_log(LOG_INFO_, "%s: closed without close_notify", tc_peer(tc));
     tc->peer_closed = 1;
     return 0;
   }
@@ -566,6 +658,20 @@ static size_t take_rbuf(tconn *tc, char *buf, size_t len, int peek) {
   return n;
 }
 
+/* reset_answer: the connection was reset (or timed out) under us: the host gets the error once —
+ * the kernel's pending error — then EOF for reads and EPIPE for writes, as on a plain socket. */
+static ssize_t reset_answer(tconn *tc, int is_write) {
+  if (tc->soerr) {
+    errno = tc->soerr;
+    tc->soerr = 0;
+    tc->k_err = 0;
+    return -1;
+  }
+  if (!is_write) return 0;
+  errno = EPIPE;
+  return -1;
+}
+
 ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
   int saved = errno;
   pthread_mutex_lock(&tc->lock);
@@ -576,13 +682,17 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
     ret = not_owner(tc, 0);
     goto out;
   }
+  if (tc->reset && !tc->rlen) {
+    ret = reset_answer(tc, 0);
+    goto out;
+  }
   for (;;) {
     if (tc->state == ST_SNIFF && !sniff_now(tc)) {
       if (nonblocking(tc, flags)) {
         errno = EAGAIN;
         goto out;
       }
-      if (after_wait(tc, wait_in(tc, tc->sniff_deadline_ms))) goto out;
+      if (after_wait(tc, wait_in(tc, tc->sniff_deadline_ms, 1))) goto out;
       continue;
     }
     if (tc->state == ST_PLAIN) {
@@ -647,11 +757,13 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
     }
     if (n == 0 || n == -1) {
       if (got) { /* report the data now, the EOF or error on the next call */
-        tc->reof = 1;
-        tc->rerr_pending = n == -1 ? errno : 0;
+        if (!tc->reset) {
+          tc->reof = 1;
+          tc->rerr_pending = n == -1 ? errno : 0;
+        }
         break;
       }
-      ret = n;
+      ret = tc->reset ? reset_answer(tc, 0) : n;
       goto out;
     }
     /* the engine wants the socket */
@@ -661,7 +773,7 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
       errno = EAGAIN;
       goto out;
     }
-    int e = wait_in(tc, deadline_of(tc));
+    int e = wait_in(tc, deadline_of(tc), 1);
     if (e) {
       if (got) break; /* the kernel returns what it has when interrupted */
       after_wait(tc, e);
@@ -700,15 +812,31 @@ ssize_t tc_readv(tconn *tc, const struct iovec *iov, int n, int flags) {
 
 /* ---- writes ---- */
 
+/* write_error: the errno for a failed engine write. A transport error (the kernel refused our
+ * send: EPIPE, ECONNRESET) is the kernel's answer and leaves reading alone, as on a plain socket. */
+static int write_error(tconn *tc, ssize_t n) {
+  if (n == SLI_E_CLOSED) return EPIPE;
+  if (tc->reset) {
+    reset_answer(tc, 1);
+    return errno;
+  }
+  if (n == SLI_E_IO && tc->werr) return tc->werr;
+  return fail(tc, (int)n);
+}
+
 ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
   int saved = errno;
   int all = flags & SHIM_MSG_ALL;
   flags &= ~SHIM_MSG_ALL;
   pthread_mutex_lock(&tc->lock);
   ssize_t ret = -1;
-  size_t written = 0;
+  size_t written = 0, pre = 0; /* pre: taken into pbuf by this call before the session was up */
   if (!tc_owned(tc)) {
     ret = not_owner(tc, 1);
+    goto out;
+  }
+  if (tc->reset) {
+    ret = reset_answer(tc, 1);
     goto out;
   }
   int nb = nonblocking(tc, flags);
@@ -719,6 +847,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
     }
     if (tc->werr || tc->shut_wr) {
       errno = tc->shut_wr ? EPIPE : tc->werr;
+      if (tc->werr == ECONNRESET) tc->werr = EPIPE; /* the kernel says ECONNRESET once, then EPIPE */
       goto out;
     }
     if (tc->connecting) {
@@ -738,7 +867,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
       int fd = tc->io_fd;
       if (tc->olen) { /* the banner written while undecided goes first */
         flush_locked(tc);
-        int e = tc->olen ? (nb ? EAGAIN : send_blocking(tc)) : 0;
+        int e = tc->olen ? (nb ? EAGAIN : send_blocking(tc, 0)) : 0;
         if (e) {
           errno = e;
           goto out;
@@ -749,19 +878,31 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
     }
     if (tc->state == ST_FAILED) continue;
     if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn)) break;
-    /* not up yet: take the bytes as a kernel would, or wait for the session if blocking */
-    if (nb) {
-      size_t n = pbuf_put(tc, buf, len, all);
-      if (!n) {
-        errno = EAGAIN;
-        goto out;
-      }
-      ret = (ssize_t)n;
+    /* not up yet: take the bytes as a kernel would (a blocking write that fits returns at once:
+     * the session sends them when it is up), or wait for the session when there is no room */
+    size_t n = pbuf_put(tc, buf, len, nb && all);
+    if (n == len || (n && nb)) {
+      ret = (ssize_t)(pre + n);
       errno = saved;
       goto out;
     }
-    int e = wait_in(tc, deadline_of(tc));
-    if (e && after_wait(tc, e)) goto out;
+    if (n) { /* a blocking write that did not fit: the rest after the handshake */
+      pre += n;
+      buf = (const char *)buf + n;
+      len -= n;
+    }
+    if (nb) {
+      errno = EAGAIN;
+      goto out;
+    }
+    int e = wait_in(tc, deadline_of(tc), 0);
+    if (e && after_wait(tc, e)) {
+      if (pre) {
+        ret = (ssize_t)pre;
+        errno = saved;
+      }
+      goto out;
+    }
   }
   if (tc->plen) pbuf_drain(tc);
   if (len == 0) {
@@ -779,8 +920,8 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
       size_t chunk = len - written < CHUNK ? len - written : CHUNK;
       ssize_t n = sli_conn_write(tc->conn, (const char *)buf + written, chunk);
       if (n <= 0) {
-        if (written) break;
-        errno = n == SLI_E_CLOSED ? EPIPE : fail(tc, (int)n);
+        if (written || pre) break;
+        errno = write_error(tc, n);
         goto out;
       }
       written += (size_t)n;
@@ -789,11 +930,12 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
     if (tc->olen) svc_arm_locked(tc);
   } else {
     if (tc->olen) { /* output from before: the kernel must take it before new bytes */
-      int e = send_blocking(tc);
-      if (e) {
+      int e = send_blocking(tc, pre);
+      if (e && !pre) {
         errno = e;
         goto out;
       }
+      if (e) len = 0; /* interrupted: what the session took before is the count */
     }
     while (written < len) {
       size_t chunk = len - written < BLOCK_CHUNK ? len - written : BLOCK_CHUNK;
@@ -801,18 +943,19 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
       while (done < chunk) {
         ssize_t n = sli_conn_write(tc->conn, (const char *)buf + written + done, chunk - done);
         if (n <= 0) {
-          if (written + done) break;
-          errno = n == SLI_E_CLOSED ? EPIPE : fail(tc, (int)n);
+          if (written + done + pre) break;
+          errno = write_error(tc, n);
           goto out;
         }
         done += (size_t)n;
       }
       written += done;
-      int e = send_blocking(tc); /* blocking: the bytes reach the kernel before we return */
+      /* blocking: the bytes reach the kernel before we return */
+      int e = send_blocking(tc, pre + written - done);
       if (e || done < chunk) break; /* interrupted or timed out: the count so far, as the kernel */
     }
   }
-  ret = (ssize_t)written;
+  ret = (ssize_t)(pre + written);
   errno = saved;
 out:
   pthread_mutex_unlock(&tc->lock);
@@ -846,14 +989,18 @@ short tc_ready_locked(tconn *tc, short want) {
   if (!is_owner(tc) && !tc_owned(tc)) { /* another process's session: only its end is news */
     return atomic_load(tc->claim) == CLAIM_ENDED ? (short)(want & (POLLIN | POLLOUT)) : 0;
   }
-  if (tc->state == ST_FAILED || tc->io_fd < 0) return (short)(want & (POLLIN | POLLOUT));
+  if (tc->reset) /* as the kernel after a reset: ERR while the error is pending */
+    return (short)((want & (POLLIN | POLLOUT | POLLRDHUP)) | POLLHUP | (tc->soerr ? POLLERR : 0));
+  if (tc->state == ST_FAILED || tc->io_fd < 0)
+    return (short)((want & (POLLIN | POLLOUT)) | (tc->k_hup ? POLLHUP : 0) |
+                   (tc->k_rdhup ? (want & POLLRDHUP) : 0));
   if (tc->connecting && connect_state(tc) != 1) {
     struct pollfd p = {.fd = tc->io_fd, .events = want};
     real.poll(&p, 1, 0); /* pending or failed: the kernel's own answer, SO_ERROR untouched */
     return p.revents;
   }
   step(tc);
-  if (tc->state == ST_FAILED) return (short)(want & (POLLIN | POLLOUT));
+  if (tc->reset || tc->state == ST_FAILED) return tc_ready_locked(tc, want);
   if (tc->state == ST_PLAIN) {
     struct pollfd p = {.fd = tc->io_fd, .events = want};
     real.poll(&p, 1, 0);
@@ -863,6 +1010,7 @@ short tc_ready_locked(tconn *tc, short want) {
   int up = tc->state == ST_TLS && sli_conn_is_secured(tc->conn);
   if (want & POLLIN) {
     if (up && !tc->rlen && !tc->reof && !sli_conn_pending(tc->conn) && tc->k_in) fill_rbuf(tc);
+    if (tc->reset) return tc_ready_locked(tc, want);
     if (tc->rlen || tc->reof || (up && sli_conn_pending(tc->conn))) r |= POLLIN;
     if (tc->state == ST_FAILED) r |= POLLIN;
   }
@@ -877,7 +1025,9 @@ short tc_ready_locked(tconn *tc, short want) {
   }
   if ((want & POLLRDHUP) && (tc->k_rdhup || (tc->peer_closed && !tc->rlen && tc->reof)))
     r |= POLLRDHUP;
-  if (tc->k_hup && (tc->reof || tc->state == ST_FAILED)) r |= POLLHUP;
+  /* both directions shut, as the kernel says, or at the TLS level (the peer's close_notify and
+   * ours: the FIN that follows a close_notify may still be on its way) */
+  if (tc->k_hup || (tc->peer_closed && tc->shut_wr && !tc->rlen)) r |= POLLHUP;
   if (tc->k_err) r |= POLLERR;
   return r;
 }
@@ -943,8 +1093,30 @@ size_t tc_readable_bytes(tconn *tc) {
 
 /* ---- shutdown and the end of a session ---- */
 
-/* tc_shutdown: SHUT_WR sends close_notify (the host's pending plaintext first) and then the FIN;
- * reads go on. Another process's session is left alone: its owner decides when it ends. */
+/* close_when_up: the host shut down writing: once the session is up and what the host wrote is
+ * sent, close_notify, then the FIN after the last byte (flush_locked, or the service thread).
+ * Lock held. */
+static void close_when_up(tconn *tc) {
+  if (tc->state == ST_PLAIN) {
+    tc->fin_pending = 1;
+    flush_locked(tc);
+    if (tc->olen) svc_arm_locked(tc);
+    return;
+  }
+  if (tc->state != ST_TLS || !sli_conn_is_secured(tc->conn) || tc->notify_sent) return;
+  if (tc->plen) pbuf_drain(tc);
+  if (tc->plen) return;
+  sli_conn_close(tc->conn);
+  tc->notify_sent = 1;
+  tc->fin_pending = 1;
+  flush_locked(tc); /* sends the FIN itself once nothing is queued */
+  if (tc->olen || tc->fin_pending) svc_arm_locked(tc);
+}
+
+/* tc_shutdown: SHUT_WR ends our direction like the kernel's: it returns at once, the bytes the host
+ * wrote go first, then close_notify, then the FIN (before the handshake: once it is done, driven by
+ * the host's next calls or the service thread); reads go on. Another process's session is left
+ * alone: its owner decides when it ends. */
 void tc_shutdown(tconn *tc, int how) {
   pthread_mutex_lock(&tc->lock);
   if (!tc_owned(tc)) {
@@ -953,19 +1125,16 @@ void tc_shutdown(tconn *tc, int how) {
   }
   int fd = tc->io_fd;
   if ((how == SHUT_WR || how == SHUT_RDWR) && !tc->shut_wr) {
-    if (tc->state == ST_TLS) {
-      step(tc);
-      if (sli_conn_is_secured(tc->conn)) {
-        if (tc->plen) pbuf_drain(tc);
-        sli_conn_close(tc->conn);
-      }
-      /* the FIN must follow every byte: wait for the kernel to take them (bounded) */
-      tc_flush_blocking(tc, shim_now_ms() + 2000);
-    }
     tc->shut_wr = 1;
+    if (tc->state == ST_FAILED || tc->reset) {
+      real.shutdown(fd, SHUT_WR);
+    } else {
+      step(tc); /* runs close_when_up if the session is up */
+      if (!tc->notify_sent && tc->state != ST_PLAIN) svc_arm_locked(tc); /* finish it in the background */
+    }
   }
   pthread_mutex_unlock(&tc->lock);
-  real.shutdown(fd, how);
+  if (how == SHUT_RD || how == SHUT_RDWR) real.shutdown(fd, SHUT_RD);
 }
 
 /* tc_end_locked: the host closed the last fd naming this connection (it is still open). The owner
@@ -990,7 +1159,7 @@ void tc_end_locked(tconn *tc) {
       return;
     }
     if (tc_finish_step_locked(tc)) {
-      atomic_store(tc->claim, CLAIM_ENDED);
+      tc_end_claim(tc);
     } else {
       if (!tc->private_fd) {
         int p = real.fcntl(tc->io_fd, F_DUPFD_CLOEXEC, 3);
@@ -1003,7 +1172,7 @@ void tc_end_locked(tconn *tc) {
         svc_linger_locked(tc);
         return;
       }
-      atomic_store(tc->claim, CLAIM_ENDED);
+      tc_end_claim(tc);
     }
   }
   if (tc->private_fd && tc->io_fd >= 0) real.close(tc->io_fd);
@@ -1015,13 +1184,16 @@ void tc_end_locked(tconn *tc) {
 /* tc_finish_step_locked does what can be done now to end the session well: decide, finish the
  * handshake, send the plaintext written before it and close_notify. 1 when done. */
 int tc_finish_step_locked(tconn *tc) {
-  if (tc->state == ST_SNIFF || (tc->state == ST_TLS && (tc->plen || tc->olen))) step(tc);
+  if (tc->reset) return 1;
+  if (tc->state == ST_SNIFF || (tc->state == ST_TLS && (tc->plen || tc->olen ||
+                                                       !sli_conn_is_secured(tc->conn))))
+    step(tc);
   if (tc->state == ST_SNIFF) return shim_now_ms() >= tc->sniff_deadline_ms;
-  if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn) && !tc->shut_wr && !tc->werr) {
+  if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn) && !tc->notify_sent && !tc->werr) {
     if (tc->plen) pbuf_drain(tc);
     if (!tc->plen) {
       sli_conn_close(tc->conn);
-      tc->shut_wr = 1;
+      tc->notify_sent = tc->shut_wr = 1;
     }
   }
   flush_locked(tc);
@@ -1029,4 +1201,32 @@ int tc_finish_step_locked(tconn *tc) {
   if (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn))
     return tc->plen == 0 || shim_now_ms() >= tc->hs_deadline_ms;
   return tc->olen == 0 && tc->plen == 0;
+}
+
+/* tc_take_soerr: getsockopt(SO_ERROR) on a TLS fd: the error our call took from the kernel, once. */
+int tc_take_soerr(tconn *tc) {
+  pthread_mutex_lock(&tc->lock);
+  int e = tc->soerr;
+  tc->soerr = 0;
+  if (e) tc->k_err = 0;
+  pthread_mutex_unlock(&tc->lock);
+  return e;
+}
+
+/* tc_finish_blocking: finish the session (handshake, what the host wrote, close_notify, queued
+ * ciphertext), waiting for the socket until `deadline_ms`. Lock held. 1 when finished. */
+int tc_finish_blocking(tconn *tc, int64_t deadline_ms) {
+  for (;;) {
+    int done = tc_finish_step_locked(tc);
+    if ((done && !tc->olen) || tc->io_fd < 0 || tc->werr) return done && !tc->olen;
+    int64_t left = deadline_ms - shim_now_ms();
+    if (left <= 0) return 0;
+    short ev = tc->olen ? POLLOUT : 0;
+    if (tc->state == ST_SNIFF || (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn))) ev |= POLLIN;
+    if (!ev) ev = POLLOUT;
+    struct pollfd p = {.fd = tc->io_fd, .events = ev};
+    pthread_mutex_unlock(&tc->lock);
+    real.poll(&p, 1, left > 100 ? 100 : (int)left);
+    pthread_mutex_lock(&tc->lock);
+  }
 }
