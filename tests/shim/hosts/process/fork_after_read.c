@@ -5,6 +5,7 @@
 #include "../host.h"
 
 int main(int argc, char **argv) {
+  if (argc < 2) die("usage: fork_after_read PORT");
   int lfd = listen_on(atoi(argv[1]));
   ready();
   int fd = accept(lfd, NULL, NULL);

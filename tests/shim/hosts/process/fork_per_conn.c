@@ -5,6 +5,7 @@
 #include "../host.h"
 
 int main(int argc, char **argv) {
+  if (argc < 3) die("usage: fork_per_conn PORT MODE");
   int lfd = listen_on(atoi(argv[1]));
   const char *mode = argv[2];
   ready();
