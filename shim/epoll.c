@@ -58,6 +58,7 @@ typedef struct ep_ent {
 
 struct ep_set {
   pthread_mutex_t lock;
+  atomic_int refs; /* the table's, and each call using it */
   int epfd;
   ep_ent *ents;
   size_t cap;
@@ -73,6 +74,19 @@ static size_t sets_cap;
 static pthread_mutex_t sets_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_ullong gen_counter, call_counter;
 
+static void set_free(ep_set *s) {
+  if (s->wake_fd >= 0) real.close(s->wake_fd);
+  free(s->ents);
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+/* set_put drops a reference taken by get_set (or the table's). */
+static void set_put(ep_set *s) {
+  if (s && atomic_fetch_sub(&s->refs, 1) == 1) set_free(s);
+}
+
+/* get_set returns the set of `epfd` with a reference (set_put), making it if asked. */
 static ep_set *get_set(int epfd, int create) {
   if (epfd < 0) return NULL;
   pthread_mutex_lock(&sets_mu);
@@ -93,13 +107,34 @@ static ep_set *get_set(int epfd, int create) {
       s->epfd = epfd;
       s->wake_fd = -1;
       s->next_deadline = INT64_MAX;
+      atomic_init(&s->refs, 1); /* the table's */
       sets[epfd] = s;
       if (fdtab && (size_t)epfd < fdtab_cap) fdtab[epfd].epset = 1;
     }
   }
 out:
+  if (s) atomic_fetch_add(&s->refs, 1);
   pthread_mutex_unlock(&sets_mu);
   return s;
+}
+
+/* sets_copy: every set, each with a reference (sets_release). */
+static ep_set **sets_copy(size_t *n) {
+  pthread_mutex_lock(&sets_mu);
+  *n = sets_cap;
+  ep_set **copy = sets_cap ? malloc(sets_cap * sizeof(*copy)) : NULL;
+  for (size_t i = 0; copy && i < sets_cap; i++) {
+    copy[i] = sets[i];
+    if (copy[i]) atomic_fetch_add(&copy[i]->refs, 1);
+  }
+  if (!copy) *n = 0;
+  pthread_mutex_unlock(&sets_mu);
+  return copy;
+}
+
+static void sets_release(ep_set **copy, size_t n) {
+  for (size_t i = 0; i < n; i++) set_put(copy[i]);
+  free(copy);
 }
 
 static int ensure_cap(ep_set *s, int fd) {
@@ -253,11 +288,21 @@ static int make_tls_reg(ep_set *s, int fd, tconn *tc, uint32_t events, epoll_dat
   return 0;
 }
 
+static int ctl(ep_set *s, int epfd, int op, int fd, struct epoll_event *ev);
+
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
   ENSURE(epoll_ctl);
   if (!cfg.active || fd < 0 || shim_foreign()) return real.epoll_ctl(epfd, op, fd, ev);
   ep_set *s = get_set(epfd, 1);
   if (!s) return real.epoll_ctl(epfd, op, fd, ev);
+  int rc = ctl(s, epfd, op, fd, ev);
+  int e = errno;
+  set_put(s);
+  errno = e;
+  return rc;
+}
+
+static int ctl(ep_set *s, int epfd, int op, int fd, struct epoll_event *ev) {
   tconn *tc = tc_get(fd);
   int rc;
   if (op == EPOLL_CTL_DEL) {
@@ -374,11 +419,8 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
  * EPOLL_CTL_ADD): its registrations switch to the emulated kind. */
 void epoll_fd_became_tls(int fd) {
   if (!sets || !fdtab || fd < 0 || (size_t)fd >= fdtab_cap || !fdtab[fd].epolled) return;
-  pthread_mutex_lock(&sets_mu);
-  size_t n = sets_cap;
-  ep_set **copy = malloc(n * sizeof(*copy));
-  if (copy) memcpy(copy, sets, n * sizeof(*copy));
-  pthread_mutex_unlock(&sets_mu);
+  size_t n;
+  ep_set **copy = sets_copy(&n);
   for (size_t i = 0; copy && i < n; i++) {
     ep_set *s = copy[i];
     if (!s) continue;
@@ -394,7 +436,7 @@ void epoll_fd_became_tls(int fd) {
         make_tls_reg(s, fd, tc, e.events, e.data) != 0)
       tc_put(tc);
   }
-  free(copy);
+  sets_release(copy, n);
 }
 
 /* epoll_fd_left_tls: a connect to a target failed, the fd is a plain socket again: its
@@ -433,11 +475,8 @@ void epoll_fd_closed(int fd) {
   if (!member && !is_set) return; /* the common case: no lock */
   if (member) {
     fdtab[fd].epolled = 0;
-    pthread_mutex_lock(&sets_mu);
-    size_t n = sets_cap;
-    ep_set **copy = malloc(n * sizeof(*copy));
-    if (copy) memcpy(copy, sets, n * sizeof(*copy));
-    pthread_mutex_unlock(&sets_mu);
+    size_t n;
+    ep_set **copy = sets_copy(&n);
     for (size_t i = 0; copy && i < n; i++) {
       ep_set *s = copy[i];
       if (!s) continue;
@@ -464,7 +503,7 @@ void epoll_fd_closed(int fd) {
       }
       tc_put(rt);
     }
-    free(copy);
+    sets_release(copy, n);
   }
   if (is_set) {
     pthread_mutex_lock(&sets_mu);
@@ -476,15 +515,19 @@ void epoll_fd_closed(int fd) {
     for (size_t i = 0;;) { /* drop every TLS registration (connection lock first) */
       pthread_mutex_lock(&s->lock);
       ep_reg *r = NULL;
+      size_t at = 0;
       for (; i < s->cap && !r; i++)
-        if (s->ents[i].kind == 2) r = s->ents[i].reg;
+        if (s->ents[i].kind == 2) {
+          r = s->ents[i].reg;
+          at = i;
+        }
       tconn *rt = r ? r->tc : NULL;
       if (rt) atomic_fetch_add(&rt->refs, 1);
       pthread_mutex_unlock(&s->lock);
       if (!r) break;
       pthread_mutex_lock(&rt->lock);
       pthread_mutex_lock(&s->lock);
-      int still = (size_t)r->fd < s->cap && s->ents[r->fd].reg == r;
+      int still = at < s->cap && s->ents[at].reg == r;
       if (still) unlink_reg(r);
       pthread_mutex_unlock(&s->lock);
       pthread_mutex_unlock(&rt->lock);
@@ -494,10 +537,7 @@ void epoll_fd_closed(int fd) {
       }
       tc_put(rt);
     }
-    if (s->wake_fd >= 0) real.close(s->wake_fd);
-    free(s->ents);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    set_put(s); /* the table's reference: freed once no call uses it */
   }
 }
 
@@ -509,8 +549,15 @@ typedef struct out_list {
   uint64_t call;
 } out_list;
 
+/* still_reg: r is still the registration of fd in s (set lock held). r may have been freed: it is
+ * only compared until the set says it is alive; then its generation rules out a reuse. */
+static int still_reg(ep_set *s, ep_reg *r, int fd, uint64_t gen) {
+  return fd >= 0 && (size_t)fd < s->cap && s->ents[fd].reg == r && r->gen == gen;
+}
+
 /* evaluate runs one TLS registration: tc pinned, no lock held. Reports into `o`. */
-static void evaluate(ep_set *s, ep_reg *r, uint64_t gen, tconn *tc, uint32_t kev, out_list *o) {
+static void evaluate(ep_set *s, ep_reg *r, int fd, uint64_t gen, tconn *tc, uint32_t kev,
+                     out_list *o) {
   pthread_mutex_lock(&tc->lock);
   if (kev & EPOLLIN) tc->k_in = 1;
   if (kev & EPOLLOUT) tc->k_out = 1;
@@ -518,7 +565,7 @@ static void evaluate(ep_set *s, ep_reg *r, uint64_t gen, tconn *tc, uint32_t kev
   if (kev & EPOLLHUP) tc->k_hup = tc->k_in = 1;
   if (kev & EPOLLERR) tc->k_err = tc->k_in = 1;
   pthread_mutex_lock(&s->lock);
-  int valid = (size_t)r->fd < s->cap && s->ents[r->fd].reg == r && r->gen == gen;
+  int valid = still_reg(s, r, fd, gen);
   uint32_t events = valid ? r->events : 0;
   int disarmed = valid ? r->disarmed : 1;
   pthread_mutex_unlock(&s->lock);
@@ -531,7 +578,7 @@ static void evaluate(ep_set *s, ep_reg *r, uint64_t gen, tconn *tc, uint32_t kev
   uint32_t got = (uint16_t)tc_ready_locked(tc, want) & (events | EPOLLERR | EPOLLHUP);
   int64_t deadline = tc_deadline_locked(tc);
   pthread_mutex_lock(&s->lock);
-  if ((size_t)r->fd < s->cap && s->ents[r->fd].reg == r && r->gen == gen && !r->disarmed) {
+  if (still_reg(s, r, fd, gen) && !r->disarmed) {
     set_timed(s, r, deadline);
     if (got) {
       if (r->call_id == o->call) { /* already reported by this call: merge */
@@ -605,7 +652,7 @@ static int kernel_events(ep_set *s, int epfd, int t, const sigset_t *mask, out_l
     tconn *tc = r->tc;
     atomic_fetch_add(&tc->refs, 1);
     pthread_mutex_unlock(&s->lock);
-    evaluate(s, r, gen, tc, kev[i].events, o);
+    evaluate(s, r, fd, gen, tc, kev[i].events, o);
     tc_put(tc);
   }
   return got;
@@ -627,7 +674,7 @@ static void listed_events(ep_set *s, out_list *o) {
   s->rhead = s->rtail = NULL;
   int nb = 0;
   for (ep_reg *r = batch; r; r = r->rnext) nb++;
-  struct pend { ep_reg *r; uint64_t gen; tconn *tc; } stackp[64], *pend = stackp;
+  struct pend { ep_reg *r; int fd; uint64_t gen; tconn *tc; } stackp[64], *pend = stackp;
   if (nb > 64 && !(pend = malloc((size_t)nb * sizeof(*pend)))) {
     pend = stackp;
     nb = 64;
@@ -638,6 +685,7 @@ static void listed_events(ep_set *s, out_list *o) {
     r->queued = 0;
     if (k < nb) {
       pend[k].r = r;
+      pend[k].fd = r->fd;
       pend[k].gen = r->gen;
       pend[k].tc = r->tc;
       atomic_fetch_add(&r->tc->refs, 1);
@@ -648,11 +696,14 @@ static void listed_events(ep_set *s, out_list *o) {
   }
   pthread_mutex_unlock(&s->lock);
   for (int i = 0; i < k; i++) {
-    evaluate(s, pend[i].r, pend[i].gen, pend[i].tc, 0, o);
+    evaluate(s, pend[i].r, pend[i].fd, pend[i].gen, pend[i].tc, 0, o);
     tc_put(pend[i].tc);
   }
   if (pend != stackp) free(pend);
 }
+
+static int wait_set(ep_set *s, int epfd, struct epoll_event *events, int max, int timeout,
+                    const sigset_t *mask);
 
 static int epoll_core(int epfd, struct epoll_event *events, int max, int timeout,
                       const sigset_t *mask) {
@@ -660,6 +711,15 @@ static int epoll_core(int epfd, struct epoll_event *events, int max, int timeout
   if (!s)
     return mask ? real.epoll_pwait(epfd, events, max, timeout, mask)
                 : real.epoll_wait(epfd, events, max, timeout);
+  int n = wait_set(s, epfd, events, max, timeout, mask);
+  int e = errno;
+  set_put(s);
+  errno = e;
+  return n;
+}
+
+static int wait_set(ep_set *s, int epfd, struct epoll_event *events, int max, int timeout,
+                    const sigset_t *mask) {
   int64_t end = shim_now_ms() + (timeout > 0 ? timeout : 0);
   out_list o = {.ev = events, .n = 0, .max = max};
   for (;;) {
@@ -709,7 +769,7 @@ int epoll_create(int size) {
   if (fd >= 0 && !shim_foreign()) {
     fdtab_drop_stale(fd);
     epoll_fd_closed(fd); /* a set left under that number by a close we did not see */
-    if (cfg.active) get_set(fd, 1); /* a thread may wait on it before anything is added */
+    if (cfg.active) set_put(get_set(fd, 1)); /* a thread may wait on it before anything is added */
   }
   return fd;
 }
@@ -720,7 +780,7 @@ int epoll_create1(int flags) {
   if (fd >= 0 && !shim_foreign()) {
     fdtab_drop_stale(fd);
     epoll_fd_closed(fd);
-    if (cfg.active) get_set(fd, 1);
+    if (cfg.active) set_put(get_set(fd, 1));
   }
   return fd;
 }

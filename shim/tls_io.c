@@ -213,12 +213,12 @@ void flush_locked(tconn *tc) {
  * the connection then goes on through a private dup). Returns 0, EINTR or EAGAIN. */
 static int wait_out(tconn *tc, int64_t *end) {
   int fd = tc->io_fd;
-  if (*end < 0) {
+  if (*end < 0) { /* the host's call started at -*end - 1 (see send_blocking) */
     struct timeval tv = {0, 0};
     socklen_t tl = sizeof(tv);
     getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl);
     int64_t ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-    *end = ms > 0 ? shim_now_ms() + ms : INT64_MAX;
+    *end = ms > 0 ? (-*end - 1) + ms : INT64_MAX;
   }
   int64_t left = *end == INT64_MAX ? -1 : *end - shim_now_ms();
   if (*end != INT64_MAX && left <= 0) return EAGAIN;
@@ -239,8 +239,8 @@ static int wait_out(tconn *tc, int64_t *end) {
  * that do not block, under the lock, and wait_out between them. Returns 0 when all is sent, or the
  * errno that stopped it (what was not sent stays queued, first, and the service thread pushes
  * it). */
-static int send_blocking(tconn *tc, size_t progress) {
-  int64_t end = -1;
+static int send_blocking(tconn *tc, size_t progress, int64_t *end_) {
+  int64_t mine = -shim_now_ms() - 1, *end = end_ ? end_ : &mine;
   while (tc->olen > 0 && !tc->werr) {
     if (tc->sending) { /* another thread is sending the head: wait for it */
       struct pollfd p = {.fd = tc->io_fd, .events = POLLOUT};
@@ -256,7 +256,7 @@ static int send_blocking(tconn *tc, size_t progress) {
     if (progress) {
       flush_locked(tc);
       if (!tc->olen || tc->werr) break;
-      int e = wait_out(tc, &end);
+      int e = wait_out(tc, end);
       if (e) {
         svc_arm_locked(tc);
         return e;
@@ -513,7 +513,7 @@ static int wait_in(tconn *tc, int64_t deadline, int host_timeout) {
     if (tc->shut_wr && !tc->notify_sent) close_when_up(tc);
   }
   if (tc->olen) {
-    int e = send_blocking(tc, 0);
+    int e = send_blocking(tc, 0, NULL);
     if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) return e;
   }
   int fd = tc->io_fd;
@@ -840,6 +840,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
     goto out;
   }
   int nb = nonblocking(tc, flags);
+  int64_t send_end = -shim_now_ms() - 1; /* SO_SNDTIMEO counts from the start of this call */
   for (;;) { /* until the session is up (or decided plaintext) */
     if (tc->state == ST_FAILED) {
       errno = tc->ferr;
@@ -867,7 +868,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
       int fd = tc->io_fd;
       if (tc->olen) { /* the banner written while undecided goes first */
         flush_locked(tc);
-        int e = tc->olen ? (nb ? EAGAIN : send_blocking(tc, 0)) : 0;
+        int e = tc->olen ? (nb ? EAGAIN : send_blocking(tc, 0, NULL)) : 0;
         if (e) {
           errno = e;
           goto out;
@@ -930,7 +931,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
     if (tc->olen) svc_arm_locked(tc);
   } else {
     if (tc->olen) { /* output from before: the kernel must take it before new bytes */
-      int e = send_blocking(tc, pre);
+      int e = send_blocking(tc, pre, &send_end);
       if (e && !pre) {
         errno = e;
         goto out;
@@ -951,7 +952,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
       }
       written += done;
       /* blocking: the bytes reach the kernel before we return */
-      int e = send_blocking(tc, pre + written - done);
+      int e = send_blocking(tc, pre + written - done, &send_end);
       if (e || done < chunk) break; /* interrupted or timed out: the count so far, as the kernel */
     }
   }

@@ -416,4 +416,30 @@ for mode in ("exit", "_exit"):
                       [host_exe("exit_with_open_conn"), "{port}", mode, "{dir}/exit-count"],
                       "server", slow_reader(0.3), connections=1))
 
+# fd_passing: where a connection's fd could reach another program raw, the shim fails closed —
+# documented differences (README, "Processes"); the rest must match the kernel.
+FD_LIMIT = "a TLS connection cannot be passed raw to another program"
+cases += [
+    Case("fd_passing_getfd", [host_exe("fd_passing"), "{port}", "getfd"], "server",
+         sequential_lines(1), connections=1),
+    Case("fd_passing_stdout", [host_exe("fd_passing"), "{port}", "stdout"], "server",
+         sequential_lines(1), connections=1),
+    Case("fd_passing_closefrom", [host_exe("fd_passing"), "{port}", "closefrom"], "server",
+         sequential_lines(1), connections=1),
+    Case("fd_passing_system", [host_exe("fd_passing"), "{port}", "system"], "server",
+         sequential_lines(1), connections=1,
+         differs=[("host", r"system: exit 0", r"system: exit [12]", FD_LIMIT),
+                  ("peer", r"from the shell\\nfrom the server", r"b'from the server\\n'",
+                   FD_LIMIT)]),
+    Case("fd_passing_spawn", [host_exe("fd_passing"), "{port}", "spawn"], "server",
+         sequential_lines(1), connections=1, expect_log=[r"posix_spawn: refusing"],
+         differs=[("host", r"adddup2\(conn, 1\): 0", r"adddup2\(conn, 1\): EPERM", FD_LIMIT),
+                  ("host", r"posix_spawn: 0", r"posix_spawn: not run", FD_LIMIT),
+                  ("peer", r"from a spawned program\\nspawn", r"b'spawn", FD_LIMIT)]),
+    Case("fd_passing_scm", [host_exe("fd_passing"), "{port}", "scm"], "server",
+         sequential_lines(1), connections=1, expect_log=[r"SCM_RIGHTS"],
+         differs=[("host", r"sendmsg\(SCM_RIGHTS, conn\): 1", r"sendmsg\(SCM_RIGHTS, conn\): -1 EPERM",
+                   FD_LIMIT)]),
+]
+
 run_cases(cases)
