@@ -292,7 +292,7 @@ static int ctl(ep_set *s, int epfd, int op, int fd, struct epoll_event *ev);
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
   ENSURE(epoll_ctl);
-  if (!cfg.active || fd < 0 || shim_foreign()) return real.epoll_ctl(epfd, op, fd, ev);
+  if (!cfg.active || fd < 0) return real.epoll_ctl(epfd, op, fd, ev);
   ep_set *s = get_set(epfd, 1);
   if (!s) return real.epoll_ctl(epfd, op, fd, ev);
   int rc = ctl(s, epfd, op, fd, ev);
@@ -707,7 +707,7 @@ static int wait_set(ep_set *s, int epfd, struct epoll_event *events, int max, in
 
 static int epoll_core(int epfd, struct epoll_event *events, int max, int timeout,
                       const sigset_t *mask) {
-  ep_set *s = cfg.active && max > 0 && !shim_foreign() ? get_set(epfd, 1) : NULL;
+  ep_set *s = cfg.active && max > 0 ? get_set(epfd, 1) : NULL;
   if (!s)
     return mask ? real.epoll_pwait(epfd, events, max, timeout, mask)
                 : real.epoll_wait(epfd, events, max, timeout);

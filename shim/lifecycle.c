@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 
 #include "shim.h"
 
@@ -86,8 +87,16 @@ int accept4(int lfd, struct sockaddr *addr, socklen_t *len, int flags) {
     if (fd >= 0 && fdtab && !shim_foreign()) fdtab_drop_stale(fd);
     return fd;
   }
-  return after_accept(real.accept4(lfd, addr, len, flags | SOCK_CLOEXEC), 1,
-                      (flags & SOCK_CLOEXEC) != 0);
+  int fd = after_accept(real.accept4(lfd, addr, len, flags | SOCK_CLOEXEC), 1,
+                        (flags & SOCK_CLOEXEC) != 0);
+  if (fd >= 0 && (flags & SOCK_NONBLOCK)) {
+    tconn *tc = tc_get(fd);
+    if (tc) {
+      tc->nb_known = 2;
+      tc_put(tc);
+    }
+  }
+  return fd;
 }
 
 int socket(int domain, int type, int protocol) {
@@ -373,6 +382,15 @@ static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, va_list ap) {
       if (r == 0 && !(v & FD_CLOEXEC)) fdtab[fd].placed_gen = shim_fork_gen;
       return r;
     }
+    case F_SETFL: {
+      int r = fn(fd, cmd, arg);
+      tconn *tc = tc_get(fd);
+      if (tc) { /* the cached O_NONBLOCK follows the host's change */
+        tc->nb_known = r == 0 && ((int)(intptr_t)arg & O_NONBLOCK) ? 2 : 0;
+        tc_put(tc);
+      }
+      return r;
+    }
     default:
       return fn(fd, cmd, arg);
   }
@@ -408,6 +426,9 @@ int ioctl(int fd, unsigned long req, ...) {
   if (req == FIONREAD && arg && tc->state != ST_PLAIN) { /* plaintext bytes, as nginx expects */
     *(int *)arg = (int)tc_readable_bytes(tc);
     r = 0;
+  } else if (req == FIONBIO) {
+    r = real.ioctl(fd, req, arg);
+    tc->nb_known = r == 0 && arg && *(int *)arg ? 2 : 0;
   } else if (req == FIOCLEX || req == FIONCLEX) {
     fdtab[fd].cloexec = req == FIOCLEX;
     if (req == FIONCLEX) fdtab[fd].placed_gen = shim_fork_gen;
@@ -421,12 +442,38 @@ int ioctl(int fd, unsigned long req, ...) {
   return r;
 }
 
+/* setsockopt(TCP_CORK) on a TLS fd is emulated: the shim holds the plaintext and seals it as one
+ * record at the uncork (tls_io.c); the kernel's socket is not corked. */
+int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
+  static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
+  if (!real_setsockopt)
+    real_setsockopt = (int (*)(int, int, int, const void *, socklen_t))dlsym(RTLD_NEXT, "setsockopt");
+  if (level == IPPROTO_TCP && name == TCP_CORK && val && len >= (socklen_t)sizeof(int)) {
+    tconn *tc = tc_get(fd);
+    if (tc) {
+      tc_set_cork(tc, *(const int *)val != 0);
+      tc_put(tc);
+      return 0;
+    }
+  }
+  return real_setsockopt(fd, level, name, val, len);
+}
+
 /* getsockopt(SO_ERROR) on a TLS fd: an error the shim's own call took from the kernel (a reset seen
- * while reading for the host) is still the host's to read, once. */
+ * while reading for the host) is still the host's to read, once. TCP_CORK: the host's own value. */
 int getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
   static int (*real_getsockopt)(int, int, int, void *, socklen_t *);
   if (!real_getsockopt)
     real_getsockopt = (int (*)(int, int, int, void *, socklen_t *))dlsym(RTLD_NEXT, "getsockopt");
+  if (level == IPPROTO_TCP && name == TCP_CORK && val && len && *len >= sizeof(int)) {
+    tconn *tc = tc_get(fd);
+    if (tc) {
+      *(int *)val = tc->corked;
+      *len = sizeof(int);
+      tc_put(tc);
+      return 0;
+    }
+  }
   if (level == SOL_SOCKET && name == SO_ERROR && val && len && *len >= sizeof(int)) {
     tconn *tc = tc_get(fd);
     if (tc) {

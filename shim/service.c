@@ -23,6 +23,7 @@ static int svc_ep = -1, svc_wake = -1;
 static int running;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* start-up and the linger list */
 static tconn *lingering;
+static tconn *corked; /* connections holding corked bytes, with a deadline */
 static char wake_marker;
 
 static void *loop(void *arg);
@@ -108,6 +109,19 @@ void svc_linger_locked(tconn *tc) {
   if (real.write(svc_wake, &one, sizeof(one)) < 0) {} /* recompute the timeout */
 }
 
+/* svc_cork_timer_locked: tc holds corked bytes; at cork_deadline_ms they go out (tc->lock held). */
+void svc_cork_timer_locked(tconn *tc) {
+  if (tc->cork_listed || ensure_started()) return;
+  atomic_fetch_add(&tc->refs, 1);
+  tc->cork_listed = 1;
+  pthread_mutex_lock(&mu);
+  tc->cork_next = corked;
+  corked = tc;
+  pthread_mutex_unlock(&mu);
+  uint64_t one = 1;
+  if (real.write(svc_wake, &one, sizeof(one)) < 0) {}
+}
+
 /* svc_forget_locked drops tc's registration (its fd is about to change or close). */
 void svc_forget_locked(tconn *tc) {
   if (!tc->svc_reg) return;
@@ -168,6 +182,12 @@ static void *loop(void *arg) {
   for (;;) {
     pthread_mutex_lock(&mu);
     int timeout = lingering ? TICK_MS : -1;
+    int64_t now = shim_now_ms();
+    for (tconn *t = corked; t; t = t->cork_next) {
+      int64_t d = t->cork_deadline_ms - now;
+      if (d < 0) d = 0;
+      if (timeout < 0 || d < timeout) timeout = (int)d;
+    }
     pthread_mutex_unlock(&mu);
     int n = real.epoll_wait(svc_ep, evs, 64, timeout);
     for (int i = 0; i < n; i++) {
@@ -179,6 +199,28 @@ static void *loop(void *arg) {
       tconn *tc = evs[i].data.ptr; /* alive: the registration holds a reference */
       pthread_mutex_lock(&tc->lock);
       work(tc);
+    }
+    /* corked bytes held 200 ms go out, as the kernel sends them (the host's cork stays on) */
+    tconn *due_cork[64];
+    int nc = 0;
+    pthread_mutex_lock(&mu);
+    int64_t now2 = shim_now_ms();
+    for (tconn **pp = &corked; *pp && nc < 64;) {
+      tconn *t = *pp;
+      if (t->cork_deadline_ms <= now2) {
+        *pp = t->cork_next;
+        due_cork[nc++] = t; /* its list reference comes with it */
+      } else {
+        pp = &t->cork_next;
+      }
+    }
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < nc; i++) {
+      pthread_mutex_lock(&due_cork[i]->lock);
+      due_cork[i]->cork_listed = 0;
+      tc_uncork_locked(due_cork[i]);
+      pthread_mutex_unlock(&due_cork[i]->lock);
+      tc_put(due_cork[i]);
     }
     /* deadlines of lingering connections (handshake, optional-mode decision, the linger limit) */
     tconn *due[64];
@@ -208,4 +250,5 @@ void svc_after_fork_child(void) {
   svc_ep = svc_wake = -1;
   running = 0;
   lingering = NULL; /* the parent's: their private fds were closed here (fdtable.c) */
+  corked = NULL;
 }

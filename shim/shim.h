@@ -192,6 +192,17 @@ typedef struct tconn {
   int fin_pending;   /* the host's FIN (shutdown SHUT_WR) goes to the kernel once all is sent */
   int reset;         /* the kernel reported the connection reset (or timed out) to our call */
   int soerr;         /* that error, owed to the host's next call or getsockopt(SO_ERROR) */
+  uint8_t nb_known;   /* 2: the file is known non-blocking (our F_SETFL/FIONBIO/accept4 say so) */
+  /* TCP_CORK / MSG_MORE, emulated: plaintext held to go out in one record at the uncork */
+  uint8_t corked;     /* the host's TCP_CORK */
+  unsigned char *cbuf;
+  size_t clen;
+  int64_t cork_deadline_ms; /* the kernel sends corked data after 200 ms: so do we */
+  struct tconn *cork_next;
+  int cork_listed;
+  /* bytes read from the socket ahead of the engine's need (one recv per record, not two) */
+  unsigned char *ra;
+  size_t ralen, raoff;
   /* what the kernel last said about the socket (epoll: edges; cleared when a call gets EAGAIN) */
   uint8_t k_in, k_out, k_rdhup, k_hup, k_err;
   ep_reg *regs;      /* epoll registrations of this connection */
@@ -289,6 +300,8 @@ HIDDEN void flush_locked(tconn *tc);
 HIDDEN void tc_flush_blocking(tconn *tc, int64_t deadline_ms);
 HIDDEN int tc_finish_blocking(tconn *tc, int64_t deadline_ms);
 HIDDEN int tc_take_soerr(tconn *tc);
+HIDDEN void tc_set_cork(tconn *tc, int on);
+HIDDEN void tc_uncork_locked(tconn *tc);
 HIDDEN void tc_mark_failed(tconn *tc);
 HIDDEN const char *tc_peer(tconn *tc);
 HIDDEN void tconn_free_engine(tconn *tc);
@@ -312,6 +325,7 @@ HIDDEN void svc_arm_locked(tconn *tc);    /* residue to push without the host's 
 HIDDEN void svc_linger_locked(tconn *tc); /* a closed connection still has work: finish it */
 HIDDEN void svc_forget_locked(tconn *tc); /* before tc's io_fd changes or closes */
 HIDDEN void svc_after_fork_child(void);
+HIDDEN void svc_cork_timer_locked(tconn *tc); /* corked bytes go out at cork_deadline_ms */
 
 /* ---- process.c: fork, exit; exec.c: exec and spawn; stdio.c. ---- */
 HIDDEN void process_drain_at_exit(int flush_stdio);

@@ -42,8 +42,13 @@ int shim_fd_nonblocking(int fd) {
   return fl >= 0 && (fl & O_NONBLOCK);
 }
 
+/* nonblocking: is this call non-blocking? A file known non-blocking (set through our fcntl or
+ * ioctl, or accepted with SOCK_NONBLOCK) costs no syscall; otherwise the kernel is asked. */
 static int nonblocking(tconn *tc, int flags) {
-  return (flags & MSG_DONTWAIT) || shim_fd_nonblocking(tc->io_fd);
+  if ((flags & MSG_DONTWAIT) || tc->nb_known == 2) return 1;
+  if (!shim_fd_nonblocking(tc->io_fd)) return 0;
+  tc->nb_known = 2;
+  return 1;
 }
 
 /* ---- peer name for log lines (computed on first use: no syscall per connection) ---- */
@@ -73,7 +78,10 @@ void tconn_free_engine(tconn *tc) {
   free(tc->rbuf);
   free(tc->pbuf);
   free(tc->obuf);
-  tc->rbuf = tc->pbuf = tc->obuf = NULL;
+  free(tc->cbuf);
+  free(tc->ra);
+  tc->rbuf = tc->pbuf = tc->obuf = tc->cbuf = tc->ra = NULL;
+  tc->clen = tc->ralen = tc->raoff = 0;
   tc->rlen = tc->plen = tc->olen = tc->ocap = 0;
 }
 
@@ -100,11 +108,49 @@ static void transport_error(tconn *tc, int e) {
   tc->k_err = tc->k_hup = tc->k_rdhup = tc->k_in = 1;
 }
 
+#define RA_SIZE (16384 + 512)
+
 static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
   tconn *tc = arg;
   if (tc->io_fd < 0 || !may_io(tc)) return SLI_E_IO;
+  if (tc->ralen) { /* read ahead by the last call */
+    size_t n = len < tc->ralen ? len : tc->ralen;
+    memcpy(buf, tc->ra + tc->raoff, n);
+    tc->raoff += n;
+    tc->ralen -= n;
+    if (!tc->ralen) {
+      free(tc->ra);
+      tc->ra = NULL;
+      tc->raoff = 0;
+    }
+    return (ssize_t)n;
+  }
   for (;;) {
-    ssize_t r = real.recv(tc->io_fd, buf, len, MSG_DONTWAIT);
+    /* The engine asks for a record header, then its body: one recv of up to a record fetches both
+     * (the rest waits in `ra`, freed once taken). */
+    unsigned char *into = buf;
+    size_t want = len;
+    if (len < 4096 && (tc->ra || (tc->ra = malloc(RA_SIZE)))) {
+      into = tc->ra;
+      want = RA_SIZE;
+    }
+    ssize_t r = real.recv(tc->io_fd, into, want, MSG_DONTWAIT);
+    if (r > 0 && into != buf) {
+      size_t n = len < (size_t)r ? len : (size_t)r;
+      memcpy(buf, into, n);
+      tc->raoff = n;
+      tc->ralen = (size_t)r - n;
+      if (!tc->ralen) {
+        free(tc->ra);
+        tc->ra = NULL;
+        tc->raoff = 0;
+      }
+      return (ssize_t)n;
+    }
+    if (into != buf && r <= 0) {
+      free(tc->ra);
+      tc->ra = NULL;
+    }
     if (r > 0) return r;
     if (r == 0) {
       tc->peer_closed = 1;
@@ -812,6 +858,69 @@ ssize_t tc_readv(tconn *tc, const struct iovec *iov, int n, int flags) {
 
 /* ---- writes ---- */
 
+/* ---- TCP_CORK and MSG_MORE ----
+ * The kernel holds corked data until the host uncorks (or 200 ms pass) and sends it in full
+ * segments; the shim holds the plaintext and sends it in full records: nginx's headers and a small
+ * file (tcp_nopush) go out as one record, one AEAD seal, one send. */
+#define CORK_MAX 16384
+
+/* cork_seal encrypts what the cork holds (lock held); 0 or the engine's error code. */
+static int cork_seal(tconn *tc) {
+  size_t off = 0;
+  int rc = 0;
+  while (off < tc->clen) {
+    ssize_t n = sli_conn_write(tc->conn, tc->cbuf + off, tc->clen - off);
+    if (n <= 0) {
+      rc = (int)n;
+      break;
+    }
+    off += (size_t)n;
+  }
+  free(tc->cbuf);
+  tc->cbuf = NULL;
+  tc->clen = 0;
+  return rc;
+}
+
+void tc_uncork_locked(tconn *tc) {
+  if (!tc->clen || tc->state != ST_TLS || !sli_conn_is_secured(tc->conn)) return;
+  int rc = cork_seal(tc);
+  if (rc && rc != SLI_E_CLOSED && !tc->werr) fail(tc, rc);
+  flush_locked(tc);
+  if (tc->olen) svc_arm_locked(tc);
+}
+
+/* tc_set_cork: the host's setsockopt(TCP_CORK) on a TLS fd (the kernel's socket is not corked:
+ * the shim holds plaintext instead, and sends it when the host uncorks). */
+void tc_set_cork(tconn *tc, int on) {
+  pthread_mutex_lock(&tc->lock);
+  tc->corked = (uint8_t)(on != 0);
+  if (!on) tc_uncork_locked(tc);
+  pthread_mutex_unlock(&tc->lock);
+}
+
+/* cork_take holds `len` bytes while corked (lock held); full records are sealed as they fill. */
+static int cork_take(tconn *tc, const void *buf, size_t len) {
+  const unsigned char *p = buf;
+  while (len) {
+    if (!tc->cbuf && !(tc->cbuf = malloc(CORK_MAX))) return SLI_E_NOMEM;
+    size_t n = CORK_MAX - tc->clen < len ? CORK_MAX - tc->clen : len;
+    memcpy(tc->cbuf + tc->clen, p, n);
+    tc->clen += n;
+    p += n;
+    len -= n;
+    if (tc->clen == CORK_MAX) {
+      int rc = cork_seal(tc);
+      if (rc) return rc;
+    }
+  }
+  if (tc->clen && !tc->cork_listed) {
+    tc->cork_deadline_ms = shim_now_ms() + 200;
+    svc_cork_timer_locked(tc);
+  }
+  return 0;
+}
+
 /* write_error: the errno for a failed engine write. A transport error (the kernel refused our
  * send: EPIPE, ECONNRESET) is the kernel's answer and leaves reading alone, as on a plain socket. */
 static int write_error(tconn *tc, ssize_t n) {
@@ -909,6 +1018,37 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
   if (len == 0) {
     ret = 0;
     goto out;
+  }
+  if (tc->corked || (flags & MSG_MORE) || tc->clen) {
+    int hold = tc->corked || (flags & MSG_MORE);
+    if (nb && tc->olen) {
+      flush_locked(tc);
+      if (tc->olen && !all) { /* the kernel is full */
+        svc_arm_locked(tc);
+        errno = EAGAIN;
+        goto out;
+      }
+    }
+    if (hold || tc->clen + len <= CORK_MAX) { /* held, or sent with what was held: one record */
+      int rc = cork_take(tc, buf, len);
+      if (rc) {
+        errno = write_error(tc, rc);
+        goto out;
+      }
+      if (!hold) tc_uncork_locked(tc);
+      flush_locked(tc);
+      if (tc->olen) {
+        if (!nb && !hold) {
+          int e = send_blocking(tc, pre, &send_end);
+          (void)e; /* accepted: what the kernel did not take goes in the background */
+        }
+        svc_arm_locked(tc);
+      }
+      ret = (ssize_t)(pre + len);
+      errno = saved;
+      goto out;
+    }
+    tc_uncork_locked(tc); /* held bytes first, then these */
   }
   if (nb) {
     flush_locked(tc);
@@ -1010,7 +1150,8 @@ short tc_ready_locked(tconn *tc, short want) {
   short r = 0;
   int up = tc->state == ST_TLS && sli_conn_is_secured(tc->conn);
   if (want & POLLIN) {
-    if (up && !tc->rlen && !tc->reof && !sli_conn_pending(tc->conn) && tc->k_in) fill_rbuf(tc);
+    if (up && !tc->rlen && !tc->reof && !sli_conn_pending(tc->conn) && (tc->k_in || tc->ralen))
+      fill_rbuf(tc);
     if (tc->reset) return tc_ready_locked(tc, want);
     if (tc->rlen || tc->reof || (up && sli_conn_pending(tc->conn))) r |= POLLIN;
     if (tc->state == ST_FAILED) r |= POLLIN;
@@ -1107,6 +1248,7 @@ static void close_when_up(tconn *tc) {
   if (tc->state != ST_TLS || !sli_conn_is_secured(tc->conn) || tc->notify_sent) return;
   if (tc->plen) pbuf_drain(tc);
   if (tc->plen) return;
+  if (tc->clen) tc_uncork_locked(tc); /* corked bytes go before the close */
   sli_conn_close(tc->conn);
   tc->notify_sent = 1;
   tc->fin_pending = 1;
@@ -1192,6 +1334,7 @@ int tc_finish_step_locked(tconn *tc) {
   if (tc->state == ST_SNIFF) return shim_now_ms() >= tc->sniff_deadline_ms;
   if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn) && !tc->notify_sent && !tc->werr) {
     if (tc->plen) pbuf_drain(tc);
+    if (tc->clen) tc_uncork_locked(tc);
     if (!tc->plen) {
       sli_conn_close(tc->conn);
       tc->notify_sent = tc->shut_wr = 1;

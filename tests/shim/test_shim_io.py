@@ -343,4 +343,34 @@ cases = [
          connections=1),
 ]
 
+
+# ---- TCP_CORK / MSG_MORE ----
+
+def cork_peer(mode):
+    def peer(ctx):
+        p = ctx.connect()
+        t0 = time.time()
+        p.send(b"go\n")
+        if mode == "big":
+            data, how = p.recv_all()
+            ctx.obs("got %s, end %s" % (same_bytes(data, big(7, 100000)), how))
+            return
+        first = p.recv(64, timeout=5)
+        dt = time.time() - t0
+        if mode == "timeout":  # the kernel flushes a cork after 200 ms
+            ctx.obs("first bytes %r after %s" % (first, "0.15..0.8 s" if 0.15 <= dt <= 0.8 else
+                                                  "%.3f s" % dt))
+        elif mode == "uncork":  # nothing before the uncork (100 ms after the writes)
+            ctx.obs("first bytes %r %s" % (first, "after the uncork" if dt >= 0.08 else
+                                            "too early (%.3f s)" % dt))
+        else:
+            ctx.obs("first bytes %r" % first)
+        rest, how = p.recv_all()
+        ctx.obs("then %r, end %s" % (rest, how))
+    return peer
+
+
+for mode in ("uncork", "timeout", "more", "big"):
+    cases.append(Case("cork_" + mode, io("cork", mode), "server", cork_peer(mode), connections=1))
+
 run_cases(cases)
