@@ -443,11 +443,10 @@ int ioctl(int fd, unsigned long req, ...) {
 }
 
 /* setsockopt(TCP_CORK) on a TLS fd is emulated: the shim holds the plaintext and seals it as one
- * record at the uncork (tls_io.c); the kernel's socket is not corked. */
+ * record at the uncork (tls_io.c); the kernel's socket is corked only while a corked transfer
+ * runs longer than a record. */
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
-  static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
-  if (!real_setsockopt)
-    real_setsockopt = (int (*)(int, int, int, const void *, socklen_t))dlsym(RTLD_NEXT, "setsockopt");
+  ENSURE(setsockopt);
   if (level == IPPROTO_TCP && name == TCP_CORK && val && len >= (socklen_t)sizeof(int)) {
     tconn *tc = tc_get(fd);
     if (tc) {
@@ -456,15 +455,13 @@ int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
       return 0;
     }
   }
-  return real_setsockopt(fd, level, name, val, len);
+  return real.setsockopt(fd, level, name, val, len);
 }
 
 /* getsockopt(SO_ERROR) on a TLS fd: an error the shim's own call took from the kernel (a reset seen
  * while reading for the host) is still the host's to read, once. TCP_CORK: the host's own value. */
 int getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
-  static int (*real_getsockopt)(int, int, int, void *, socklen_t *);
-  if (!real_getsockopt)
-    real_getsockopt = (int (*)(int, int, int, void *, socklen_t *))dlsym(RTLD_NEXT, "getsockopt");
+  ENSURE(getsockopt);
   if (level == IPPROTO_TCP && name == TCP_CORK && val && len && *len >= sizeof(int)) {
     tconn *tc = tc_get(fd);
     if (tc) {
@@ -486,5 +483,5 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len) {
       }
     }
   }
-  return real_getsockopt(fd, level, name, val, len);
+  return real.getsockopt(fd, level, name, val, len);
 }

@@ -14,7 +14,7 @@ static void resolve(void) {
   R(read); R(write); R(readv); R(writev); R(recv); R(send); R(recvfrom); R(sendto);
   R(recvmsg); R(sendmsg); R(sendfile); R(sendfile64); R(splice); R(socket); R(socketpair);
   R(accept); R(accept4); R(connect); R(bind); R(listen); R(close); R(close_range); R(closefrom);
-  R(shutdown); R(dup); R(dup2); R(dup3); R(fcntl); R(fcntl64); R(ioctl); R(poll); R(ppoll);
+  R(shutdown); R(setsockopt); R(getsockopt); R(dup); R(dup2); R(dup3); R(fcntl); R(fcntl64); R(ioctl); R(poll); R(ppoll);
   R(select); R(pselect); R(epoll_create); R(epoll_create1); R(epoll_ctl); R(epoll_wait);
   R(epoll_pwait);
   R(open); R(open64); R(openat); R(openat64); R(__open_2); R(__open64_2); R(__openat_2);

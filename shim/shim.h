@@ -53,6 +53,8 @@ typedef struct real_fns {
   int (*close_range)(unsigned int, unsigned int, int);
   void (*closefrom)(int);
   int (*shutdown)(int, int);
+  int (*setsockopt)(int, int, int, const void *, socklen_t);
+  int (*getsockopt)(int, int, int, void *, socklen_t *);
   int (*dup)(int);
   int (*dup2)(int, int);
   int (*dup3)(int, int, int);
@@ -195,6 +197,8 @@ typedef struct tconn {
   uint8_t nb_known;   /* 2: the file is known non-blocking (our F_SETFL/FIONBIO/accept4 say so) */
   /* TCP_CORK / MSG_MORE, emulated: plaintext held to go out in one record at the uncork */
   uint8_t corked;     /* the host's TCP_CORK */
+  uint8_t kcorked;    /* the kernel's socket corked by us: a corked transfer longer than a record
+                         then goes out in full segments, as the host's cork would make it */
   unsigned char *cbuf;
   size_t clen;
   int64_t cork_deadline_ms; /* the kernel sends corked data after 200 ms: so do we */

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "shim.h"
 
@@ -882,16 +884,26 @@ static int cork_seal(tconn *tc) {
   return rc;
 }
 
-void tc_uncork_locked(tconn *tc) {
-  if (!tc->clen || tc->state != ST_TLS || !sli_conn_is_secured(tc->conn)) return;
-  int rc = cork_seal(tc);
-  if (rc && rc != SLI_E_CLOSED && !tc->werr) fail(tc, rc);
-  flush_locked(tc);
-  if (tc->olen) svc_arm_locked(tc);
+/* kernel_cork: cork (or uncork) the kernel's socket too (lock held). */
+static void kernel_cork(tconn *tc, int on) {
+  if (tc->kcorked == on || tc->io_fd < 0) return;
+  real.setsockopt(tc->io_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+  tc->kcorked = (uint8_t)on;
 }
 
-/* tc_set_cork: the host's setsockopt(TCP_CORK) on a TLS fd (the kernel's socket is not corked:
- * the shim holds plaintext instead, and sends it when the host uncorks). */
+void tc_uncork_locked(tconn *tc) {
+  if (tc->clen && tc->state == ST_TLS && sli_conn_is_secured(tc->conn)) {
+    int rc = cork_seal(tc);
+    if (rc && rc != SLI_E_CLOSED && !tc->werr) fail(tc, rc);
+    flush_locked(tc);
+    if (tc->olen) svc_arm_locked(tc);
+  }
+  if (!tc->corked) kernel_cork(tc, 0); /* the segment the kernel held goes now */
+}
+
+/* tc_set_cork: the host's setsockopt(TCP_CORK) on a TLS fd. The shim holds plaintext instead and
+ * sends it when the host uncorks; the kernel's socket is corked only once a corked transfer fills
+ * a record (cork_take), so that a large file still leaves in full segments. */
 void tc_set_cork(tconn *tc, int on) {
   pthread_mutex_lock(&tc->lock);
   tc->corked = (uint8_t)(on != 0);
@@ -899,26 +911,32 @@ void tc_set_cork(tconn *tc, int on) {
   pthread_mutex_unlock(&tc->lock);
 }
 
-/* cork_take holds `len` bytes while corked (lock held); full records are sealed as they fill. */
-static int cork_take(tconn *tc, const void *buf, size_t len) {
+/* cork_take holds up to `len` bytes while corked (lock held); full records are sealed as they
+ * fill. With `stop_when_full`, it stops once the kernel took only part of a sealed record, as a
+ * non-blocking send stops when the socket is full. Returns the bytes taken, or an error code. */
+static ssize_t cork_take(tconn *tc, const void *buf, size_t len, int stop_when_full) {
   const unsigned char *p = buf;
-  while (len) {
-    if (!tc->cbuf && !(tc->cbuf = malloc(CORK_MAX))) return SLI_E_NOMEM;
-    size_t n = CORK_MAX - tc->clen < len ? CORK_MAX - tc->clen : len;
-    memcpy(tc->cbuf + tc->clen, p, n);
+  size_t took = 0;
+  while (took < len) {
+    if (!tc->cbuf && !(tc->cbuf = malloc(CORK_MAX))) return took ? (ssize_t)took : SLI_E_NOMEM;
+    size_t n = CORK_MAX - tc->clen < len - took ? CORK_MAX - tc->clen : len - took;
+    memcpy(tc->cbuf + tc->clen, p + took, n);
     tc->clen += n;
-    p += n;
-    len -= n;
+    took += n;
     if (tc->clen == CORK_MAX) {
+      /* longer than a record: let the kernel build full segments of our records as well (the
+       * short answer stays one record and costs no syscall) */
+      if (tc->corked) kernel_cork(tc, 1);
       int rc = cork_seal(tc);
-      if (rc) return rc;
+      if (rc) return took > n ? (ssize_t)(took - n) : rc;
+      if (stop_when_full && tc->olen) break;
     }
   }
   if (tc->clen && !tc->cork_listed) {
     tc->cork_deadline_ms = shim_now_ms() + 200;
     svc_cork_timer_locked(tc);
   }
-  return 0;
+  return (ssize_t)took;
 }
 
 /* write_error: the errno for a failed engine write. A transport error (the kernel refused our
@@ -1030,21 +1048,21 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
       }
     }
     if (hold || tc->clen + len <= CORK_MAX) { /* held, or sent with what was held: one record */
-      int rc = cork_take(tc, buf, len);
-      if (rc) {
-        errno = write_error(tc, rc);
+      ssize_t took = cork_take(tc, buf, len, nb && !all);
+      if (took < 0) {
+        errno = write_error(tc, took);
         goto out;
       }
       if (!hold) tc_uncork_locked(tc);
       flush_locked(tc);
       if (tc->olen) {
-        if (!nb && !hold) {
+        if (!nb) {
           int e = send_blocking(tc, pre, &send_end);
           (void)e; /* accepted: what the kernel did not take goes in the background */
         }
         svc_arm_locked(tc);
       }
-      ret = (ssize_t)(pre + len);
+      ret = (ssize_t)(pre + (size_t)took);
       errno = saved;
       goto out;
     }
