@@ -6,7 +6,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "peers"))
 from harness import BUILD, Proc, free_port  # noqa: E402,F401
 
 PRELOAD = os.path.abspath(os.path.join(BUILD, "shim", "libsli-preload.so"))
-EVLOOP = os.path.abspath(os.path.join(BUILD, "tests", "shim", "evloop"))
 
 
 def _sanitizer_runtimes():

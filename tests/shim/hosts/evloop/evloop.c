@@ -1,41 +1,26 @@
 /* evloop.c — small plain-TCP programs, one per event-loop style, that the shim must upgrade to TLS
  * without knowing: each is an echo server (or a client) that never heard of TLS.
  *
- *   evloop server STYLE PORT READSIZE   STYLE: blocking | peek | poll | select | epoll-lt | epoll-et | fork
+ *   host_evloop server STYLE PORT READSIZE   STYLE: blocking | peek | poll | select | epoll-lt |
+ *                                            epoll-et | fork
  *   (peek: blocking, and before each read MSG_PEEK and ioctl(FIONREAD) must agree with the read)
- *   evloop client-nb HOST PORT BYTES    non-blocking connect + poll; sends BYTES, expects them back
+ *   host_evloop client-nb PORT BYTES         non-blocking connect + poll; sends BYTES, expects them
+ *                                            back
  *
- * The server prints "ready" once listening, echoes every connection until it closes, and exits after
- * serving one connection (a test starts one per case). READSIZE small (e.g. 7) makes every read
- * leave plaintext buffered inside TLS: a readiness wrapper that forgets it hangs the test. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+ * The server prints "ready" once listening, echoes one connection until it ends, prints how it ended
+ * ("end: read 0" or "end: read -1 ENAME") and the time the connection lasted within bounds, and exits.
+ * READSIZE small (e.g. 7) makes every read leave plaintext buffered inside TLS: a readiness wrapper
+ * that forgets it hangs the test (every wait here gives up after 20 s). test_shim_evloop.py runs
+ * each through difftest.py: plain against a plain peer, preloaded against a TLS peer. */
+#include "../host.h"
+
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-static int listen_on(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 16)) {
-    perror("bind/listen");
-    exit(3);
-  }
-  return fd;
-}
-
-static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+/* How the connection ended, as the host saw it: the last read's result. */
+static char end_how[96] = "end: none";
+static void note_end(ssize_t r, int e) { snprintf(end_how, sizeof(end_how), "end: read %s", ret(r, e)); }
 
 /* Echo state for non-blocking styles: bytes read but not yet written back. */
 static char pend[1 << 20];
@@ -51,11 +36,13 @@ static int pump(int fd, size_t rs, int until_eagain) {
         memmove(pend, pend + w, plen - (size_t)w);
         plen -= (size_t)w;
       } else if (w < 0 && errno != EAGAIN) {
+        snprintf(end_how, sizeof(end_how), "end: write %s", ret(w, errno));
         return 0;
       }
       if (plen > sizeof(pend) / 2) return 1; /* let the peer drain */
     }
     ssize_t r = read(fd, buf, rs);
+    if (r == 0 || (r < 0 && errno != EAGAIN)) note_end(r, errno);
     if (r == 0) return 0;
     if (r < 0) return errno == EAGAIN ? 1 : 0;
     memcpy(pend + plen, buf, (size_t)r);
@@ -85,7 +72,10 @@ static int serve(const char *style, int lfd, size_t rs) {
     char buf[65536], peeked[65536];
     for (;;) {
       ssize_t p = recv(fd, peeked, rs, MSG_PEEK);
-      if (p <= 0) return p == 0 ? 0 : 11;
+      if (p <= 0) {
+        note_end(p, errno);
+        return p == 0 ? 0 : 11;
+      }
       int avail = -1;
       if (ioctl(fd, FIONREAD, &avail) != 0 || avail < (int)p) {
         fprintf(stderr, "FIONREAD %d < peeked %zd\n", avail, p);
@@ -112,10 +102,11 @@ static int serve(const char *style, int lfd, size_t rs) {
         if (w <= 0) return 5;
         off += w;
       }
+    note_end(r, errno);
     close(fd);
     return r == 0 ? 0 : 6;
   }
-  set_nonblock(fd);
+  set_nonblock(fd, 1);
   if (!strcmp(style, "poll")) {
     for (;;) {
       struct pollfd p = {.fd = fd, .events = POLLIN | (plen ? POLLOUT : 0)};
@@ -156,11 +147,11 @@ static int serve(const char *style, int lfd, size_t rs) {
   return 0;
 }
 
-static int client_nb(const char *host, int port, size_t bytes) {
+static int client_nb(int port, size_t bytes) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  set_nonblock(fd);
+  set_nonblock(fd, 1);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  inet_pton(AF_INET, host, &a.sin_addr);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
     perror("connect");
     return 3;
@@ -186,29 +177,38 @@ static int client_nb(const char *host, int port, size_t bytes) {
     }
   }
   int ok = memcmp(src, dst, bytes) == 0;
-  printf("%s %zu bytes\n", ok ? "echoed" : "MISMATCH", bytes);
+  OBS("%s %zu bytes", ok ? "echoed" : "MISMATCH", bytes);
   close(fd);
   return ok ? 0 : 9;
 }
 
+/* serve_timed: one connection, then how it ended and how long it lasted (bounds: the case's) */
+static int serve_timed(const char *style, int lfd, size_t rs, int64_t lo, int64_t hi) {
+  int64_t t0 = now_ms();
+  int rc = serve(style, lfd, rs);
+  OBS("%s", end_how);
+  obs_elapsed("served", now_ms() - t0, lo, hi);
+  return rc;
+}
+
 int main(int argc, char **argv) {
-  setvbuf(stdout, NULL, _IONBF, 0);
-  if (argc == 5 && !strcmp(argv[1], "client-nb")) return client_nb(argv[2], atoi(argv[3]), (size_t)atol(argv[4]));
-  if (argc != 5 || strcmp(argv[1], "server")) {
-    fprintf(stderr, "usage: evloop server STYLE PORT READSIZE | evloop client-nb HOST PORT BYTES\n");
+  if (argc == 4 && !strcmp(argv[1], "client-nb")) return client_nb(atoi(argv[2]), (size_t)atol(argv[3]));
+  if (argc < 5 || strcmp(argv[1], "server")) {
+    fprintf(stderr, "usage: host_evloop server STYLE PORT READSIZE [LO HI] | host_evloop client-nb PORT BYTES\n");
     return 2;
   }
   const char *style = argv[2];
   int lfd = listen_on(atoi(argv[3]));
   size_t rs = (size_t)atol(argv[4]);
+  int64_t lo = argc > 6 ? atoll(argv[5]) : 0, hi = argc > 6 ? atoll(argv[6]) : 30000;
   if (!strcmp(style, "fork")) { /* listen in the parent, serve TLS in a forked child */
     pid_t pid = fork();
-    if (pid == 0) _exit(serve(style, lfd, rs));
-    printf("ready\n");
+    if (pid == 0) _exit(serve_timed(style, lfd, rs, lo, hi));
+    ready();
     int st;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 10;
   }
-  printf("ready\n");
-  return serve(style, lfd, rs);
+  ready();
+  return serve_timed(style, lfd, rs, lo, hi);
 }
