@@ -35,6 +35,7 @@ static void parent(void) {
 }
 
 static void child(void) {
+  shim_buf_atfork_child();
   if (!fdtab) return;
   exit_fork = 0;
   shim_pid = getpid();

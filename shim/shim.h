@@ -133,6 +133,11 @@ typedef struct shim_config {
 
 HIDDEN extern shim_config cfg;
 HIDDEN void shim_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* bufpool.c: the 16 KiB-class buffers of a connection (read-ahead, plaintext, cork) */
+#define SHIM_BUF_SIZE (16384 + 512)
+HIDDEN void *shim_buf_get(void); /* NULL: out of memory */
+HIDDEN void shim_buf_put(void *p); /* NULL: nothing */
+HIDDEN void shim_buf_atfork_child(void);
 HIDDEN int shim_port_is_tls(uint16_t port);
 HIDDEN sli_ctx *shim_ctx(int server); /* made on first need; NULL: failed (fail closed) */
 

@@ -77,11 +77,11 @@ const char *tc_peer(tconn *tc) {
 void tconn_free_engine(tconn *tc) {
   sli_conn_free(tc->conn);
   tc->conn = NULL;
-  free(tc->rbuf);
+  shim_buf_put(tc->rbuf);
   free(tc->pbuf);
   free(tc->obuf);
-  free(tc->cbuf);
-  free(tc->ra);
+  shim_buf_put(tc->cbuf);
+  shim_buf_put(tc->ra);
   tc->rbuf = tc->pbuf = tc->obuf = tc->cbuf = tc->ra = NULL;
   tc->clen = tc->ralen = tc->raoff = 0;
   tc->rlen = tc->plen = tc->olen = tc->ocap = 0;
@@ -110,7 +110,7 @@ static void transport_error(tconn *tc, int e) {
   tc->k_err = tc->k_hup = tc->k_rdhup = tc->k_in = 1;
 }
 
-#define RA_SIZE (16384 + 512)
+#define RA_SIZE SHIM_BUF_SIZE
 
 static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
   tconn *tc = arg;
@@ -121,7 +121,7 @@ static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
     tc->raoff += n;
     tc->ralen -= n;
     if (!tc->ralen) {
-      free(tc->ra);
+      shim_buf_put(tc->ra);
       tc->ra = NULL;
       tc->raoff = 0;
     }
@@ -132,7 +132,7 @@ static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
      * (the rest waits in `ra`, freed once taken). */
     unsigned char *into = buf;
     size_t want = len;
-    if (len < 4096 && (tc->ra || (tc->ra = malloc(RA_SIZE)))) {
+    if (len < 4096 && (tc->ra || (tc->ra = shim_buf_get()))) {
       into = tc->ra;
       want = RA_SIZE;
     }
@@ -143,14 +143,14 @@ static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
       tc->raoff = n;
       tc->ralen = (size_t)r - n;
       if (!tc->ralen) {
-        free(tc->ra);
+        shim_buf_put(tc->ra);
         tc->ra = NULL;
         tc->raoff = 0;
       }
       return (ssize_t)n;
     }
     if (into != buf && r <= 0) {
-      free(tc->ra);
+      shim_buf_put(tc->ra);
       tc->ra = NULL;
     }
     if (r > 0) return r;
@@ -676,7 +676,7 @@ static ssize_t decrypt(tconn *tc, void *buf, size_t len) {
 /* fill_rbuf decrypts into rbuf without blocking (a readiness check); records EOF / errors. */
 static void fill_rbuf(tconn *tc) {
   if (tc->state != ST_TLS || tc->rlen > 0 || tc->reof) return;
-  if (!tc->rbuf && !(tc->rbuf = malloc(RBUF_SIZE))) return;
+  if (!tc->rbuf && !(tc->rbuf = shim_buf_get())) return;
   tc->roff = 0;
   ssize_t n = decrypt(tc, tc->rbuf, RBUF_SIZE);
   if (n > 0) {
@@ -686,7 +686,7 @@ static void fill_rbuf(tconn *tc) {
     tc->rerr_pending = n == -1 ? errno : 0;
   }
   if (tc->rlen == 0) {
-    free(tc->rbuf);
+    shim_buf_put(tc->rbuf);
     tc->rbuf = NULL;
   }
 }
@@ -699,7 +699,7 @@ static size_t take_rbuf(tconn *tc, char *buf, size_t len, int peek) {
     tc->roff += n;
     tc->rlen -= n;
     if (tc->rlen == 0) {
-      free(tc->rbuf);
+      shim_buf_put(tc->rbuf);
       tc->rbuf = NULL;
     }
   }
@@ -878,7 +878,7 @@ static int cork_seal(tconn *tc) {
     }
     off += (size_t)n;
   }
-  free(tc->cbuf);
+  shim_buf_put(tc->cbuf);
   tc->cbuf = NULL;
   tc->clen = 0;
   return rc;
@@ -918,7 +918,7 @@ static ssize_t cork_take(tconn *tc, const void *buf, size_t len, int stop_when_f
   const unsigned char *p = buf;
   size_t took = 0;
   while (took < len) {
-    if (!tc->cbuf && !(tc->cbuf = malloc(CORK_MAX))) return took ? (ssize_t)took : SLI_E_NOMEM;
+    if (!tc->cbuf && !(tc->cbuf = shim_buf_get())) return took ? (ssize_t)took : SLI_E_NOMEM;
     size_t n = CORK_MAX - tc->clen < len - took ? CORK_MAX - tc->clen : len - took;
     memcpy(tc->cbuf + tc->clen, p + took, n);
     tc->clen += n;
