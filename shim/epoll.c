@@ -763,6 +763,24 @@ int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout, cons
   return epoll_core(epfd, events, max, timeout, mask);
 }
 
+/* epoll_pwait2: a timespec timeout. While the shim is active the wait is the others' (its timeout
+ * rounded up to the next millisecond: never shorter than asked); otherwise libc's own. */
+int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *timeout,
+                 const sigset_t *mask) {
+  ENSURE(epoll_pwait2);
+  if (!cfg.active || max <= 0 || !real.epoll_pwait) return real.epoll_pwait2(epfd, events, max, timeout, mask);
+  int ms = -1;
+  if (timeout) {
+    if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L) {
+      errno = EINVAL;
+      return -1;
+    }
+    long long t = (long long)timeout->tv_sec * 1000 + (timeout->tv_nsec + 999999) / 1000000;
+    ms = t > 0x7fffffff ? 0x7fffffff : (int)t;
+  }
+  return epoll_core(epfd, events, max, ms, mask);
+}
+
 int epoll_create(int size) {
   ENSURE(epoll_create);
   int fd = real.epoll_create(size);

@@ -1,15 +1,17 @@
 /* io.c — the data family: read/write, recv/send (MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL,
  * MSG_NOSIGNAL), recvfrom/sendto (MSG_FASTOPEN to a target connects it as TLS), readv/writev,
  * recvmsg/sendmsg (a TLS fd passed with SCM_RIGHTS is refused: the receiving process would get the
- * raw socket), sendfile and splice (nothing read from a file or pipe is lost when the other side
+ * raw socket), recvmmsg/sendmmsg, preadv2/pwritev2, sendfile and splice (nothing read from a file or pipe is lost when the other side
  * takes less), and glibc's fortify variants. A non-TLS fd costs one table load and goes straight
  * to libc. Every call on a TLS fd pins its connection for the call's duration. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -184,6 +186,143 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
   }
   if (flags & MSG_FASTOPEN) PINNED(fastopen_again(tc));
   PINNED(sigpipe(tc_writev(tc, msg->msg_iov, (int)msg->msg_iovlen, flags), flags));
+}
+
+/* ---- the message-vector calls: each message in turn, as the kernel does on a stream ---- */
+
+/* sendmmsg: on a TLS fd (or one a message would connect to a target, or that would pass a TLS fd)
+ * every message goes through sendmsg above; the count of messages sent is returned, an error only
+ * when none was (the kernel's rule). */
+int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags) {
+  ENSURE(sendmmsg);
+  if (!shim_is_tls(fd)) {
+    int ours = (flags & MSG_FASTOPEN) != 0;
+    for (unsigned int i = 0; !ours && vec && i < vlen; i++) ours = passes_tls_fd(&vec[i].msg_hdr);
+    if (!ours) return real.sendmmsg(fd, vec, vlen, flags);
+  }
+  if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
+  unsigned int i;
+  for (i = 0; i < vlen; i++) {
+    ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags);
+    if (r < 0) {
+      if (i) break;
+      return -1;
+    }
+    vec[i].msg_len = (unsigned int)r;
+  }
+  return (int)i;
+}
+
+/* recvmmsg on a TLS fd: message after message through recvmsg; MSG_WAITFORONE makes every one after
+ * the first non-blocking; the timeout is checked after each message (as the kernel does: it does not
+ * bound a wait) and what is left of it written back. */
+int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout) {
+  ENSURE(recvmmsg);
+  if (!shim_is_tls(fd)) return real.recvmmsg(fd, vec, vlen, flags, timeout);
+  struct timespec end = {0, 0};
+  if (timeout) {
+    if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L) {
+      errno = EINVAL;
+      return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += timeout->tv_sec;
+    end.tv_nsec += timeout->tv_nsec;
+    if (end.tv_nsec >= 1000000000L) {
+      end.tv_sec++;
+      end.tv_nsec -= 1000000000L;
+    }
+  }
+  if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
+  unsigned int i;
+  int expired = 0;
+  for (i = 0; i < vlen && !expired; i++) {
+    ssize_t r = recvmsg(fd, &vec[i].msg_hdr, flags & ~MSG_WAITFORONE);
+    if (r < 0) {
+      if (i) break;
+      return -1;
+    }
+    vec[i].msg_len = (unsigned int)r;
+    if (flags & MSG_WAITFORONE) flags |= MSG_DONTWAIT;
+    if (timeout) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long long left = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL + (end.tv_nsec - now.tv_nsec);
+      if (left <= 0) left = 0, expired = 1;
+      timeout->tv_sec = (time_t)(left / 1000000000LL);
+      timeout->tv_nsec = (long)(left % 1000000000LL);
+    }
+  }
+  return (int)i;
+}
+
+/* preadv2/pwritev2 (and their 64 names): a socket has no offset — with offset -1 they are
+ * readv/writev (RWF_NOWAIT: this call does not wait; RWF_NOSIGNAL: no SIGPIPE), with any other
+ * ESPIPE, as the kernel says. Which flags the kernel accepts on a socket depends on its version:
+ * it is asked once, on a private socket pair, and a flag it refuses is EOPNOTSUPP here too. */
+#define SHIM_RWF_NOSIGNAL 0x100
+static unsigned int rw_ok[2]; /* [0] read, [1] write: the flags the kernel takes on a socket */
+static pthread_once_t rw_once = PTHREAD_ONCE_INIT;
+
+static void rw_probe(void) {
+  int sv[2];
+  if (real.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)) {
+    rw_ok[0] = rw_ok[1] = RWF_NOWAIT;
+    return;
+  }
+  for (int b = 0; b < 32; b++) {
+    unsigned int f = 1u << b;
+    char c = 0, sink[16];
+    struct iovec v = {&c, 1};
+    if (real.preadv2(sv[0], &v, 1, -1, (int)(f | RWF_NOWAIT)) < 0 && errno == EAGAIN) rw_ok[0] |= f;
+    if (real.pwritev2(sv[0], &v, 1, -1, (int)f) == 1) rw_ok[1] |= f;
+    while (real.recv(sv[1], sink, sizeof(sink), MSG_DONTWAIT) > 0) {
+    }
+  }
+  real.close(sv[0]);
+  real.close(sv[1]);
+}
+
+static ssize_t rw_v2(int fd, const struct iovec *iov, int n, off_t off, int flags, int write) {
+  tconn *tc = tc_get(fd);
+  if (!tc) return write ? real.pwritev2(fd, iov, n, off, flags) : real.preadv2(fd, iov, n, off, flags);
+  int saved = errno;
+  pthread_once(&rw_once, rw_probe);
+  errno = saved;
+  ssize_t r = -1;
+  if (off != -1) {
+    errno = ESPIPE;
+  } else if ((unsigned int)flags & ~rw_ok[write]) {
+    errno = EOPNOTSUPP;
+  } else {
+    int mflags = (flags & RWF_NOWAIT) ? MSG_DONTWAIT : 0;
+    if (write && (flags & SHIM_RWF_NOSIGNAL)) mflags |= MSG_NOSIGNAL;
+    r = write ? sigpipe(tc_writev(tc, iov, n, mflags), mflags) : tc_readv(tc, iov, n, mflags);
+  }
+  int e = errno;
+  tc_put(tc);
+  errno = e;
+  return r;
+}
+
+ssize_t preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags) {
+  ENSURE(preadv2);
+  return rw_v2(fd, iov, n, off, flags, 0);
+}
+
+ssize_t preadv64v2(int fd, const struct iovec *iov, int n, off_t off, int flags) {
+  ENSURE(preadv2);
+  return rw_v2(fd, iov, n, off, flags, 0);
+}
+
+ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags) {
+  ENSURE(pwritev2);
+  return rw_v2(fd, iov, n, off, flags, 1);
+}
+
+ssize_t pwritev64v2(int fd, const struct iovec *iov, int n, off_t off, int flags) {
+  ENSURE(pwritev2);
+  return rw_v2(fd, iov, n, off, flags, 1);
 }
 
 /* ---- sendfile and splice ---- */

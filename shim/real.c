@@ -12,11 +12,11 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void resolve(void) {
   R(read); R(write); R(readv); R(writev); R(recv); R(send); R(recvfrom); R(sendto);
-  R(recvmsg); R(sendmsg); R(sendfile); R(sendfile64); R(splice); R(socket); R(socketpair);
+  R(recvmsg); R(sendmsg); R(recvmmsg); R(sendmmsg); R(preadv2); R(pwritev2); R(sendfile); R(sendfile64); R(splice); R(socket); R(socketpair);
   R(accept); R(accept4); R(connect); R(bind); R(listen); R(close); R(close_range); R(closefrom);
   R(shutdown); R(setsockopt); R(getsockopt); R(dup); R(dup2); R(dup3); R(fcntl); R(fcntl64); R(ioctl); R(poll); R(ppoll);
   R(select); R(pselect); R(epoll_create); R(epoll_create1); R(epoll_ctl); R(epoll_wait);
-  R(epoll_pwait);
+  R(epoll_pwait); R(epoll_pwait2);
   R(open); R(open64); R(openat); R(openat64); R(__open_2); R(__open64_2); R(__openat_2);
   R(__openat64_2); R(creat); R(creat64); R(pipe); R(pipe2); R(eventfd); R(timerfd_create);
   R(signalfd); R(memfd_create); R(inotify_init); R(inotify_init1); R(syscall);

@@ -39,6 +39,10 @@ typedef struct real_fns {
   ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
   ssize_t (*recvmsg)(int, struct msghdr *, int);
   ssize_t (*sendmsg)(int, const struct msghdr *, int);
+  int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+  int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+  ssize_t (*preadv2)(int, const struct iovec *, int, off_t, int);
+  ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
   ssize_t (*sendfile)(int, int, off_t *, size_t);
   ssize_t (*sendfile64)(int, int, off_t *, size_t);
   ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
@@ -70,6 +74,7 @@ typedef struct real_fns {
   int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*epoll_wait)(int, struct epoll_event *, int, int);
   int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+  int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
   /* calls that create fds (a stale table entry for the number they return is dropped) */
   int (*open)(const char *, int, ...);
   int (*open64)(const char *, int, ...);

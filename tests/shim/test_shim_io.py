@@ -35,6 +35,13 @@ close_fast_shutdown        the same with shutdown(SHUT_WR): returns at once, not
 sigpipe_fin_ignored        writing to a closed peer: -1 EPIPE with SIGPIPE ignored
 sigpipe_reset_ignored      writing to a peer that reset: -1 ECONNRESET then EPIPE
 sigpipe_reset_soerror      after a reset SO_ERROR says ECONNRESET once, then reads 0 (17)
+othercalls_mmsg            recvmmsg (MSG_WAITFORONE, a timeout looked at between messages, a bad
+                           timeout, every message 0 at the end) and sendmmsg on a TLS fd
+othercalls_v2              preadv2/pwritev2: offset -1 is readv/writev (RWF_NOWAIT: EAGAIN on an
+                           empty socket), an offset is ESPIPE, a flag sockets refuse EOPNOTSUPP
+othercalls_pwait2          epoll_pwait2 (timespec timeout), 7-byte reads per level-triggered
+                           wakeup: plaintext left inside TLS is reported; a 50 ms empty wait
+othercalls_fastopen_mmsg   sendmmsg(MSG_FASTOPEN) with a target's address connects it as TLS
 sigpipe_fin_default        with SIGPIPE at its default the write kills the program, as the kernel
 """
 import re
@@ -372,5 +379,55 @@ def cork_peer(mode):
 
 for mode in ("uncork", "timeout", "more", "big"):
     cases.append(Case("cork_" + mode, io("cork", mode), "server", cork_peer(mode), connections=1))
+
+
+# ---- recvmmsg / sendmmsg, preadv2 / pwritev2, epoll_pwait2 ----
+
+def peer_mmsg(ctx):
+    p = ctx.connect()
+    p.send(b"abcdeABCDE12345")
+    ctx.obs("host sent %r" % p.recv_exact(len(b"one,two,three\n")))
+    p.send(b"fghijFGHIJ")
+    time.sleep(0.3)
+    p.send(b"67890")
+    ctx.obs("host says %r" % p.recv_exact(5))
+    p.shutdown_write()
+    rest, how = p.recv_all()
+    ctx.obs("then %r, end %s" % (rest, how))
+
+
+def peer_v2(ctx):
+    p = ctx.connect()
+    ctx.obs("host says %r" % p.recv_exact(3))
+    p.send(b"hello v2")
+    data, how = p.recv_all()
+    ctx.obs("host wrote %r, end %s" % (data, how))
+    p.shutdown_write()
+
+
+def peer_pwait2(ctx):
+    p = ctx.connect()
+    p.send(b"0123456789abcdefghijklmnopqrstuvwxy")
+    ctx.obs("host says %r" % p.recv_exact(5))
+    rest, how = p.recv_all()  # the host closes
+    ctx.obs("then %r, end %s" % (rest, how))
+
+
+def peer_fastopen_mmsg(ctx):
+    p = ctx.accept()
+    ctx.obs("request %r" % p.recv_exact(10))
+    p.send(b"ok\n")
+    p.shutdown_write()
+    rest, how = p.recv_all()
+    ctx.obs("then %r, end %s" % (rest, how))
+
+
+cases += [
+    Case("othercalls_mmsg", io("othercalls", "mmsg"), "server", peer_mmsg, connections=1),
+    Case("othercalls_v2", io("othercalls", "v2"), "server", peer_v2, connections=1),
+    Case("othercalls_pwait2", io("othercalls", "pwait2"), "server", peer_pwait2, connections=1),
+    Case("othercalls_fastopen_mmsg", io("othercalls", "fastopen_mmsg"), "client",
+         peer_fastopen_mmsg, connections=1),
+]
 
 run_cases(cases)
