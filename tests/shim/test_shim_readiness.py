@@ -38,6 +38,10 @@ Cases (hosts in hosts/readiness/):
   writer_poll              the same with poll(POLLOUT)
   epoll_handshake_out      EPOLLOUT|EPOLLET first: the greeting written before the handshake
                            arrives after it; then EPOLLIN|EPOLLET
+  not_data_server          bytes that are not data wake nobody: the end of the handshake and half
+                           of the first record reach the server; poll and epoll_wait time out
+  not_data_client          the same for a client: the server's session tickets after the
+                           handshake; poll and epoll_wait time out until the answer
 """
 import hashlib
 import resource
@@ -354,5 +358,41 @@ for mode in ("epoll_et", "epoll_lt", "poll"):
                       connections=1))
 cases.append(Case("epoll_handshake_out", [host_exe("epoll_handshake_out"), "{port}", "3"],
                   "server", greeting_peer, connections=3))
+
+
+def not_data_peer(role):
+    """TLS: the handshake, then (server host) half of a record, 0.9 s, the rest; (client host) the
+    server's session tickets, 0.9 s, the answer. Plain: 0.9 s of nothing, then the bytes."""
+    def peer(ctx):
+        p = ctx.connect() if role == "server" else ctx.accept()
+        if role == "client":
+            ctx.obs("request %r" % p.recv_exact(7))
+        msg = b"the data after a pause"
+        if ctx.tls and role == "server":
+            p.obj.write(msg)
+            rec = p.out.read()
+            p.sock.sendall(rec[:len(rec) // 2])
+            time.sleep(0.9)
+            p.sock.sendall(rec[len(rec) // 2:])
+        else:
+            time.sleep(0.9)
+            p.send(msg)
+        ctx.obs("host answers %r" % p.recv_exact(2))
+        rest, how = p.recv_all()
+        ctx.obs("then %r, end %s" % (rest, how))
+    return peer
+
+
+def tickets_sent(plain, tls):
+    """not_data_client proves something only if session tickets did reach the host first."""
+    import wire
+    rep = wire.check_tls(tls.conns[0], tls.keylog)
+    n = sum(1 for t in rep.trace["s2c"] if t.epoch >= 1 and t.inner_type == 22)
+    assert n >= 1, "no session ticket reached the host: the case proves nothing"
+
+
+cases += [Case("not_data_" + role, [host_exe("not_data"), "{port}", role], role, not_data_peer(role),
+               connections=1, check=tickets_sent if role == "client" else None)
+          for role in ("server", "client")]
 
 run_cases(cases)
