@@ -1,8 +1,9 @@
 /* io.c — the data family: read/write, recv/send (MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL,
  * MSG_NOSIGNAL), recvfrom/sendto (MSG_FASTOPEN to a target connects it as TLS), readv/writev,
  * recvmsg/sendmsg (a TLS fd passed with SCM_RIGHTS is refused: the receiving process would get the
- * raw socket), recvmmsg/sendmmsg, preadv2/pwritev2, sendfile and splice (nothing read from a file or pipe is lost when the other side
- * takes less), and glibc's fortify variants. A non-TLS fd costs one table load and goes straight
+ * raw socket), recvmmsg/sendmmsg, preadv2/pwritev2, sendfile and splice (nothing read from a file
+ * or pipe is lost when the other side takes less; splice keeps the kernel's rule that one side is
+ * a pipe), and glibc's fortify variants. A non-TLS fd costs one table load and goes straight
  * to libc. Every call on a TLS fd pins its connection for the call's duration. */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -360,6 +362,12 @@ ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count) {
   PINNED(sigpipe(tls_sendfile(tc, in_fd, offset, count), 0));
 }
 
+/* is_pipe: whether fd is a pipe or FIFO (splice needs one on either side). */
+static int is_pipe(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
 /* pipe_room: how many bytes a write to `fd` can take without blocking, if it is a pipe whose
  * buffer is partly full (-1: not a pipe, or unknown). */
 static ssize_t pipe_room(int fd) {
@@ -369,16 +377,16 @@ static ssize_t pipe_room(int fd) {
   return size > used ? size - used : 0;
 }
 
-/* TLS -> pipe or file: peek what TLS has, write what the other side takes, then consume exactly
- * that much (a non-blocking pipe that takes 4 KiB of 40 KB leaves the rest in TLS). As the
- * kernel's, the wait for data follows the socket's O_NONBLOCK, SPLICE_F_NONBLOCK the pipe's side. */
-static ssize_t splice_from_tls(tconn *tc, int out_fd, loff_t *out_off, size_t len, unsigned flags) {
+/* TLS -> pipe: peek what TLS has, write what the pipe takes, then consume exactly that much (a
+ * non-blocking pipe that takes 4 KiB of 40 KB leaves the rest in TLS). As the kernel's, the wait
+ * for data follows the socket's O_NONBLOCK, SPLICE_F_NONBLOCK the pipe's side. */
+static ssize_t splice_from_tls(tconn *tc, int out_fd, size_t len, unsigned flags) {
   char buf[65536];
   size_t want = len < sizeof(buf) ? len : sizeof(buf);
   ssize_t r = tc_read(tc, buf, want, MSG_PEEK);
   if (r <= 0) return r;
   size_t n = (size_t)r;
-  if ((flags & SPLICE_F_NONBLOCK) && !out_off) {
+  if (flags & SPLICE_F_NONBLOCK) {
     ssize_t room = pipe_room(out_fd);
     if (room == 0) {
       errno = EAGAIN;
@@ -387,25 +395,18 @@ static ssize_t splice_from_tls(tconn *tc, int out_fd, loff_t *out_off, size_t le
     if (room > 0 && (size_t)room < n) n = (size_t)room;
   }
   ssize_t w;
-  do w = out_off ? pwrite(out_fd, buf, n, *out_off) : real.write(out_fd, buf, n);
+  do w = real.write(out_fd, buf, n);
   while (w < 0 && errno == EINTR);
   if (w <= 0) return w;
-  ssize_t c = tc_read(tc, buf, (size_t)w, MSG_DONTWAIT); /* already decrypted: cannot block */
-  if (c > 0 && out_off) *out_off += c;
-  return c;
+  return tc_read(tc, buf, (size_t)w, MSG_DONTWAIT); /* already decrypted: cannot block */
 }
 
-/* pipe or file -> TLS: wait (or EAGAIN, by the socket's O_NONBLOCK) until TLS can take bytes, then
- * read and give it all of them (bytes read from a pipe cannot be put back). */
-static ssize_t splice_to_tls(tconn *tc, int in_fd, loff_t *in_off, size_t len, unsigned flags) {
+/* pipe -> TLS: wait (or EAGAIN, by the socket's O_NONBLOCK) until TLS can take bytes, then read and
+ * give it all of them (bytes read from a pipe cannot be put back). */
+static ssize_t splice_to_tls(tconn *tc, int in_fd, size_t len, unsigned flags) {
   char buf[65536];
   size_t want = len < sizeof(buf) ? len : sizeof(buf);
   int nb = shim_fd_nonblocking(tc->io_fd);
-  if (in_off) {
-    ssize_t w = file_to_tls(tc, in_fd, *in_off, want, nb ? MSG_DONTWAIT : 0);
-    if (w > 0) *in_off += w;
-    return w;
-  }
   struct pollfd p = {.fd = -1, .events = POLLOUT};
   for (;;) { /* is TLS writable now? (the same answer poll would give the host) */
     pthread_mutex_lock(&tc->lock);
@@ -436,9 +437,21 @@ static ssize_t splice_to_tls(tconn *tc, int in_fd, loff_t *in_off, size_t len, u
 ssize_t splice(int in_fd, loff_t *in_off, int out_fd, loff_t *out_off, size_t len,
                unsigned int flags) {
   ENSURE(splice);
-  tconn *tin = tc_get(in_fd), *tout = tin ? NULL : tc_get(out_fd);
-  if (!tin && !tout) return real.splice(in_fd, in_off, out_fd, out_off, len, flags);
-  tconn *tc = tin ? tin : tout;
-  PINNED(tin ? splice_from_tls(tin, out_fd, out_off, len, flags)
-             : sigpipe(splice_to_tls(tout, in_fd, in_off, len, flags), 0));
+  if (!shim_is_tls(in_fd) && !shim_is_tls(out_fd))
+    return real.splice(in_fd, in_off, out_fd, out_off, len, flags);
+  /* the kernel's rules first: one side must be a pipe, and a pipe has no offset — a TLS socket is
+   * never spliced to another socket or a file (the bytes would leave decrypted) */
+  int pin = is_pipe(in_fd), pout = is_pipe(out_fd);
+  if ((!pin && !pout) || (pin && pout)) {
+    errno = EINVAL;
+    return -1;
+  }
+  if ((pin && in_off) || (pout && out_off)) {
+    errno = ESPIPE;
+    return -1;
+  }
+  tconn *tc = tc_get(pin ? out_fd : in_fd);
+  if (!tc) return real.splice(in_fd, in_off, out_fd, out_off, len, flags); /* closed meanwhile */
+  PINNED(pout ? splice_from_tls(tc, out_fd, len, flags)
+              : sigpipe(splice_to_tls(tc, in_fd, len, flags), 0));
 }
