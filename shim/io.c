@@ -51,6 +51,29 @@ static ssize_t fastopen_again(tconn *tc) {
   return -1;
 }
 
+/* tls_recv: recv/recvfrom/recvmsg on a TLS fd, with the flags a socket gives meaning to:
+ * MSG_ERRQUEUE reads the socket's own error queue (never data, never a wait), MSG_OOB finds no
+ * urgent data (TLS carries none: EINVAL, as the kernel says when there is none), MSG_TRUNC drops
+ * the bytes instead of copying them, and a 0-byte recv waits for data (or says EAGAIN) as the
+ * kernel's does — a 0-byte read() returns 0 at once. */
+static ssize_t tls_recv(tconn *tc, int fd, void *buf, size_t len, int flags) {
+  if (flags & MSG_ERRQUEUE) return real.recv(fd, buf, len, flags);
+  if (flags & MSG_OOB) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (len == 0) {
+    char c;
+    ssize_t r = tc_read(tc, &c, 1, flags | MSG_PEEK);
+    return r < 0 ? -1 : 0;
+  }
+  if (flags & MSG_TRUNC) {
+    char scratch[16384];
+    return tc_read(tc, scratch, len < sizeof(scratch) ? len : sizeof(scratch), flags & ~MSG_TRUNC);
+  }
+  return tc_read(tc, buf, len, flags);
+}
+
 ssize_t read(int fd, void *buf, size_t len) {
   ENSURE(read);
   tconn *tc = tc_get(fd);
@@ -71,7 +94,7 @@ ssize_t recv(int fd, void *buf, size_t len, int flags) {
   ENSURE(recv);
   tconn *tc = tc_get(fd);
   if (!tc) return real.recv(fd, buf, len, flags);
-  PINNED(tc_read(tc, buf, len, flags));
+  PINNED(tls_recv(tc, fd, buf, len, flags));
 }
 
 ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
@@ -91,7 +114,7 @@ ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr
   tconn *tc = tc_get(fd);
   if (!tc) return real.recvfrom(fd, buf, len, flags, addr, alen);
   if (addr && alen) getpeername(fd, addr, alen);
-  PINNED(tc_read(tc, buf, len, flags));
+  PINNED(tls_recv(tc, fd, buf, len, flags));
 }
 
 ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
@@ -129,9 +152,13 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   ENSURE(recvmsg);
   tconn *tc = tc_get(fd);
   if (!tc) return real.recvmsg(fd, msg, flags);
+  if (flags & MSG_ERRQUEUE) PINNED(real.recvmsg(fd, msg, flags)); /* the socket's, not TLS's */
+  size_t total = 0;
+  for (size_t i = 0; i < msg->msg_iovlen; i++) total += msg->msg_iov[i].iov_len;
   msg->msg_controllen = 0; /* no ancillary data travels inside TLS */
   msg->msg_flags = 0;
   if (msg->msg_name && msg->msg_namelen) getpeername(fd, msg->msg_name, &msg->msg_namelen);
+  if (total == 0 || (flags & (MSG_OOB | MSG_TRUNC))) PINNED(tls_recv(tc, fd, NULL, total, flags));
   PINNED(tc_readv(tc, msg->msg_iov, (int)msg->msg_iovlen, flags));
 }
 

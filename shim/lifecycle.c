@@ -444,9 +444,29 @@ int ioctl(int fd, unsigned long req, ...) {
 
 /* setsockopt(TCP_CORK) on a TLS fd is emulated: the shim holds the plaintext and seals it as one
  * record at the uncork (tls_io.c); the kernel's socket is corked only while a corked transfer
- * runs longer than a record. */
+ * runs longer than a record. SO_RCVLOWAT counts plaintext (readiness and blocking reads wait for
+ * that many bytes, as the kernel's do). SO_ZEROCOPY is refused (EOPNOTSUPP, as the kernel says
+ * for sockets without it): the shim sends ciphertext it made, so the kernel's completions for the
+ * host's buffers would never come; the host then sends as usual. */
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
   ENSURE(setsockopt);
+  if (level == SOL_SOCKET && (name == SO_ZEROCOPY || name == SO_RCVLOWAT)) {
+    tconn *tc = tc_get(fd);
+    if (tc) {
+      int r = -1;
+      if (name == SO_ZEROCOPY) {
+        errno = EOPNOTSUPP;
+      } else if ((r = real.setsockopt(fd, level, name, val, len)) == 0 && val &&
+                 len >= (socklen_t)sizeof(int)) {
+        int v = *(const int *)val;
+        tc->lowat = v < 0 ? 0x7fffffff : v;
+      }
+      int e = errno;
+      tc_put(tc);
+      errno = e;
+      return r;
+    }
+  }
   if (level == IPPROTO_TCP && name == TCP_CORK && val && len >= (socklen_t)sizeof(int)) {
     tconn *tc = tc_get(fd);
     if (tc) {

@@ -2,6 +2,8 @@
  * the kernel does for a plain socket without the host's help:
  * - ciphertext the kernel could not take when the host wrote (the host got its bytes accepted) is
  *   pushed as soon as the socket has room, even if the host now only waits to read;
+ * - plaintext the host wrote before its session was up is sent once it is: the handshake (or the
+ *   optional-mode decision) is run here when the host does not come back to that connection;
  * - a connection the host closed while bytes were still queued (or before its handshake finished,
  *   or undecided in optional mode) is finished in the background — the rest of the data, then
  *   close_notify — on a private dup of the socket, so close() returns at once. A lingering close
@@ -10,6 +12,7 @@
  * forked child until the child needs it. */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -23,7 +26,7 @@ static int svc_ep = -1, svc_wake = -1;
 static int running;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* start-up and the linger list */
 static tconn *lingering;
-static tconn *corked; /* connections holding corked bytes, with a deadline */
+static tconn *timed; /* connections to look at again at their timer_ms (corked bytes, deadlines) */
 static char wake_marker;
 
 static void *loop(void *arg);
@@ -66,9 +69,12 @@ static void watch(tconn *tc) {
   if (tc->io_fd < 0 || ensure_started()) return;
   uint32_t ev = EPOLLONESHOT;
   if (tc->olen) ev |= EPOLLOUT;
-  if ((tc->lingering || (tc->shut_wr && !tc->notify_sent)) &&
+  int drive = tc_needs_drive_locked(tc);
+  if ((tc->lingering || (tc->shut_wr && !tc->notify_sent) || drive) &&
       (tc->state == ST_SNIFF || (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn))))
     ev |= EPOLLIN | EPOLLRDHUP; /* a handshake or a decision needs input */
+  if (drive && tc->connecting) ev |= EPOLLOUT; /* a client's connect completes */
+  if (drive) svc_timer_locked(tc, tc_drive_deadline_locked(tc));
   if (!(ev & (EPOLLIN | EPOLLOUT))) ev |= EPOLLOUT;
   struct epoll_event e = {.events = ev, .data.ptr = tc};
   if (!tc->svc_reg) {
@@ -109,17 +115,44 @@ void svc_linger_locked(tconn *tc) {
   if (real.write(svc_wake, &one, sizeof(one)) < 0) {} /* recompute the timeout */
 }
 
-/* svc_cork_timer_locked: tc holds corked bytes; at cork_deadline_ms they go out (tc->lock held). */
-void svc_cork_timer_locked(tconn *tc) {
-  if (tc->cork_listed || ensure_started()) return;
-  atomic_fetch_add(&tc->refs, 1);
-  tc->cork_listed = 1;
+/* svc_timer_locked: the service thread looks at tc again at `when` (tc->lock held): corked bytes
+ * due, the deadline of a session it drives. An earlier time replaces a later one. */
+void svc_timer_locked(tconn *tc, int64_t when) {
+  if (when == INT64_MAX || ensure_started()) return; /* no deadline */
   pthread_mutex_lock(&mu);
-  tc->cork_next = corked;
-  corked = tc;
+  if (!tc->timer_listed) {
+    atomic_fetch_add(&tc->refs, 1); /* the list keeps the connection */
+    tc->timer_listed = 1;
+    tc->timer_ms = when;
+    tc->timer_next = timed;
+    timed = tc;
+  } else if (when < tc->timer_ms) {
+    tc->timer_ms = when;
+  } else {
+    pthread_mutex_unlock(&mu);
+    return;
+  }
   pthread_mutex_unlock(&mu);
   uint64_t one = 1;
-  if (real.write(svc_wake, &one, sizeof(one)) < 0) {}
+  if (real.write(svc_wake, &one, sizeof(one)) < 0) {} /* recompute the timeout */
+}
+
+/* svc_untimer_locked: tc leaves the timer list (the host closed it: a reference held by the list
+ * must not read as another thread's call in progress). tc->lock held. */
+void svc_untimer_locked(tconn *tc) {
+  int had = 0;
+  pthread_mutex_lock(&mu);
+  if (tc->timer_listed) {
+    for (tconn **p = &timed; *p; p = &(*p)->timer_next)
+      if (*p == tc) {
+        *p = tc->timer_next;
+        break;
+      }
+    tc->timer_listed = 0;
+    had = 1;
+  }
+  pthread_mutex_unlock(&mu);
+  if (had) atomic_fetch_sub(&tc->refs, 1); /* the caller holds another */
 }
 
 /* svc_forget_locked drops tc's registration (its fd is about to change or close). */
@@ -168,8 +201,10 @@ static void work(tconn *tc) {
   } else {
     if (tc->shut_wr && !tc->notify_sent) tc_finish_step_locked(tc); /* a shutdown before the
                                                                       handshake finished */
+    if (tc_needs_drive_locked(tc)) tc_drive_locked(tc); /* bytes written before the handshake */
     flush_locked(tc);
-    if ((tc->olen || (tc->shut_wr && !tc->notify_sent && tc->state != ST_FAILED)) && !tc->werr)
+    if ((tc->olen || (tc->shut_wr && !tc->notify_sent && tc->state != ST_FAILED) ||
+         tc_needs_drive_locked(tc)) && !tc->werr)
       watch(tc);
     else
       epoll_tc_changed(tc); /* the host may be waiting to write again */
@@ -183,9 +218,10 @@ static void *loop(void *arg) {
     pthread_mutex_lock(&mu);
     int timeout = lingering ? TICK_MS : -1;
     int64_t now = shim_now_ms();
-    for (tconn *t = corked; t; t = t->cork_next) {
-      int64_t d = t->cork_deadline_ms - now;
+    for (tconn *t = timed; t; t = t->timer_next) {
+      int64_t d = t->timer_ms - now;
       if (d < 0) d = 0;
+      if (d > 3600000) d = 3600000;
       if (timeout < 0 || d < timeout) timeout = (int)d;
     }
     pthread_mutex_unlock(&mu);
@@ -200,27 +236,28 @@ static void *loop(void *arg) {
       pthread_mutex_lock(&tc->lock);
       work(tc);
     }
-    /* corked bytes held 200 ms go out, as the kernel sends them (the host's cork stays on) */
-    tconn *due_cork[64];
-    int nc = 0;
+    /* timers due: corked bytes held 200 ms go out, as the kernel sends them (the host's cork
+     * stays on); a session driven here meets its decision or handshake deadline */
+    tconn *due_t[64];
+    int nt = 0;
     pthread_mutex_lock(&mu);
     int64_t now2 = shim_now_ms();
-    for (tconn **pp = &corked; *pp && nc < 64;) {
+    for (tconn **pp = &timed; *pp && nt < 64;) {
       tconn *t = *pp;
-      if (t->cork_deadline_ms <= now2) {
-        *pp = t->cork_next;
-        due_cork[nc++] = t; /* its list reference comes with it */
+      if (t->timer_ms <= now2) {
+        *pp = t->timer_next;
+        t->timer_listed = 0;
+        due_t[nt++] = t; /* its list reference comes with it */
       } else {
-        pp = &t->cork_next;
+        pp = &t->timer_next;
       }
     }
     pthread_mutex_unlock(&mu);
-    for (int i = 0; i < nc; i++) {
-      pthread_mutex_lock(&due_cork[i]->lock);
-      due_cork[i]->cork_listed = 0;
-      tc_uncork_locked(due_cork[i]);
-      pthread_mutex_unlock(&due_cork[i]->lock);
-      tc_put(due_cork[i]);
+    for (int i = 0; i < nt; i++) {
+      pthread_mutex_lock(&due_t[i]->lock);
+      tc_timer_due_locked(due_t[i]);
+      pthread_mutex_unlock(&due_t[i]->lock);
+      tc_put(due_t[i]);
     }
     /* deadlines of lingering connections (handshake, optional-mode decision, the linger limit) */
     tconn *due[64];
@@ -250,5 +287,5 @@ void svc_after_fork_child(void) {
   svc_ep = svc_wake = -1;
   running = 0;
   lingering = NULL; /* the parent's: their private fds were closed here (fdtable.c) */
-  corked = NULL;
+  timed = NULL;
 }

@@ -183,7 +183,8 @@ typedef struct tconn {
   int64_t hs_deadline_ms; /* the handshake must finish by then (SLI_HANDSHAKE_TIMEOUT) */
   int started;            /* the handshake was started */
   /* plaintext decrypted by a readiness check and not yet read by the host */
-  unsigned char *rbuf;
+  unsigned char *rbuf; /* from bufpool.c while rcap is SHIM_BUF_SIZE, malloc'd when grown */
+  size_t rcap;
   size_t rlen, roff;
   int reof;          /* a read result (EOF or error) is waiting for the host */
   int rerr_pending;  /* its errno (0: EOF) */
@@ -204,6 +205,8 @@ typedef struct tconn {
   int fin_pending;   /* the host's FIN (shutdown SHUT_WR) goes to the kernel once all is sent */
   int reset;         /* the kernel reported the connection reset (or timed out) to our call */
   int soerr;         /* that error, owed to the host's next call or getsockopt(SO_ERROR) */
+  int lowat;          /* the host's SO_RCVLOWAT (0: 1), counted in plaintext */
+  uint8_t svc_driving; /* the service thread runs the handshake: no read-ahead */
   uint8_t nb_known;   /* 2: the file is known non-blocking (our F_SETFL/FIONBIO/accept4 say so) */
   /* TCP_CORK / MSG_MORE, emulated: plaintext held to go out in one record at the uncork */
   uint8_t corked;     /* the host's TCP_CORK */
@@ -212,8 +215,11 @@ typedef struct tconn {
   unsigned char *cbuf;
   size_t clen;
   int64_t cork_deadline_ms; /* the kernel sends corked data after 200 ms: so do we */
-  struct tconn *cork_next;
-  int cork_listed;
+  uint8_t cork_armed;        /* cork_deadline_ms is set for the bytes held now */
+  /* service.c's timer list (under its own lock): corked bytes due, a driven session's deadline */
+  struct tconn *timer_next;
+  int timer_listed;
+  int64_t timer_ms;
   /* bytes read from the socket ahead of the engine's need (one recv per record, not two) */
   unsigned char *ra;
   size_t ralen, raoff;
@@ -339,7 +345,13 @@ HIDDEN void svc_arm_locked(tconn *tc);    /* residue to push without the host's 
 HIDDEN void svc_linger_locked(tconn *tc); /* a closed connection still has work: finish it */
 HIDDEN void svc_forget_locked(tconn *tc); /* before tc's io_fd changes or closes */
 HIDDEN void svc_after_fork_child(void);
-HIDDEN void svc_cork_timer_locked(tconn *tc); /* corked bytes go out at cork_deadline_ms */
+HIDDEN void svc_timer_locked(tconn *tc, int64_t when_ms); /* look at tc again then */
+HIDDEN void svc_untimer_locked(tconn *tc);                /* off the timer list (closed) */
+/* tls_io.c, for the service thread (lock held) */
+HIDDEN int tc_needs_drive_locked(tconn *tc);
+HIDDEN void tc_drive_locked(tconn *tc);
+HIDDEN int64_t tc_drive_deadline_locked(tconn *tc);
+HIDDEN void tc_timer_due_locked(tconn *tc);
 
 /* ---- process.c: fork, exit; exec.c: exec and spawn; stdio.c. ---- */
 HIDDEN void process_drain_at_exit(int flush_stdio);

@@ -77,7 +77,9 @@ const char *tc_peer(tconn *tc) {
 void tconn_free_engine(tconn *tc) {
   sli_conn_free(tc->conn);
   tc->conn = NULL;
-  shim_buf_put(tc->rbuf);
+  if (tc->rcap > SHIM_BUF_SIZE) free(tc->rbuf);
+  else shim_buf_put(tc->rbuf);
+  tc->rcap = 0;
   free(tc->pbuf);
   free(tc->obuf);
   shim_buf_put(tc->cbuf);
@@ -132,7 +134,7 @@ static ssize_t t_read(sli_conn *c, void *buf, size_t len, void *arg) {
      * (the rest waits in `ra`, freed once taken). */
     unsigned char *into = buf;
     size_t want = len;
-    if (len < 4096 && (tc->ra || (tc->ra = shim_buf_get()))) {
+    if (len < 4096 && !tc->svc_driving && (tc->ra || (tc->ra = shim_buf_get()))) {
       into = tc->ra;
       want = RA_SIZE;
     }
@@ -511,6 +513,44 @@ static void step(tconn *tc) {
   }
 }
 
+/* tc_needs_drive_locked: plaintext the host wrote before the session was up waits for input that
+ * no call of the host may read soon (a server greeting one client, then blocking in accept for the
+ * next): the service thread then runs the handshake (or the optional-mode decision) itself. */
+int tc_needs_drive_locked(tconn *tc) {
+  if (!tc->plen || tc->io_fd < 0 || tc->lingering || !is_owner(tc)) return 0;
+  return tc->state == ST_SNIFF || (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn));
+}
+
+/* tc_drive_locked: what step() can do now, for the service thread (lock held). */
+void tc_drive_locked(tconn *tc) {
+  if (tc->state == ST_FAILED || !is_owner(tc)) return;
+  /* no read-ahead here: the host may be asleep in poll() on this socket, and data read into our
+   * buffers would never wake it; what follows the handshake stays in the kernel for it */
+  tc->svc_driving = 1;
+  step(tc);
+  tc->svc_driving = 0;
+}
+
+/* tc_drive_deadline_locked: when a driven session must be looked at even without input (the
+ * optional-mode decision by silence, the handshake timeout). */
+int64_t tc_drive_deadline_locked(tconn *tc) {
+  return tc->state == ST_SNIFF ? tc->sniff_deadline_ms : tc->hs_deadline_ms;
+}
+
+/* tc_timer_due_locked: the service thread's timer for tc fired (lock held): corked bytes held
+ * 200 ms go out (the host's cork stays on), a driven session meets its deadline. */
+void tc_timer_due_locked(tconn *tc) {
+  int64_t now = shim_now_ms();
+  if (tc->clen && tc->cork_armed) {
+    if (now >= tc->cork_deadline_ms) tc_uncork_locked(tc);
+    else svc_timer_locked(tc, tc->cork_deadline_ms);
+  }
+  if (tc_needs_drive_locked(tc)) {
+    tc_drive_locked(tc);
+    if (tc_needs_drive_locked(tc)) svc_arm_locked(tc); /* re-arms the input watch and the timer */
+  }
+}
+
 /* pbuf_drain encrypts the plaintext written before the session was up. */
 static void pbuf_drain(tconn *tc) {
   size_t off = 0;
@@ -673,35 +713,72 @@ static ssize_t decrypt(tconn *tc, void *buf, size_t len) {
   return -1;
 }
 
-/* fill_rbuf decrypts into rbuf without blocking (a readiness check); records EOF / errors. */
-static void fill_rbuf(tconn *tc) {
-  if (tc->state != ST_TLS || tc->rlen > 0 || tc->reof) return;
-  if (!tc->rbuf && !(tc->rbuf = shim_buf_get())) return;
-  tc->roff = 0;
-  ssize_t n = decrypt(tc, tc->rbuf, RBUF_SIZE);
-  if (n > 0) {
-    tc->rlen = (size_t)n;
-  } else if (n == 0 || n == -1) {
-    tc->reof = 1;
-    tc->rerr_pending = n == -1 ? errno : 0;
+/* rbuf_release lets the plaintext buffer go (empty). */
+static void rbuf_release(tconn *tc) {
+  if (tc->rcap > SHIM_BUF_SIZE) free(tc->rbuf);
+  else shim_buf_put(tc->rbuf);
+  tc->rbuf = NULL;
+  tc->rcap = 0;
+  tc->roff = tc->rlen = 0;
+}
+
+/* rbuf_decrypt decrypts one more record's worth after what rbuf holds (growing it past a record
+ * when it must); returns what decrypt() returns, -3 when out of memory. */
+static ssize_t rbuf_decrypt(tconn *tc) {
+  if (!tc->rbuf) {
+    if (!(tc->rbuf = shim_buf_get())) return -3;
+    tc->rcap = SHIM_BUF_SIZE;
+    tc->roff = tc->rlen = 0;
   }
-  if (tc->rlen == 0) {
-    shim_buf_put(tc->rbuf);
-    tc->rbuf = NULL;
+  if (tc->roff && tc->rcap - tc->roff - tc->rlen < RBUF_SIZE) {
+    memmove(tc->rbuf, tc->rbuf + tc->roff, tc->rlen);
+    tc->roff = 0;
   }
+  if (tc->rcap - tc->rlen < RBUF_SIZE) {
+    size_t cap = tc->rcap * 2 > tc->rlen + RBUF_SIZE ? tc->rcap * 2 : tc->rlen + RBUF_SIZE;
+    unsigned char *p = malloc(cap);
+    if (!p) return -3;
+    memcpy(p, tc->rbuf + tc->roff, tc->rlen);
+    size_t keep = tc->rlen;
+    rbuf_release(tc);
+    tc->rbuf = p;
+    tc->rcap = cap;
+    tc->rlen = keep;
+  }
+  size_t room = tc->rcap - tc->roff - tc->rlen;
+  return decrypt(tc, tc->rbuf + tc->roff + tc->rlen, room < RBUF_SIZE ? room : RBUF_SIZE);
+}
+
+/* fill_rbuf decrypts without blocking — one record when nothing is buffered (a readiness check),
+ * or, with `want` above what is buffered, records until `want` bytes are there or nothing more has
+ * come (MSG_PEEK and FIONREAD see every byte that arrived, as on a plain socket). Records EOF and
+ * errors for the next read. */
+static void fill_rbuf(tconn *tc, size_t want) {
+  if (tc->state != ST_TLS || tc->reof) return;
+  if (want == 0 && tc->rlen > 0) return;
+  do {
+    ssize_t n = rbuf_decrypt(tc);
+    if (n > 0) {
+      tc->rlen += (size_t)n;
+    } else {
+      if (n == 0 || n == -1) {
+        tc->reof = 1;
+        tc->rerr_pending = n == -1 ? errno : 0;
+      }
+      break;
+    }
+  } while (tc->rlen < want && tc->state == ST_TLS);
+  if (tc->rlen == 0 && tc->rbuf) rbuf_release(tc);
 }
 
 /* take_rbuf copies buffered plaintext to the host's buffer. */
 static size_t take_rbuf(tconn *tc, char *buf, size_t len, int peek) {
   size_t n = len < tc->rlen ? len : tc->rlen;
-  memcpy(buf, tc->rbuf + tc->roff, n);
+  if (buf) memcpy(buf, tc->rbuf + tc->roff, n); /* NULL: MSG_TRUNC, the bytes are dropped */
   if (!peek) {
     tc->roff += n;
     tc->rlen -= n;
-    if (tc->rlen == 0) {
-      shim_buf_put(tc->rbuf);
-      tc->rbuf = NULL;
-    }
+    if (tc->rlen == 0) rbuf_release(tc);
   }
   return n;
 }
@@ -718,6 +795,12 @@ static ssize_t reset_answer(tconn *tc, int is_write) {
   if (!is_write) return 0;
   errno = EPIPE;
   return -1;
+}
+
+/* read_target: how much a blocking read waits for before it returns: SO_RCVLOWAT, at most len. */
+static size_t read_target(tconn *tc, size_t len) {
+  size_t low = tc->lowat > 1 ? (size_t)tc->lowat : 1;
+  return low < len ? low : len;
 }
 
 ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
@@ -771,6 +854,8 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
     break;
   }
   for (;;) {
+    /* a peek sees every byte that has come, as the kernel's does (not one record at a time) */
+    if (peek && tc->rlen > 0 && tc->rlen < len && !tc->reof) fill_rbuf(tc, len);
     if (tc->rlen > 0) { /* what a readiness check decrypted comes first */
       got += take_rbuf(tc, (char *)buf + got, len - got, peek);
       if (peek) break;
@@ -793,7 +878,7 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
     if (tc->plen && sli_conn_is_secured(tc->conn)) pbuf_drain(tc);
     ssize_t n;
     if (peek) { /* decrypt into rbuf, then copy from it */
-      fill_rbuf(tc);
+      fill_rbuf(tc, len);
       n = tc->rlen || tc->reof ? 1 : -2;
       if (n > 0) continue;
     } else {
@@ -814,8 +899,8 @@ ssize_t tc_read(tconn *tc, void *buf, size_t len, int flags) {
       ret = tc->reset ? reset_answer(tc, 0) : n;
       goto out;
     }
-    /* the engine wants the socket */
-    if (got && !(flags & MSG_WAITALL)) break;
+    /* the engine wants the socket: a read returns what it has, once SO_RCVLOWAT's worth */
+    if (got && !(flags & MSG_WAITALL) && got >= read_target(tc, len)) break;
     if (nonblocking(tc, flags)) {
       if (got) break;
       errno = EAGAIN;
@@ -881,6 +966,7 @@ static int cork_seal(tconn *tc) {
   shim_buf_put(tc->cbuf);
   tc->cbuf = NULL;
   tc->clen = 0;
+  tc->cork_armed = 0;
   return rc;
 }
 
@@ -932,9 +1018,10 @@ static ssize_t cork_take(tconn *tc, const void *buf, size_t len, int stop_when_f
       if (stop_when_full && tc->olen) break;
     }
   }
-  if (tc->clen && !tc->cork_listed) {
+  if (tc->clen && !tc->cork_armed) {
     tc->cork_deadline_ms = shim_now_ms() + 200;
-    svc_cork_timer_locked(tc);
+    tc->cork_armed = 1;
+    svc_timer_locked(tc, tc->cork_deadline_ms);
   }
   return (ssize_t)took;
 }
@@ -952,6 +1039,10 @@ static int write_error(tconn *tc, ssize_t n) {
 }
 
 ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
+  if (flags & MSG_OOB) { /* TLS has no urgent data: refused, never slipped into the stream */
+    errno = EOPNOTSUPP;
+    return -1;
+  }
   int saved = errno;
   int all = flags & SHIM_MSG_ALL;
   flags &= ~SHIM_MSG_ALL;
@@ -1009,6 +1100,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
     /* not up yet: take the bytes as a kernel would (a blocking write that fits returns at once:
      * the session sends them when it is up), or wait for the session when there is no room */
     size_t n = pbuf_put(tc, buf, len, nb && all);
+    if (n) svc_arm_locked(tc); /* the session comes up (and sends them) without the host's help */
     if (n == len || (n && nb)) {
       ret = (ssize_t)(pre + n);
       errno = saved;
@@ -1168,10 +1260,11 @@ short tc_ready_locked(tconn *tc, short want) {
   short r = 0;
   int up = tc->state == ST_TLS && sli_conn_is_secured(tc->conn);
   if (want & POLLIN) {
-    if (up && !tc->rlen && !tc->reof && !sli_conn_pending(tc->conn) && (tc->k_in || tc->ralen))
-      fill_rbuf(tc);
+    size_t low = tc->lowat > 1 ? (size_t)tc->lowat : 1; /* SO_RCVLOWAT, in plaintext */
+    size_t have = tc->rlen + (up ? sli_conn_pending(tc->conn) : 0);
+    if (up && !tc->reof && have < low && (tc->k_in || tc->ralen)) fill_rbuf(tc, low > 1 ? low : 0);
     if (tc->reset) return tc_ready_locked(tc, want);
-    if (tc->rlen || tc->reof || (up && sli_conn_pending(tc->conn))) r |= POLLIN;
+    if (tc->reof || tc->rlen + (up ? sli_conn_pending(tc->conn) : 0) >= low) r |= POLLIN;
     if (tc->state == ST_FAILED) r |= POLLIN;
   }
   if (want & POLLOUT) {
@@ -1243,8 +1336,9 @@ short tc_poll_check(tconn *tc, short want, short got) {
 size_t tc_readable_bytes(tconn *tc) {
   pthread_mutex_lock(&tc->lock);
   size_t n = 0;
+  if (tc_owned(tc)) step(tc); /* the handshake goes on as the host asks */
   if (tc_owned(tc) && tc->state == ST_TLS) {
-    if (sli_conn_is_secured(tc->conn)) fill_rbuf(tc);
+    if (sli_conn_is_secured(tc->conn)) fill_rbuf(tc, SIZE_MAX); /* every byte that has come */
     n = tc->rlen + sli_conn_pending(tc->conn);
   }
   pthread_mutex_unlock(&tc->lock);
@@ -1304,6 +1398,7 @@ void tc_shutdown(tconn *tc, int how) {
  * only lets go of its fd. */
 void tc_end_locked(tconn *tc) {
   svc_forget_locked(tc);
+  svc_untimer_locked(tc);
   int owner = is_owner(tc);
   int busy = atomic_load(&tc->refs) > 1; /* another thread is inside a call on it */
   if (owner && (tc->state == ST_TLS || tc->state == ST_SNIFF || tc->state == ST_PLAIN) &&
@@ -1319,7 +1414,15 @@ void tc_end_locked(tconn *tc) {
       tc->host_closed = 1;
       return;
     }
-    if (tc_finish_step_locked(tc)) {
+    struct linger lg = {0, 0};
+    socklen_t lgl = sizeof(lg);
+    if (real.getsockopt(tc->io_fd, SOL_SOCKET, SO_LINGER, &lg, &lgl) == 0 && lg.l_onoff &&
+        lg.l_linger == 0) {
+      /* SO_LINGER {1, 0}: the host asked for an abortive close — the kernel drops what is queued
+       * and resets. No close_notify, so a cut-off answer never looks complete to the peer. */
+      tc->olen = tc->plen = tc->clen = 0;
+      tc_end_claim(tc);
+    } else if (tc_finish_step_locked(tc)) {
       tc_end_claim(tc);
     } else {
       if (!tc->private_fd) {
