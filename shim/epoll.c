@@ -576,9 +576,6 @@ static void evaluate(ep_set *s, ep_reg *r, int fd, uint64_t gen, tconn *tc, uint
   short want = (short)(events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
   if (tc->olen && tc->k_out) flush_locked(tc);
   uint32_t got = (uint16_t)tc_ready_locked(tc, want) & (events | EPOLLERR | EPOLLHUP);
-  /* edge-triggered: the kernel reports an fd only for a wakeup in the registration's own events
-   * (an ACK's EPOLLOUT is no news to an EPOLLIN|EPOLLET registration that left data unread) */
-  if ((events & EPOLLET) && !(kev & (events | EPOLLERR | EPOLLHUP))) got = 0;
   int64_t deadline = tc_deadline_locked(tc);
   pthread_mutex_lock(&s->lock);
   if (still_reg(s, r, fd, gen) && !r->disarmed) {

@@ -101,10 +101,25 @@ int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen) {
   return poll(fds, n, timeout);
 }
 
+/* timeout_ms: a timespec (or timeval, as ns) as the milliseconds the wait uses — rounded up, so a
+ * wait shorter than a millisecond still waits, capped at INT_MAX; -1 with EINVAL for a value the
+ * kernel refuses (negative; for ppoll/pselect a fraction of a second out of range — select
+ * carries microseconds over into seconds, as the kernel does). */
+static int timeout_ms(long long sec, long long ns, int *ms, int normalize) {
+  if (sec < 0 || ns < 0 || (!normalize && ns >= 1000000000LL)) {
+    errno = EINVAL;
+    return -1;
+  }
+  long long t = sec > 2147483LL || ns > 2147483647000000LL ? 2147483647LL
+                                                            : sec * 1000 + (ns + 999999) / 1000000;
+  *ms = t > 2147483647LL ? 2147483647 : (int)t;
+  return 0;
+}
+
 int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
   if (!real.ppoll) shim_resolve();
-  int ms = ts ? (int)(ts->tv_sec * 1000 + ts->tv_nsec / 1000000) : -1;
-  if (!mask) return shim_poll(fds, n, ms, NULL);
+  int ms = -1;
+  if (ts && timeout_ms(ts->tv_sec, ts->tv_nsec, &ms, 0)) return -1;
   return shim_poll(fds, n, ms, mask);
 }
 
@@ -113,21 +128,14 @@ int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const s
   return ppoll(fds, n, ts, mask);
 }
 
+/* any_tls: whether a set names a TLS fd (select on plain fds only is libc's own). */
+static int any_tls(int nfds, fd_set *r, fd_set *w) {
+  for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
+    if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w))) && shim_is_tls(fd)) return 1;
+  return 0;
+}
+
 static int select_core(int nfds, fd_set *r, fd_set *w, fd_set *e, int ms, const sigset_t *mask) {
-  int any = 0;
-  for (int fd = 0; fd < nfds && !any; fd++)
-    if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w))) any = shim_is_tls(fd);
-  if (!any) {
-    struct timeval tv, *tvp = NULL;
-    if (ms >= 0) {
-      tv.tv_sec = ms / 1000;
-      tv.tv_usec = (ms % 1000) * 1000;
-      tvp = &tv;
-    }
-    if (!mask) return real.select(nfds, r, w, e, tvp);
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    return real.pselect(nfds, r, w, e, ms >= 0 ? &ts : NULL, mask);
-  }
   struct pollfd *p = calloc((size_t)nfds, sizeof(*p));
   if (!p) {
     errno = ENOMEM;
@@ -163,16 +171,31 @@ static int select_core(int nfds, fd_set *r, fd_set *w, fd_set *e, int ms, const 
   return rc;
 }
 
+/* select: as Linux's, the timeval is left holding the time not slept. */
 int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv) {
   if (!real.select) shim_resolve();
-  int ms = tv ? (int)(tv->tv_sec * 1000 + tv->tv_usec / 1000) : -1;
-  return select_core(nfds, r, w, e, ms, NULL);
+  if (!any_tls(nfds, r, w)) return real.select(nfds, r, w, e, tv);
+  int ms = -1;
+  if (tv && timeout_ms(tv->tv_sec, (long long)tv->tv_usec * 1000, &ms, 1)) return -1;
+  int64_t start = shim_now_ms();
+  int rc = select_core(nfds, r, w, e, ms, NULL);
+  if (tv) {
+    int e_ = errno;
+    int64_t left = (int64_t)ms - (shim_now_ms() - start);
+    if (left < 0 || rc == 0) left = 0;
+    tv->tv_sec = (time_t)(left / 1000);
+    tv->tv_usec = (suseconds_t)((left % 1000) * 1000);
+    errno = e_;
+  }
+  return rc;
 }
 
 int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
             const sigset_t *mask) {
   if (!real.pselect) shim_resolve();
-  int ms = ts ? (int)(ts->tv_sec * 1000 + ts->tv_nsec / 1000000) : -1;
+  if (!any_tls(nfds, r, w)) return real.pselect(nfds, r, w, e, ts, mask);
+  int ms = -1;
+  if (ts && timeout_ms(ts->tv_sec, ts->tv_nsec, &ms, 0)) return -1;
   return select_core(nfds, r, w, e, ms, mask);
 }
 

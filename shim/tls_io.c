@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -923,6 +924,10 @@ out:
 }
 
 ssize_t tc_readv(tconn *tc, const struct iovec *iov, int n, int flags) {
+  if (n < 0 || n > IOV_MAX) { /* the kernel's check */
+    errno = EINVAL;
+    return -1;
+  }
   size_t total = 0;
   for (int i = 0; i < n; i++) total += iov[i].iov_len;
   if (n == 1) return tc_read(tc, iov[0].iov_base, iov[0].iov_len, flags);
@@ -1214,6 +1219,10 @@ out:
 }
 
 ssize_t tc_writev(tconn *tc, const struct iovec *iov, int n, int flags) {
+  if (n < 0 || n > IOV_MAX) {
+    errno = EINVAL;
+    return -1;
+  }
   if (n == 1) return tc_write(tc, iov[0].iov_base, iov[0].iov_len, flags);
   size_t total = 0;
   for (int i = 0; i < n; i++) total += iov[i].iov_len;

@@ -522,6 +522,15 @@ def run_once(case, mode, files, d):
     return res
 
 
+def run_once_retrying(case, mode, files, d):
+    """run_once, again (once) when the host could not bind its port: another test running at the
+    same time took the free port we picked — a setup failure, not an observation."""
+    res = run_once(case, mode, files, d)
+    if res.rc == 99 and "host setup failed: bind/listen" in res.stderr:
+        res = run_once(case, mode, files, d)
+    return res
+
+
 def _allow(case, where, plain_lines, tls_lines):
     """tls_lines with the case's documented differences replaced by the plain run's lines."""
     out = list(tls_lines)
@@ -597,8 +606,8 @@ def run_cases(cases, only=None):
             continue
         t0 = time.time()
         try:
-            plain = run_once(case, "plain", files, d)
-            tls = run_once(case, "tls", files, d)
+            plain = run_once_retrying(case, "plain", files, d)
+            tls = run_once_retrying(case, "tls", files, d)
             problems = compare(case, plain, tls)
         except Exception as e:  # noqa: BLE001
             problems = ["harness error: %s\n%s" % (e, traceback.format_exc())]

@@ -30,11 +30,15 @@ Cases (host programs in hosts/adversary/):
   splice_sock          splice() from one connection straight to a file and to another connection
                        (the kernel: EINVAL, a pipe is needed), then the read/write fallback
   epoll_two            one connection in an edge-triggered and a level-triggered set; a MOD from
-                       another thread wakes the waiter; DEL from one set, close
+                       another thread wakes the waiter; DEL from one set, close (documented: an
+                       edge-triggered set may see one extra event)
   sigpipe_blocked      SIGPIPE blocked by sigprocmask: after the peer's reset ECONNRESET, then EPIPE
                        with SIGPIPE pending (sigtimedwait takes it), MSG_NOSIGNAL raises none
   lobby                a blocking server greets player A, then blocks in accept() for player B:
                        A's greeting must arrive before B joins
+  odd_waits            select() leaves the time not slept in its timeval; a ppoll() timeout above
+                       INT_MAX ms does not wrap into a short one; invalid timeouts and negative
+                       iovec counts are EINVAL
 """
 import socket
 import struct
@@ -234,9 +238,27 @@ cases = [
     Case("poll_odd", adv("fds", "poll_odd"), "server", peer_poll_odd, connections=1),
     Case("zero_len", adv("fds", "zero_len"), "server", peer_zero_len, connections=1),
     Case("splice_sock", adv("splice_sock"), "server", peer_splice, connections=2),
-    Case("epoll_two", adv("epoll_two"), "server", peer_epoll_two, connections=1),
+    Case("epoll_two", adv("epoll_two"), "server", peer_epoll_two, connections=1,
+         differs=[("host", r"^ET again \(no new edge\): 0$", r"^ET again \(no new edge\): 1 IN$",
+                   "an edge-triggered registration may get one extra event when the socket "
+                   "becomes writable while plaintext is left unread (a read then returns it; "
+                   "nothing is lost)")]),
     Case("sigpipe_blocked", adv("sigpipe_blocked"), "server", peer_resets, connections=1),
     Case("lobby", adv("lobby"), "server", peer_lobby, connections=2, timeout=8),
 ]
+
+def peer_odd_waits(ctx):
+    p = ctx.connect()
+    ctx.obs("host says %r" % p.recv_exact(3))
+    time.sleep(1.0)
+    p.send(b"late\n")
+    ctx.obs("host says %r" % p.recv_exact(5))
+    time.sleep(0.3)
+    p.send(b"more\n")
+    rest, how = p.recv_all(timeout=10)
+    ctx.obs("then %r, end %s" % (rest, how))
+
+
+cases.append(Case("odd_waits", adv("odd_waits"), "server", peer_odd_waits, connections=1))
 
 run_cases(cases)
