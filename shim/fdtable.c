@@ -63,7 +63,10 @@ void live_lock_all(void) {
  * connection end). */
 void live_unlock_all(int child) {
   for (tconn *t = live_head; t; t = t->live_next) {
-    if (child) t->timer_listed = t->cork_armed = 0; /* the service thread's list is the parent's */
+    if (child) { /* the service thread's list and the waits are the parent's threads' */
+      t->timer_listed = t->cork_armed = 0;
+      t->waiting = 0;
+    }
     if (child && shim_helper_fork) { /* a finisher or relay: it takes what it needs itself */
       t->sending = 0;
       t->svc_reg = t->svc_armed = 0;

@@ -207,6 +207,7 @@ typedef struct tconn {
   int soerr;         /* that error, owed to the host's next call or getsockopt(SO_ERROR) */
   int lowat;          /* the host's SO_RCVLOWAT (0: 1), counted in plaintext */
   uint8_t svc_driving; /* the service thread runs the handshake: no read-ahead */
+  int waiting;         /* host threads waiting for input on it (wait_in) */
   uint8_t nb_known;   /* 2: the file is known non-blocking (our F_SETFL/FIONBIO/accept4 say so) */
   /* TCP_CORK / MSG_MORE, emulated: plaintext held to go out in one record at the uncork */
   uint8_t corked;     /* the host's TCP_CORK */

@@ -518,7 +518,7 @@ static void step(tconn *tc) {
  * no call of the host may read soon (a server greeting one client, then blocking in accept for the
  * next): the service thread then runs the handshake (or the optional-mode decision) itself. */
 int tc_needs_drive_locked(tconn *tc) {
-  if (!tc->plen || tc->io_fd < 0 || tc->lingering || !is_owner(tc)) return 0;
+  if (!tc->plen || tc->io_fd < 0 || tc->lingering || tc->waiting || !is_owner(tc)) return 0;
   return tc->state == ST_SNIFF || (tc->state == ST_TLS && !sli_conn_is_secured(tc->conn));
 }
 
@@ -595,6 +595,13 @@ static size_t pbuf_put(tconn *tc, const void *buf, size_t len, int all) {
  * bounded by it through a temporary SO_RCVTIMEO. Returns 0 (go on), ETIMEDOUT (our deadline), or the
  * errno the host's read would return (EINTR, EAGAIN). Queued output is sent first: the peer may
  * be waiting for it. */
+/* waited: a host thread is back from waiting for input (lock held). While one waits, the service
+ * thread does not run the handshake: the input it would take is what the waiter waits for. */
+static void waited(tconn *tc) {
+  tc->waiting--;
+  if (tc_needs_drive_locked(tc)) svc_arm_locked(tc);
+}
+
 static int wait_in(tconn *tc, int64_t deadline, int host_timeout) {
   /* what the host wrote before the handshake goes out first: the peer may be waiting for it */
   if (tc->state == ST_TLS && sli_conn_is_secured(tc->conn)) {
@@ -608,10 +615,12 @@ static int wait_in(tconn *tc, int64_t deadline, int host_timeout) {
   int fd = tc->io_fd;
   unsigned char b;
   if (deadline == INT64_MAX) {
+    tc->waiting++;
     pthread_mutex_unlock(&tc->lock);
     ssize_t r = real.recv(fd, &b, 1, MSG_PEEK);
     int e = errno;
     pthread_mutex_lock(&tc->lock);
+    waited(tc);
     if (r >= 0) {
       tc->k_in = 1;
       return 0;
@@ -631,12 +640,14 @@ static int wait_in(tconn *tc, int64_t deadline, int host_timeout) {
     mine.tv_sec = use / 1000;
     mine.tv_usec = (use % 1000) * 1000;
     if (mine.tv_sec == 0 && mine.tv_usec == 0) mine.tv_usec = 1000;
+    tc->waiting++;
     pthread_mutex_unlock(&tc->lock);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &mine, sizeof(mine));
     ssize_t r = real.recv(fd, &b, 1, MSG_PEEK);
     int e = errno;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &host, sizeof(host));
     pthread_mutex_lock(&tc->lock);
+    waited(tc);
     if (r >= 0) {
       tc->k_in = 1;
       return 0;
