@@ -34,12 +34,19 @@ int shim_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask
   for (nfds_t i = 0; i < n && !any; i++) any = shim_is_tls(fds[i].fd);
   if (!any) return wait_real(fds, n, timeout_ms, mask);
 
+  /* per fd: what was ready before the wait, and the connection held across it (the same object
+   * is checked after the wait, and ends the wait it began, even if the fd is closed meanwhile) */
+  struct slot {
+    tconn *tc;
+    short ready;
+    uint8_t waits;
+  };
   struct pollfd stack[64];
   struct pollfd *k = n <= 64 ? stack : malloc(n * sizeof(*k));
-  short *ready = calloc(n ? n : 1, sizeof(short));
-  if (!k || !ready) {
+  struct slot *sl = calloc(n ? n : 1, sizeof(*sl));
+  if (!k || !sl) {
     if (k != stack) free(k);
-    free(ready);
+    free(sl);
     errno = ENOMEM;
     return -1;
   }
@@ -51,12 +58,12 @@ int shim_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask
     for (nfds_t i = 0; i < n; i++) {
       k[i] = fds[i];
       k[i].revents = 0;
-      ready[i] = 0;
-      tconn *tc = tc_get(fds[i].fd);
-      if (tc) {
-        k[i].events = tc_poll_prepare(tc, fds[i].events, &ready[i], &deadline);
-        if (ready[i]) ready_now = 1;
-        tc_put(tc);
+      sl[i].ready = 0;
+      sl[i].tc = tc_get(fds[i].fd);
+      if (sl[i].tc) {
+        k[i].events =
+            tc_poll_prepare(sl[i].tc, fds[i].events, &sl[i].ready, &deadline, &sl[i].waits);
+        if (sl[i].ready) ready_now = 1;
       }
     }
     int t = ready_now ? 0 : remaining(end, timeout_ms);
@@ -66,20 +73,22 @@ int shim_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask
       if (t < 0 || d < t) t = (int)d;
     }
     int r = wait_real(k, n, t, mask);
-    if (r < 0) {
-      result = -1;
-      break;
-    }
+    int e = errno;
     int count = 0;
     for (nfds_t i = 0; i < n; i++) {
-      tconn *tc = tc_get(fds[i].fd);
-      short rev = k[i].revents;
+      tconn *tc = sl[i].tc;
+      short rev = r < 0 ? 0 : k[i].revents;
       if (tc) {
-        rev = (short)(tc_poll_check(tc, fds[i].events, rev) | ready[i]);
+        rev = (short)(tc_poll_check(tc, fds[i].events, rev, sl[i].waits) | sl[i].ready);
         tc_put(tc);
       }
-      fds[i].revents = rev;
+      if (r >= 0) fds[i].revents = rev;
       if (rev) count++;
+    }
+    if (r < 0) {
+      errno = e;
+      result = -1;
+      break;
     }
     if (count || (timeout_ms >= 0 && remaining(end, timeout_ms) == 0)) {
       result = count;
@@ -88,7 +97,7 @@ int shim_poll(struct pollfd *fds, nfds_t n, int timeout_ms, const sigset_t *mask
     /* only non-data bytes arrived on TLS fds: wait again for the time left */
   }
   if (k != stack) free(k);
-  free(ready);
+  free(sl);
   return result;
 }
 

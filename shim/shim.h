@@ -312,8 +312,9 @@ HIDDEN void tc_shutdown(tconn *tc, int how);
  * a socket state the kernel may know better is asked with a zero-timeout poll. */
 HIDDEN short tc_ready_locked(tconn *tc, short want);
 /* poll/select: the events to wait for on the socket, and what is ready without waiting. */
-HIDDEN short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline);
-HIDDEN short tc_poll_check(tconn *tc, short want, short got);
+HIDDEN short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline,
+                             uint8_t *waits); /* tc_poll_check(..., waits) must follow */
+HIDDEN short tc_poll_check(tconn *tc, short want, short got, uint8_t waits);
 HIDDEN int64_t tc_deadline_locked(tconn *tc);
 HIDDEN void tc_end_locked(tconn *tc); /* the host closed its last fd (lock held, fd still open) */
 HIDDEN int tc_finish_step_locked(tconn *tc); /* lingering: 1 when nothing is left to do */

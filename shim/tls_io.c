@@ -1305,11 +1305,16 @@ short tc_ready_locked(tconn *tc, short want) {
   return r;
 }
 
-/* poll/select: which socket events to wait for, and what is ready already. */
-short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline) {
+/* poll/select: which socket events to wait for, and what is ready already. A host thread that
+ * will wait for a session still in its handshake counts as waiting for its input (*waits = 1):
+ * the service thread then leaves the handshake to it — were the service thread to take the
+ * peer's last handshake bytes, the host's poll would sleep on input that never comes while the
+ * session it waits to write on is up. tc_poll_check ends the wait. */
+short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline, uint8_t *waits) {
   pthread_mutex_lock(&tc->lock);
   short ev;
   *ready_now = 0;
+  *waits = 0;
   if (tc->state == ST_PLAIN) {
     ev = want;
   } else if (tc->connecting && tc->state == ST_TLS && connect_state(tc) != 1) {
@@ -1328,12 +1333,16 @@ short tc_poll_prepare(tconn *tc, short want, short *ready_now, int64_t *deadline
     }
     int64_t d = tc_deadline_locked(tc);
     if (d < *deadline) *deadline = d;
+    if (!*ready_now && (ev & POLLIN) && tc_owned(tc)) {
+      tc->waiting++;
+      *waits = 1;
+    }
   }
   pthread_mutex_unlock(&tc->lock);
   return ev;
 }
 
-short tc_poll_check(tconn *tc, short want, short got) {
+short tc_poll_check(tconn *tc, short want, short got, uint8_t waits) {
   pthread_mutex_lock(&tc->lock);
   short out;
   if (tc->state == ST_PLAIN) {
@@ -1349,6 +1358,7 @@ short tc_poll_check(tconn *tc, short want, short got) {
     out = tc_ready_locked(tc, want) & (want | POLLHUP | POLLERR);
     out |= got & POLLNVAL;
   }
+  if (waits) waited(tc);
   pthread_mutex_unlock(&tc->lock);
   return out;
 }
