@@ -1,0 +1,501 @@
+/* conn.c — one TLS connection over an fd or caller-supplied callbacks: handshake (explicit or
+ * implied), read, write, close, with WANT returns, a handshake deadline and named failures. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+
+#include "tls/conn.h"
+
+/* ---- Transport: a BIO that calls the connection's read/write functions. ---- */
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static int bio_read(BIO *b, char *buf, int len) {
+  sli_conn *c = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  ssize_t r = c->rfn(c, buf, (size_t)len, c->arg);
+  if (r > 0) {
+    if (c->first_byte < 0) c->first_byte = (unsigned char)buf[0];
+    return (int)r;
+  }
+  if (r == 0) {
+    c->transport_eof = 1;
+    return 0;
+  }
+  if (r == SLI_WANT_READ) {
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  c->transport_err = 1;
+  return -1;
+}
+
+static int bio_write(BIO *b, const char *buf, int len) {
+  sli_conn *c = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  ssize_t r = c->wfn(c, buf, (size_t)len, c->arg);
+  if (r >= 0) return (int)r;
+  if (r == SLI_WANT_WRITE) {
+    BIO_set_retry_write(b);
+    return -1;
+  }
+  c->transport_err = 1;
+  return -1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static void make_method(void) {
+  bio_method = BIO_meth_new(BIO_TYPE_SOURCE_SINK | BIO_get_new_index(), "sli transport");
+  if (bio_method) {
+    BIO_meth_set_read(bio_method, bio_read);
+    BIO_meth_set_write(bio_method, bio_write);
+    BIO_meth_set_ctrl(bio_method, bio_ctrl);
+    BIO_meth_set_create(bio_method, bio_create);
+  }
+}
+
+/* fd transport */
+static ssize_t fd_read(sli_conn *c, void *buf, size_t len, void *arg) {
+  for (;;) {
+    ssize_t r = c->is_socket ? recv(c->fd, buf, len, MSG_DONTWAIT) : read(c->fd, buf, len);
+    if (r >= 0) return r;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return SLI_WANT_READ;
+    c->sys_err = errno;
+    return SLI_E_IO;
+  }
+}
+
+static ssize_t fd_write(sli_conn *c, const void *buf, size_t len, void *arg) {
+  for (;;) {
+    ssize_t r = c->is_socket ? send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                             : write(c->fd, buf, len);
+    if (r >= 0) return r;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return SLI_WANT_WRITE;
+    c->sys_err = errno;
+    return SLI_E_IO;
+  }
+}
+
+/* ---- Errors ---- */
+
+static int conn_fail(sli_conn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int conn_fail(sli_conn *c, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(c->err, sizeof(c->err), fmt, ap);
+  va_end(ap);
+  if (c->peer[0] && n >= 0 && (size_t)n < sizeof(c->err))
+    snprintf(c->err + n, sizeof(c->err) - (size_t)n, " [peer %s]", c->peer);
+  c->has_err = 1;
+  if (code != SLI_WANT_READ && code != SLI_WANT_WRITE) c->fatal = code;
+  return code;
+}
+
+/* conn_fail_soft: a message and a code, without failing the connection. */
+static int conn_fail_soft(sli_conn *c, int code, const char *msg) {
+  int r = conn_fail(c, code, "%s", msg);
+  c->fatal = 0;
+  return r;
+}
+
+static void describe_peer(sli_conn *c) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0) return;
+  char a[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+    port = ntohs(s4->sin_port);
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", a, port);
+  } else if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+    port = ntohs(s6->sin6_port);
+    snprintf(c->peer, sizeof(c->peer), "[%s]:%d", a, port);
+  }
+}
+
+/* Maps the result of an SSL_* call to an SLI code; `r` is its return value. */
+static int map_error(sli_conn *c, int r, const char *op) {
+  int e = SSL_get_error(c->ssl, r);
+  switch (e) {
+    case SSL_ERROR_WANT_READ:
+      ERR_clear_error();
+      c->want = SLI_WANT_READ;
+      return SLI_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+      ERR_clear_error();
+      c->want = SLI_WANT_WRITE;
+      return SLI_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+      ERR_clear_error();
+      c->peer_closed = 1;
+      return 0;
+    default:
+      break;
+  }
+  c->want = 0;
+  uint32_t err = ERR_peek_error();
+  char detail[256] = "";
+  if (err) ERR_error_string_n(err, detail, sizeof(detail));
+  int lib = ERR_GET_LIB(err), reason = ERR_GET_REASON(err);
+  ERR_clear_error();
+  int in_handshake = !SSL_is_init_finished(c->ssl);
+
+  if (c->transport_err)
+    return conn_fail(c, SLI_E_IO, "%s: transport error: %s", op,
+                     c->sys_err ? strerror(c->sys_err) : "the I/O callback failed");
+  if (e == SSL_ERROR_SYSCALL || (e == SSL_ERROR_SSL && c->transport_eof && !err)) {
+    if (in_handshake)
+      return conn_fail(c, SLI_E_TRUNCATED, "%s: the peer closed the connection during the handshake",
+                       op);
+    /* after the handshake, the end of the peer's direction: reads report it (sticky), but our
+     * own direction stays open, as after a TCP half-close */
+    int r = conn_fail(c, SLI_E_TRUNCATED,
+                      "%s: the peer closed the connection without close_notify (truncation)", op);
+    c->fatal = 0;
+    c->read_truncated = 1;
+    return r;
+  }
+  /* A TLS record starts with a content type of 20..24: anything else is a plaintext peer. */
+  if (in_handshake && c->first_byte >= 0 && (c->first_byte < 20 || c->first_byte > 24))
+    return conn_fail(c, SLI_E_NOT_TLS,
+                     "%s: the peer does not speak TLS (plaintext received, first byte 0x%02x)", op,
+                     c->first_byte);
+  long vr = SSL_get_verify_result(c->ssl);
+  if (lib == ERR_LIB_SSL && reason == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
+    int code = sli__verify_code(vr);
+    c->verify_result = code;
+    return conn_fail(c, code, "%s: peer certificate refused: %s (%s)", op, sli_strerror(code),
+                     X509_verify_cert_error_string(vr));
+  }
+  if (lib == ERR_LIB_SSL && reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+    c->verify_result = SLI_E_NO_PEER_CERT;
+    return conn_fail(c, SLI_E_NO_PEER_CERT, "%s: a client certificate is required and none was sent",
+                     op);
+  }
+  if (lib == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET) {
+    c->alert = reason - SSL_AD_REASON_OFFSET;
+    const char *desc = SSL_alert_desc_string_long(c->alert);
+    if (c->alert == SSL_AD_PROTOCOL_VERSION)
+      return conn_fail(c, SLI_E_VERSION, "%s: the peer supports no protocol version we offer (alert %s)",
+                       op, desc);
+    if (c->alert == SSL_AD_HANDSHAKE_FAILURE && in_handshake)
+      return conn_fail(c, SLI_E_ALERT,
+                       "%s: the peer refused the handshake (alert %s: no common cipher suite or "
+                       "parameters?)",
+                       op, desc);
+    return conn_fail(c, SLI_E_ALERT, "%s: the peer sent the fatal alert '%s'", op, desc);
+  }
+  if (lib == ERR_LIB_SSL) {
+    switch (reason) {
+      case SSL_R_NO_SHARED_CIPHER:
+      case SSL_R_NO_CIPHER_MATCH:
+      case SSL_R_NO_SHARED_GROUP:
+        return conn_fail(c, SLI_E_NO_SHARED_CIPHER, "%s: no cipher suite in common with the peer", op);
+      case SSL_R_UNSUPPORTED_PROTOCOL:
+      case SSL_R_WRONG_VERSION_NUMBER:
+        return conn_fail(c, SLI_E_VERSION,
+                         "%s: the peer offered only protocol versions we refuse (TLS 1.2 is the "
+                         "minimum)",
+                         op);
+      case SSL_R_HTTP_REQUEST:
+      case SSL_R_HTTPS_PROXY_REQUEST:
+      case SSL_R_UNKNOWN_PROTOCOL:
+        return conn_fail(c, SLI_E_NOT_TLS, "%s: the peer does not speak TLS (plaintext received)", op);
+      default:
+        break;
+    }
+  }
+  return conn_fail(c, SLI_E_PROTO, "%s: TLS protocol error: %s", op, detail[0] ? detail : "unknown");
+}
+
+/* ---- Connections ---- */
+
+static int conn_new(sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn, sli_write_fn wfn,
+                    void *arg, const char *servername, uint32_t flags) {
+  if (!out) return SLI_E_INVAL;
+  *out = NULL;
+  if (!ctx || flags) return SLI_E_INVAL;
+  if (ctx->is_server && servername) return SLI_E_INVAL;
+  pthread_once(&bio_once, make_method);
+  if (!bio_method) return SLI_E_NOMEM;
+  sli_conn *c = sli__zalloc(sizeof(*c));
+  if (!c) return SLI_E_NOMEM;
+  c->fd = fd;
+  c->rfn = rfn;
+  c->wfn = wfn;
+  c->arg = arg;
+  c->alert = -1;
+  c->first_byte = -1;
+  c->verify_result = SLI_E_NO_PEER_CERT;
+  pthread_mutex_lock(&ctx->lock);
+  c->ssl = SSL_new(ctx->ssl_ctx);
+  pthread_mutex_unlock(&ctx->lock);
+  BIO *bio = BIO_new(bio_method);
+  if (!c->ssl || !bio) {
+    BIO_free(bio);
+    SSL_free(c->ssl);
+    free(c);
+    return SLI_E_NOMEM;
+  }
+  BIO_set_data(bio, c);
+  SSL_set_bio(c->ssl, bio, bio);
+  SSL_set_ex_data(c->ssl, sli__conn_index, c);
+  sli__snapshot *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(c->ssl), sli__snapshot_index);
+  c->timeout_ms = s ? s->handshake_timeout_ms : 0;
+  if (ctx->is_server) {
+    SSL_set_accept_state(c->ssl);
+  } else {
+    SSL_set_connect_state(c->ssl);
+    if (servername && *servername) {
+      struct in6_addr a6;
+      struct in_addr a4;
+      int is_ip = inet_pton(AF_INET, servername, &a4) == 1 || inet_pton(AF_INET6, servername, &a6) == 1;
+      if (!is_ip) SSL_set_tlsext_host_name(c->ssl, servername);
+      if (s && s->verify_name) {
+        X509_VERIFY_PARAM *p = SSL_get0_param(c->ssl);
+        if (is_ip ? !X509_VERIFY_PARAM_set1_ip_asc(p, servername)
+                  : !X509_VERIFY_PARAM_set1_host(p, servername, strlen(servername))) {
+          SSL_free(c->ssl);
+          free(c);
+          return SLI_E_INVAL;
+        }
+      }
+      snprintf(c->servername, sizeof(c->servername), "%s", servername);
+    } else if (s && s->verify_cert && s->verify_name) {
+      /* Verifying a certificate without a name to check proves nothing. */
+      SSL_free(c->ssl);
+      free(c);
+      return SLI_E_INVAL;
+    }
+  }
+  if (fd >= 0) {
+    struct stat st;
+    c->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    describe_peer(c);
+  }
+  sli_ctx_up_ref(ctx);
+  c->ctx = ctx;
+  *out = c;
+  return 0;
+}
+
+int sli_conn_new_fd(sli_conn **out, sli_ctx *ctx, int fd, const char *servername, uint32_t flags) {
+  if (fd < 0) return SLI_E_INVAL;
+  return conn_new(out, ctx, fd, fd_read, fd_write, NULL, servername, flags);
+}
+
+int sli_conn_new_cbs(sli_conn **out, sli_ctx *ctx, sli_read_fn read_fn, sli_write_fn write_fn,
+                     void *arg, const char *servername, uint32_t flags) {
+  if (!read_fn || !write_fn) return SLI_E_INVAL;
+  return conn_new(out, ctx, -1, read_fn, write_fn, arg, servername, flags);
+}
+
+void sli_conn_free(sli_conn *c) {
+  if (!c) return;
+  SSL_free(c->ssl);
+  sli_cert_free(c->peer_cert);
+  sli_ctx_free(c->ctx);
+  free(c);
+}
+
+/* Before each engine call: clear the message, enforce the handshake deadline. */
+static int enter(sli_conn *c) {
+  c->has_err = 0;
+  c->err[0] = 0;
+  c->transport_err = 0;
+  if (c->fatal) return conn_fail(c, c->fatal, "the connection already failed: %s",
+                                 sli_strerror(c->fatal));
+  if (!c->handshake_done && c->timeout_ms) {
+    int64_t now = sli__now_ms();
+    if (!c->deadline_ms) c->deadline_ms = now + c->timeout_ms;
+    if (now >= c->deadline_ms)
+      return conn_fail(c, SLI_E_TIMEOUT, "the handshake did not complete within %u ms",
+                       (unsigned)c->timeout_ms);
+  }
+  return 0;
+}
+
+/* For a blocking fd: waits for the wanted direction (bounded by the handshake deadline) and says
+ * whether to retry. Returns 0 to retry, or the code to return. */
+static int wait_if_blocking(sli_conn *c, int want) {
+  if (c->fd < 0) return want;
+  int fl = fcntl(c->fd, F_GETFL);
+  if (fl < 0 || (fl & O_NONBLOCK)) return want;
+  struct pollfd p = {.fd = c->fd, .events = want == SLI_WANT_READ ? POLLIN : POLLOUT};
+  for (;;) {
+    int timeout = -1;
+    if (!c->handshake_done && c->deadline_ms) {
+      int64_t left = c->deadline_ms - sli__now_ms();
+      if (left <= 0)
+        return conn_fail(c, SLI_E_TIMEOUT, "the handshake did not complete within %u ms",
+                         (unsigned)c->timeout_ms);
+      timeout = left > 0x7fffffff ? 0x7fffffff : (int)left;
+    }
+    int r = poll(&p, 1, timeout);
+    if (r > 0) return 0;
+    if (r == 0)
+      return conn_fail(c, SLI_E_TIMEOUT, "the handshake did not complete within %u ms",
+                       (unsigned)c->timeout_ms);
+    if (errno != EINTR) {
+      c->sys_err = errno;
+      return conn_fail(c, SLI_E_IO, "poll: %s", strerror(errno));
+    }
+  }
+}
+
+static void after_handshake(sli_conn *c) {
+  if (c->handshake_done) return;
+  c->handshake_done = 1;
+  /* BoringSSL holds a TLS 1.3 server's session tickets until the next write; a zero-byte write
+   * sends them now, so a client waiting for its Nagle-delayed data gets an ACK at once (it cost
+   * ~40 ms per connection against clients without TCP_NODELAY). Nothing is lost if it would block. */
+  if (SSL_is_server(c->ssl)) {
+    SSL_write(c->ssl, "", 0);
+    ERR_clear_error();
+  }
+  long vr = SSL_get_verify_result(c->ssl);
+  X509 *peer = SSL_get_peer_certificate(c->ssl);
+  if (!peer)
+    c->verify_result = SLI_E_NO_PEER_CERT;
+  else
+    c->verify_result = sli__verify_code(vr);
+  X509_free(peer);
+}
+
+int sli_conn_handshake(sli_conn *c) {
+  if (!c) return SLI_E_INVAL;
+  int rc = enter(c);
+  if (rc) return rc;
+  if (c->handshake_done) return 0;
+  for (;;) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+      after_handshake(c);
+      c->want = 0;
+      return 0;
+    }
+    rc = map_error(c, r, "handshake");
+    if (rc == 0) rc = conn_fail(c, SLI_E_CLOSED, "handshake: the peer closed the connection");
+    if (rc != SLI_WANT_READ && rc != SLI_WANT_WRITE) return rc;
+    if ((rc = wait_if_blocking(c, rc)) != 0) return rc;
+  }
+}
+
+ssize_t sli_conn_read(sli_conn *c, void *buf, size_t len) {
+  if (!c || (!buf && len)) return SLI_E_INVAL;
+  int rc = enter(c);
+  if (rc) return rc;
+  if (c->peer_closed) return 0; /* our own close_notify does not end the peer's direction */
+  if (c->read_truncated)
+    return conn_fail_soft(c, SLI_E_TRUNCATED,
+                          "read: the peer closed the connection without close_notify (truncation)");
+  if (len > 0x7fffffff) len = 0x7fffffff;
+  for (;;) {
+    int r = SSL_read(c->ssl, buf, (int)len);
+    if (r > 0) {
+      if (!c->handshake_done) after_handshake(c);
+      c->want = 0;
+      return r;
+    }
+    rc = map_error(c, r, "read"); /* before after_handshake: its write resets SSL_get_error */
+    if (!c->handshake_done && SSL_is_init_finished(c->ssl)) after_handshake(c);
+    if (rc != SLI_WANT_READ && rc != SLI_WANT_WRITE) return rc;
+    if ((rc = wait_if_blocking(c, rc)) != 0) return rc;
+  }
+}
+
+ssize_t sli_conn_write(sli_conn *c, const void *buf, size_t len) {
+  if (!c || (!buf && len)) return SLI_E_INVAL;
+  int rc = enter(c);
+  if (rc) return rc;
+  /* TLS 1.3 closes each direction on its own (RFC 8446 §6.1): after the peer's close_notify we may
+   * still write our reply; after our own, we may not. */
+  if (c->write_failed) return conn_fail_soft(c, SLI_E_IO, "write: the transport failed before");
+  if (c->shutdown_sent) { /* a usage error: the connection itself stays readable */
+    int code = conn_fail(c, SLI_E_CLOSED, "write: close_notify was already sent");
+    c->fatal = 0;
+    return code;
+  }
+  if (len == 0) return 0;
+  if (len > 0x7fffffff) len = 0x7fffffff;
+  for (;;) {
+    int r = SSL_write(c->ssl, buf, (int)len);
+    if (r > 0) {
+      if (!c->handshake_done) after_handshake(c);
+      c->want = 0;
+      return r;
+    }
+    rc = map_error(c, r, "write");
+    if (rc == SLI_E_IO && c->fatal == SLI_E_IO) {
+      /* the transport refused our bytes (the peer is gone for writing): no more writes, but the
+       * peer's last bytes and its close can still be read, as on a plain socket */
+      c->fatal = 0;
+      c->write_failed = 1;
+      return rc;
+    }
+    if (rc == 0) return conn_fail(c, SLI_E_CLOSED, "write: the connection is closed");
+    if (rc != SLI_WANT_READ && rc != SLI_WANT_WRITE) return rc;
+    if ((rc = wait_if_blocking(c, rc)) != 0) return rc;
+  }
+}
+
+int sli_conn_close(sli_conn *c) {
+  if (!c) return SLI_E_INVAL;
+  c->has_err = 0;
+  c->err[0] = 0;
+  if (!c->handshake_done || c->fatal || c->shutdown_sent) return 0;
+  for (;;) {
+    int r = SSL_shutdown(c->ssl);
+    if (r >= 0) {
+      c->shutdown_sent = 1;
+      return 0;
+    }
+    int rc = map_error(c, r, "close");
+    if (rc == SLI_WANT_READ) { /* we only send close_notify; not waiting for the peer's */
+      c->shutdown_sent = 1;
+      return 0;
+    }
+    if (rc != SLI_WANT_WRITE) return rc;
+    if ((rc = wait_if_blocking(c, rc)) != 0) return rc;
+  }
+}
+
+size_t sli_conn_pending(const sli_conn *c) {
+  if (!c) return 0;
+  int p = SSL_pending(c->ssl);
+  return p > 0 ? (size_t)p : 0;
+}
+
+int sli_conn_want(const sli_conn *c) { return c ? c->want : 0; }
+
+const char *sli_conn_error(const sli_conn *c) { return c && c->has_err ? c->err : NULL; }
+
+int sli_conn_sys_error(const sli_conn *c) { return c ? c->sys_err : 0; }
+
+int sli_conn_alert(const sli_conn *c) { return c ? c->alert : -1; }

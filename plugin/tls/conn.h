@@ -1,0 +1,39 @@
+/* conn.h — the connection object, shared by conn.c (I/O) and info.c (what was negotiated). */
+#ifndef SLI_CONN_H
+#define SLI_CONN_H
+
+#include "tls/tls.h"
+
+struct sli_conn {
+  SSL *ssl;
+  sli_ctx *ctx; /* reference */
+  int fd;       /* -1 with callback transport */
+  int is_socket;
+  sli_read_fn rfn;
+  sli_write_fn wfn;
+  void *arg;
+
+  uint32_t timeout_ms;
+  int64_t deadline_ms; /* set on the first engine call */
+  int handshake_done;
+  int peer_closed;   /* the peer's close_notify arrived: reads return 0, writes still work */
+  int shutdown_sent; /* our close_notify went out: writes fail, reads go on until the peer's */
+  int transport_err, transport_eof;
+  int write_failed; /* the transport refused a write: writes fail, reads go on */
+  int read_truncated; /* the peer's direction ended without close_notify: reads fail, writes go on */
+  int first_byte; /* the peer's first byte, or -1: tells plaintext from TLS */
+  int want;  /* SLI_WANT_* of the last call, or 0 */
+  int fatal; /* sticky failure code */
+  int sys_err;
+  int alert;
+  int verify_result;
+
+  char servername[256];
+  char peer[64];
+  char alpn[256];
+  sli_cert *peer_cert;
+  int has_err;
+  char err[SLI_MSG_MAX];
+};
+
+#endif

@@ -1,0 +1,248 @@
+/* ctx.c — client and server contexts: a snapshot of a config turned into an SSL_CTX, swapped
+ * atomically by sli_ctx_reload. SNI picks among several identities; ALPN; session resumption. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/mem.h>
+#include <openssl/x509v3.h>
+
+#include "tls/tls.h"
+
+#define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
+/* chain_rest returns a new stack holding the chain after the leaf (the leaf's issuers). */
+static STACK_OF(X509) *chain_rest(const sli__identity *id) {
+  STACK_OF(X509) *rest = sk_X509_new_null();
+  for (size_t i = 1; rest && i < sk_X509_num(id->chain); i++) sk_X509_push(rest, sk_X509_value(id->chain, i));
+  return rest;
+}
+
+static int use_identity_ctx(SSL_CTX *ctx, const sli__identity *id) {
+  STACK_OF(X509) *rest = chain_rest(id);
+  int ok = rest && SSL_CTX_use_certificate(ctx, sk_X509_value(id->chain, 0)) &&
+           SSL_CTX_use_PrivateKey(ctx, id->key) && SSL_CTX_set1_chain(ctx, rest);
+  sk_X509_free(rest);
+  return ok;
+}
+
+static int use_identity_ssl(SSL *ssl, const sli__identity *id) {
+  STACK_OF(X509) *rest = chain_rest(id);
+  int ok = rest && SSL_use_certificate(ssl, sk_X509_value(id->chain, 0)) &&
+           SSL_use_PrivateKey(ssl, id->key) && SSL_set1_chain(ssl, rest);
+  sk_X509_free(rest);
+  return ok;
+}
+
+/* SNI: choose the first identity whose certificate matches the requested name. */
+static int select_identity(SSL *ssl, void *arg) {
+  sli__snapshot *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sli__snapshot_index);
+  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (!s || !name || s->n_ids < 2) return 1;
+  for (size_t i = 0; i < s->n_ids; i++) {
+    if (X509_check_host(sk_X509_value(s->ids[i].chain, 0), name, strlen(name), 0, NULL) == 1) {
+      if (i == 0) return 1; /* already the context's default */
+      return use_identity_ssl(ssl, &s->ids[i]) ? 1 : 0;
+    }
+  }
+  return 1; /* no match: the default identity */
+}
+
+static int alpn_select(SSL *ssl, const uint8_t **out, uint8_t *out_len, const uint8_t *in,
+                       unsigned in_len, void *arg) {
+  sli__snapshot *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sli__snapshot_index);
+  if (!s || !s->alpn_wire) return SSL_TLSEXT_ERR_NOACK;
+  /* Server preference order. */
+  for (size_t i = 0; i < s->alpn_len; i += 1 + s->alpn_wire[i]) {
+    const uint8_t *mine = s->alpn_wire + i;
+    for (unsigned j = 0; j < in_len; j += 1u + in[j]) {
+      if (in[j] == mine[0] && j + 1u + in[j] <= in_len && memcmp(in + j + 1, mine + 1, mine[0]) == 0) {
+        *out = in + j + 1;
+        *out_len = in[j];
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+static X509_STORE *make_store(const sli_config *cfg, int is_server, char *msg, size_t cap) {
+  X509_STORE *store = X509_STORE_new();
+  if (!store) return NULL;
+  if (cfg->ca) {
+    for (size_t i = 0; i < sk_X509_num(cfg->ca); i++) X509_STORE_add_cert(store, sk_X509_value(cfg->ca, i));
+  } else if (!is_server) {
+    if (!X509_STORE_load_locations(store, SYSTEM_CA_FILE, NULL))
+      fprintf(stderr, "sli: warning: cannot load the system CA store %s; set a CA file\n",
+              SYSTEM_CA_FILE);
+  }
+  if (cfg->crls) {
+    for (size_t i = 0; i < sk_X509_CRL_num(cfg->crls); i++)
+      X509_STORE_add_crl(store, sk_X509_CRL_value(cfg->crls, i));
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+  }
+  ERR_clear_error();
+  return store;
+}
+
+/* Builds an SSL_CTX from `cfg`; on failure fills cfg's error and returns NULL. */
+static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
+  char *msg = cfg->err;
+  size_t cap = sizeof(cfg->err);
+  int rc = SLI_E_NOMEM;
+  SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+  sli__snapshot *s = sli__zalloc(sizeof(*s));
+  if (!ctx || !s) goto fail_nomem;
+  if (!SSL_CTX_set_ex_data(ctx, sli__snapshot_index, s)) goto fail_nomem;
+  sli__snapshot *snap = s;
+  s = NULL; /* owned by ctx now */
+  snap->is_server = is_server;
+  snap->handshake_timeout_ms = cfg->handshake_timeout_ms;
+  if ((rc = sli__policy_apply(ctx, cfg, msg, cap))) goto fail;
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  /* BoringSSL leaves Ed25519 out of the signatures it accepts unless asked. */
+  static const uint16_t verify_prefs[] = {
+      SSL_SIGN_ECDSA_SECP256R1_SHA256, SSL_SIGN_RSA_PSS_RSAE_SHA256, SSL_SIGN_RSA_PKCS1_SHA256,
+      SSL_SIGN_ECDSA_SECP384R1_SHA384, SSL_SIGN_RSA_PSS_RSAE_SHA384, SSL_SIGN_RSA_PKCS1_SHA384,
+      SSL_SIGN_RSA_PSS_RSAE_SHA512,    SSL_SIGN_RSA_PKCS1_SHA512,    SSL_SIGN_ED25519};
+  if (!SSL_CTX_set_verify_algorithm_prefs(ctx, verify_prefs,
+                                          sizeof(verify_prefs) / sizeof(verify_prefs[0])))
+    goto fail_nomem;
+
+  /* Identities */
+  if (cfg->n_ids > 0) {
+    for (size_t i = 0; i < cfg->n_ids; i++) {
+      if ((rc = sli__identity_copy(&snap->ids[i], &cfg->ids[i]))) goto fail;
+      snap->n_ids++;
+    }
+  } else if (is_server) {
+    snap->ids[0].chain = NULL;
+    if ((rc = sli__default_identity(&snap->ids[0], msg, cap))) goto fail;
+    snap->n_ids = 1;
+  }
+  if (snap->n_ids > 0 && !use_identity_ctx(ctx, &snap->ids[0])) {
+    rc = sli__msg(msg, cap, SLI_E_CONFIG, "the identity cannot be used");
+    sli__append_ssl_error(msg, cap);
+    goto fail;
+  }
+  if (snap->n_ids > 1) SSL_CTX_set_cert_cb(ctx, select_identity, NULL);
+
+  /* Verification */
+  X509_STORE *store = make_store(cfg, is_server, msg, cap);
+  if (!store) goto fail_nomem;
+  SSL_CTX_set_cert_store(ctx, store);
+  if (is_server) {
+    if (cfg->client_cert != SLI_CLIENT_CERT_NONE) {
+      if (!cfg->ca) {
+        rc = sli__msg(msg, cap, SLI_E_CONFIG,
+                      "client certificates are %s but no CA is configured to verify them",
+                      cfg->client_cert == SLI_CLIENT_CERT_REQUIRED ? "required" : "requested");
+        goto fail;
+      }
+      int mode = SSL_VERIFY_PEER;
+      if (cfg->client_cert == SLI_CLIENT_CERT_REQUIRED) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+      SSL_CTX_set_verify(ctx, mode, NULL);
+      STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+      for (size_t i = 0; names && i < sk_X509_num(cfg->ca); i++) {
+        X509_NAME *n = X509_NAME_dup(X509_get_subject_name(sk_X509_value(cfg->ca, i)));
+        if (n && !sk_X509_NAME_push(names, n)) X509_NAME_free(n);
+      }
+      if (names) SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (!cfg->resumption) {
+      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    } else if (cfg->n_tkeys) {
+      memcpy(snap->tkeys, cfg->tkeys, sizeof(snap->tkeys));
+      snap->n_tkeys = cfg->n_tkeys;
+      sli__ticket_keys_install(ctx);
+    }
+    if (cfg->alpn_wire) {
+      snap->alpn_wire = malloc(cfg->alpn_len);
+      if (!snap->alpn_wire) goto fail_nomem;
+      memcpy(snap->alpn_wire, cfg->alpn_wire, cfg->alpn_len);
+      snap->alpn_len = cfg->alpn_len;
+      SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    }
+  } else {
+    snap->verify_cert = !cfg->insecure_nocert;
+    snap->verify_name = !cfg->insecure_noname;
+    SSL_CTX_set_verify(ctx, snap->verify_cert ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (cfg->insecure_nocert)
+      fprintf(stderr, "sli: WARNING: certificate verification is OFF (insecure): any server can "
+                      "impersonate the peer\n");
+    if (cfg->alpn_wire && SSL_CTX_set_alpn_protos(ctx, cfg->alpn_wire, cfg->alpn_len) != 0)
+      goto fail_nomem;
+    SSL_CTX_set_session_cache_mode(ctx, cfg->resumption ? SSL_SESS_CACHE_CLIENT : SSL_SESS_CACHE_OFF);
+  }
+  *out_rc = 0;
+  return ctx;
+
+fail_nomem:
+  rc = sli__msg(msg, cap, SLI_E_NOMEM, "out of memory building the context");
+fail:
+  cfg->has_err = 1;
+  free(s);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  *out_rc = rc;
+  return NULL;
+}
+
+static int ctx_new(sli_ctx **out, sli_config *cfg, uint32_t flags, int is_server) {
+  if (!out) return SLI_E_INVAL;
+  *out = NULL;
+  if (!cfg) return SLI_E_INVAL;
+  sli__config_clear_error(cfg);
+  if (flags) return sli__config_fail(cfg, SLI_E_INVAL, "unknown flags 0x%x", flags);
+  int rc = sli__tls_init();
+  if (rc) return rc;
+  sli_ctx *c = sli__zalloc(sizeof(*c));
+  if (!c) return SLI_E_NOMEM;
+  c->ssl_ctx = build(cfg, is_server, &rc);
+  if (!c->ssl_ctx) {
+    free(c);
+    return rc;
+  }
+  atomic_init(&c->refs, 1);
+  c->is_server = is_server;
+  pthread_mutex_init(&c->lock, NULL);
+  *out = c;
+  return 0;
+}
+
+int sli_ctx_new_server(sli_ctx **out, sli_config *cfg, uint32_t flags) {
+  return ctx_new(out, cfg, flags, 1);
+}
+
+int sli_ctx_new_client(sli_ctx **out, sli_config *cfg, uint32_t flags) {
+  return ctx_new(out, cfg, flags, 0);
+}
+
+int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags) {
+  if (!ctx || !cfg) return SLI_E_INVAL;
+  sli__config_clear_error(cfg);
+  if (flags) return sli__config_fail(cfg, SLI_E_INVAL, "unknown flags 0x%x", flags);
+  int rc;
+  SSL_CTX *fresh = build(cfg, ctx->is_server, &rc);
+  if (!fresh) return rc;
+  pthread_mutex_lock(&ctx->lock);
+  SSL_CTX *old = ctx->ssl_ctx;
+  ctx->ssl_ctx = fresh;
+  pthread_mutex_unlock(&ctx->lock);
+  SSL_CTX_free(old); /* live connections hold their own reference */
+  return 0;
+}
+
+void sli_ctx_up_ref(sli_ctx *ctx) {
+  if (ctx) atomic_fetch_add(&ctx->refs, 1);
+}
+
+void sli_ctx_free(sli_ctx *ctx) {
+  if (!ctx || atomic_fetch_sub(&ctx->refs, 1) != 1) return;
+  SSL_CTX_free(ctx->ssl_ctx);
+  pthread_mutex_destroy(&ctx->lock);
+  free(ctx);
+}

@@ -1,0 +1,277 @@
+/* identity.c — the per-install default identity: a self-signed ECDSA P-256 certificate generated the
+ * first time a server runs without one, kept in the state directory and reused afterwards.
+ *
+ * Files: `default-identity.pem` (key + certificate, mode 0600, the truth; created with link() so two
+ * first runs cannot race) and `default-cert.pem` (the certificate alone, 0644, for clients to trust). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/ec_key.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/mem.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "tls/tls.h"
+
+#define VALID_DAYS 825
+
+static int state_dir(char *out, size_t cap, char *msg, size_t mcap) {
+  const char *e = getenv("SLI_STATE_DIR");
+  if (e && *e) {
+    snprintf(out, cap, "%s", e);
+  } else if ((e = getenv("XDG_STATE_HOME")) && *e) {
+    snprintf(out, cap, "%s/sli", e);
+  } else if (geteuid() == 0) {
+    snprintf(out, cap, "/var/lib/sli");
+  } else {
+    const char *home = getenv("HOME");
+    if (!home || !*home) {
+      struct passwd *pw = getpwuid(geteuid());
+      home = pw ? pw->pw_dir : NULL;
+    }
+    if (!home) return sli__msg(msg, mcap, SLI_E_FILE, "no state directory: set SLI_STATE_DIR");
+    snprintf(out, cap, "%s/.local/state/sli", home);
+  }
+  /* mkdir -p, 0700 for what we create */
+  char tmp[PATH_MAX];
+  snprintf(tmp, sizeof(tmp), "%s", out);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    mkdir(tmp, 0755);
+    *p = '/';
+  }
+  if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+    return sli__msg(msg, mcap, SLI_E_FILE, "cannot create state directory '%s': %s", out,
+                    strerror(errno));
+  return 0;
+}
+
+static int add_ext(X509 *x, int nid, const char *value) {
+  X509V3_CTX v3;
+  X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+  X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &v3, nid, value);
+  if (!ext) return 0;
+  int ok = X509_add_ext(x, ext, -1);
+  X509_EXTENSION_free(ext);
+  return ok;
+}
+
+/* Builds a new key + self-signed certificate as one PEM text (key first). */
+static int generate(char **out_pem, size_t *out_len, char *msg, size_t cap) {
+  int rc = SLI_E_INTERNAL;
+  EVP_PKEY *pkey = EVP_PKEY_new();
+  EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
+  X509 *x = X509_new();
+  BIO *bio = BIO_new(BIO_s_mem());
+  if (!pkey || !ec || !x || !bio || !EC_KEY_generate_key(ec) || !EVP_PKEY_assign_EC_KEY(pkey, ec))
+    goto done;
+  ec = NULL;
+  char host[256] = "localhost";
+  gethostname(host, sizeof(host) - 1);
+  host[sizeof(host) - 1] = 0;
+  uint8_t serial[16];
+  RAND_bytes(serial, sizeof(serial));
+  serial[0] &= 0x7f;
+  BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
+  X509_NAME *name = X509_get_subject_name(x);
+  char cn[300];
+  snprintf(cn, sizeof(cn), "sli default identity (%s)", host);
+  if (!bn || !X509_set_version(x, X509_VERSION_3) ||
+      !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
+      !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+      !X509_gmtime_adj(X509_getm_notAfter(x), (long)VALID_DAYS * 86400) ||
+      !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const uint8_t *)"sli", -1, -1, 0) ||
+      !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const uint8_t *)cn, -1, -1, 0) ||
+      !X509_set_issuer_name(x, name) || !X509_set_pubkey(x, pkey)) {
+    BN_free(bn);
+    goto done;
+  }
+  BN_free(bn);
+  char san[600];
+  snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1,IP:::1%s%s",
+           strcmp(host, "localhost") ? ",DNS:" : "", strcmp(host, "localhost") ? host : "");
+  if (!add_ext(x, NID_basic_constraints, "critical,CA:TRUE") ||
+      !add_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign") ||
+      !add_ext(x, NID_ext_key_usage, "serverAuth,clientAuth") ||
+      !add_ext(x, NID_subject_key_identifier, "hash") ||
+      !add_ext(x, NID_subject_alt_name, san) || !X509_sign(x, pkey, EVP_sha256()))
+    goto done;
+  if (!PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) ||
+      !PEM_write_bio_X509(bio, x))
+    goto done;
+  const uint8_t *data;
+  size_t len;
+  if (!BIO_mem_contents(bio, &data, &len)) goto done;
+  *out_pem = malloc(len + 1);
+  if (!*out_pem) {
+    rc = SLI_E_NOMEM;
+    goto done;
+  }
+  memcpy(*out_pem, data, len);
+  (*out_pem)[len] = 0;
+  *out_len = len;
+  rc = 0;
+done:
+  if (rc) sli__msg(msg, cap, rc, "cannot generate the default identity");
+  ERR_clear_error();
+  BIO_free(bio);
+  EC_KEY_free(ec);
+  EVP_PKEY_free(pkey);
+  X509_free(x);
+  return rc;
+}
+
+static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__identity *out,
+                          char *msg, size_t cap) {
+  char dir[PATH_MAX - 64];
+  int rc = state_dir(dir, sizeof(dir), msg, cap);
+  if (rc) return rc;
+  snprintf(key_path, pcap, "%s/default-identity.pem", dir);
+  snprintf(cert_path, pcap, "%s/default-cert.pem", dir);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    char *data = NULL;
+    size_t len = 0;
+    char rmsg[SLI_MSG_MAX];
+    rc = sli__read_file(key_path, &data, &len, rmsg, sizeof(rmsg));
+    if (rc == SLI_E_FILE && access(key_path, F_OK) != 0) {
+      rc = generate(&data, &len, msg, cap);
+      if (rc) return rc;
+      rc = sli__write_file_atomic(key_path, data, len, 0600, 1, msg, cap);
+      sli_free(data, len + 1);
+      if (rc) return rc;
+      fprintf(stderr,
+              "sli: NOTICE: no certificate configured; generated a SELF-SIGNED default identity "
+              "(ECDSA P-256, valid %d days) in %s\n"
+              "sli: NOTICE: clients will not trust it unless given %s as their CA; configure your "
+              "own certificate and key for production\n",
+              VALID_DAYS, key_path, cert_path);
+      continue; /* read back what is on disk (another process may have won the race) */
+    }
+    if (rc) return sli__msg(msg, cap, rc, "%s", rmsg);
+    char what[PATH_MAX + 40];
+    snprintf(what, sizeof(what), "default identity '%s'", key_path);
+    sli__identity id;
+    rc = sli__load_identity(&id, what, data, len, what, data, len, NULL, msg, cap);
+    if (rc == 0 && X509_cmp_current_time(X509_get0_notAfter(sk_X509_value(id.chain, 0))) < 0) {
+      fprintf(stderr, "sli: NOTICE: the default identity in %s has expired; generating a new one\n",
+              key_path);
+      sli__identity_clear(&id);
+      char old[PATH_MAX + 16];
+      snprintf(old, sizeof(old), "%s.expired", key_path);
+      rename(key_path, old);
+      sli_free(data, len + 1);
+      if (attempt == 0) continue;
+      return sli__msg(msg, cap, SLI_E_INTERNAL, "cannot renew the default identity");
+    }
+    if (rc == 0) {
+      /* Publish the certificate alone for clients. */
+      BIO *bio = BIO_new(BIO_s_mem());
+      const uint8_t *cd;
+      size_t cl;
+      if (bio && PEM_write_bio_X509(bio, sk_X509_value(id.chain, 0)) &&
+          BIO_mem_contents(bio, &cd, &cl)) {
+        char *cur = NULL;
+        size_t curl = 0;
+        char ignore[SLI_MSG_MAX];
+        int same = sli__read_file(cert_path, &cur, &curl, ignore, sizeof(ignore)) == 0 &&
+                   curl == cl && memcmp(cur, cd, cl) == 0;
+        free(cur);
+        if (!same) sli__write_file_atomic(cert_path, (const char *)cd, cl, 0644, 0, ignore, sizeof(ignore));
+      }
+      BIO_free(bio);
+      if (out)
+        *out = id;
+      else
+        sli__identity_clear(&id);
+    }
+    sli_free(data, len + 1);
+    return rc;
+  }
+  return rc;
+}
+
+int sli__default_identity(sli__identity *out, char *msg, size_t cap) {
+  char c[PATH_MAX], k[PATH_MAX];
+  return load_or_create(c, k, sizeof(c), out, msg, cap);
+}
+
+int sli_default_identity(char *out_cert, char *out_key, size_t cap) {
+  if (!out_cert || !out_key || cap == 0) return SLI_E_INVAL;
+  int rc = sli__tls_init();
+  if (rc) return rc;
+  char c[PATH_MAX], k[PATH_MAX], msg[SLI_MSG_MAX];
+  rc = load_or_create(c, k, sizeof(c), NULL, msg, sizeof(msg));
+  if (rc) {
+    fprintf(stderr, "sli: %s\n", msg);
+    return rc;
+  }
+  if (strlen(c) >= cap || strlen(k) >= cap) return SLI_E_BUFSIZE;
+  strcpy(out_cert, c);
+  strcpy(out_key, k);
+  return 0;
+}
+void sli__identity_clear(sli__identity *id) {
+  if (!id) return;
+  sk_X509_pop_free(id->chain, X509_free);
+  EVP_PKEY_free(id->key);
+  id->chain = NULL;
+  id->key = NULL;
+}
+
+int sli__identity_copy(sli__identity *dst, const sli__identity *src) {
+  dst->chain = X509_chain_up_ref(src->chain);
+  dst->key = src->key;
+  if (!dst->chain) return SLI_E_NOMEM;
+  EVP_PKEY_up_ref(dst->key);
+  return 0;
+}
+
+int sli__load_identity(sli__identity *id, const char *cert_what, const char *cert_pem,
+                       size_t cert_len, const char *key_what, const char *key_pem, size_t key_len,
+                       const char *password, char *msg, size_t cap) {
+  id->chain = NULL;
+  id->key = NULL;
+  STACK_OF(X509) *chain;
+  int rc = sli__parse_chain(cert_what, cert_pem, cert_len, &chain, msg, cap);
+  if (rc) return rc;
+  EVP_PKEY *key;
+  rc = sli__parse_key(key_what, key_pem, key_len, password, &key, msg, cap);
+  if (rc) {
+    sk_X509_pop_free(chain, X509_free);
+    return rc;
+  }
+  if (EVP_PKEY_id(key) == EVP_PKEY_X25519) {
+    sk_X509_pop_free(chain, X509_free);
+    EVP_PKEY_free(key);
+    return sli__msg(msg, cap, SLI_E_UNSUPPORTED,
+                    "%s holds an X25519 key, which cannot sign: a TLS identity needs RSA, ECDSA or "
+                    "Ed25519", key_what);
+  }
+  if (!X509_check_private_key(sk_X509_value(chain, 0), key)) {
+    ERR_clear_error();
+    char subj[200];
+    X509_NAME_oneline(X509_get_subject_name(sk_X509_value(chain, 0)), subj, sizeof(subj));
+    sk_X509_pop_free(chain, X509_free);
+    EVP_PKEY_free(key);
+    return sli__msg(msg, cap, SLI_E_KEY_MISMATCH,
+                    "the private key in %s does not match the certificate in %s (subject %s)",
+                    key_what, cert_what, subj);
+  }
+  id->chain = chain;
+  id->key = key;
+  return 0;
+}

@@ -1,0 +1,91 @@
+/* tickets.c — session-ticket keys shared through a file, so several processes or hosts resume each
+ * other's sessions. File format: one key a line, 160 hex digits = 16-byte name, 32-byte HMAC-SHA256
+ * key, 32-byte AES-256-CBC key; '#' starts a comment. The first key encrypts new tickets; every key
+ * decrypts, and a ticket sealed with an older key is renewed with the first. */
+#include <ctype.h>
+#include <string.h>
+
+#include <openssl/aes.h>
+#include <openssl/cipher.h>
+#include <openssl/hmac.h>
+#include <openssl/mem.h>
+#include <openssl/rand.h>
+
+#include "tls/tls.h"
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = tolower(c);
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+int sli__ticket_keys_parse(const char *path, const char *text, size_t len, sli__ticket_key *out,
+                           size_t *out_n, char *msg, size_t cap) {
+  size_t n = 0, lineno = 0;
+  const char *p = text, *end = text + len;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    lineno++;
+    const char *a = p, *b = le;
+    while (a < b && isspace((unsigned char)*a)) a++;
+    while (b > a && isspace((unsigned char)b[-1])) b--;
+    if (a < b && *a != '#') {
+      if (b - a != 160)
+        return sli__msg(msg, cap, SLI_E_CONFIG,
+                        "ticket-key file '%s', line %zu: expected 160 hex digits, found %zu "
+                        "characters (make keys with 'sli tickets rotate FILE')",
+                        path, lineno, (size_t)(b - a));
+      if (n == SLI_MAX_TICKET_KEYS)
+        return sli__msg(msg, cap, SLI_E_CONFIG, "ticket-key file '%s' holds more than %d keys",
+                        path, SLI_MAX_TICKET_KEYS);
+      uint8_t raw[80];
+      for (size_t i = 0; i < 80; i++) {
+        int hi = hexval(a[2 * i]), lo = hexval(a[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+          OPENSSL_cleanse(raw, sizeof(raw));
+          return sli__msg(msg, cap, SLI_E_CONFIG,
+                          "ticket-key file '%s', line %zu: not a hex digit", path, lineno);
+        }
+        raw[i] = (uint8_t)(hi << 4 | lo);
+      }
+      memcpy(out[n].name, raw, 16);
+      memcpy(out[n].hmac_key, raw + 16, 32);
+      memcpy(out[n].aes_key, raw + 48, 32);
+      OPENSSL_cleanse(raw, sizeof(raw));
+      n++;
+    }
+    p = nl ? nl + 1 : end;
+  }
+  if (n == 0)
+    return sli__msg(msg, cap, SLI_E_CONFIG, "ticket-key file '%s' holds no key", path);
+  *out_n = n;
+  return 0;
+}
+
+static int ticket_cb(SSL *ssl, uint8_t *key_name, uint8_t *iv, EVP_CIPHER_CTX *cctx,
+                     HMAC_CTX *hctx, int encrypt) {
+  sli__snapshot *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sli__snapshot_index);
+  if (!s || s->n_tkeys == 0) return encrypt ? -1 : 0;
+  if (encrypt) {
+    const sli__ticket_key *k = &s->tkeys[0];
+    if (!RAND_bytes(iv, EVP_MAX_IV_LENGTH)) return -1;
+    memcpy(key_name, k->name, 16);
+    if (!EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes_key, iv) ||
+        !HMAC_Init_ex(hctx, k->hmac_key, 32, EVP_sha256(), NULL))
+      return -1;
+    return 1;
+  }
+  for (size_t i = 0; i < s->n_tkeys; i++) {
+    const sli__ticket_key *k = &s->tkeys[i];
+    if (CRYPTO_memcmp(key_name, k->name, 16) != 0) continue;
+    if (!HMAC_Init_ex(hctx, k->hmac_key, 32, EVP_sha256(), NULL) ||
+        !EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes_key, iv))
+      return -1;
+    return i == 0 ? 1 : 2; /* 2: renew the ticket under the current key */
+  }
+  return 0; /* unknown key: full handshake */
+}
+
+void sli__ticket_keys_install(SSL_CTX *ctx) { SSL_CTX_set_tlsext_ticket_key_cb(ctx, ticket_cb); }

@@ -1,0 +1,106 @@
+/* tls.h — the TLS engine's types and helpers shared by the files of plugin/tls/. Never installed. */
+#ifndef SLI_TLS_H
+#define SLI_TLS_H
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "pki/pki.h"
+
+#define SLI_MAX_IDENTITIES 64
+#define SLI_MAX_TICKET_KEYS 16
+
+/* One certificate chain plus its private key. */
+typedef struct sli__identity {
+  STACK_OF(X509) *chain; /* leaf first */
+  EVP_PKEY *key;
+} sli__identity;
+
+typedef struct sli__ticket_key {
+  uint8_t name[16];
+  uint8_t hmac_key[32];
+  uint8_t aes_key[32];
+} sli__ticket_key;
+
+struct sli_config {
+  atomic_int refs;
+  char err[SLI_MSG_MAX];
+  int has_err;
+
+  sli__identity ids[SLI_MAX_IDENTITIES];
+  size_t n_ids;
+  /* SLI_CERT / SLI_KEY / password waiting for their partner (sli_config_set_option). */
+  char *pending_cert, *pending_key, *pending_password;
+
+  STACK_OF(X509) *ca; /* trusted CAs; NULL: the system store for clients, none for servers */
+  STACK_OF(X509_CRL) *crls;
+  int client_cert;
+  char *policy;
+  char *ciphers; /* user cipher list, or NULL for the policy's */
+  uint16_t min_version, max_version;
+  uint8_t *alpn_wire;
+  size_t alpn_len;
+  sli__ticket_key tkeys[SLI_MAX_TICKET_KEYS];
+  size_t n_tkeys;
+  int resumption;
+  uint32_t handshake_timeout_ms;
+  int insecure_nocert, insecure_noname;
+};
+
+/* A snapshot: an SSL_CTX plus what its callbacks need. Owned by the SSL_CTX's ex_data; freed with it. */
+typedef struct sli__snapshot {
+  int is_server;
+  sli__identity ids[SLI_MAX_IDENTITIES];
+  size_t n_ids;
+  uint8_t *alpn_wire;
+  size_t alpn_len;
+  sli__ticket_key tkeys[SLI_MAX_TICKET_KEYS];
+  size_t n_tkeys;
+  uint32_t handshake_timeout_ms;
+  int verify_cert, verify_name;
+} sli__snapshot;
+
+struct sli_ctx {
+  atomic_int refs;
+  int is_server;
+  pthread_mutex_t lock; /* guards `ssl_ctx` swaps */
+  SSL_CTX *ssl_ctx;
+};
+
+
+/* tls_init.c: sli__tls_init initialises the library and the TLS engine's ex_data indexes once;
+ * every entry point that makes a config or context calls it. */
+extern int sli__snapshot_index; /* SSL_CTX ex_data index holding the sli__snapshot */
+extern int sli__conn_index;     /* SSL ex_data index holding the sli_conn */
+int sli__tls_init(void);
+
+/* identity.c: sli__load_identity parses a chain and its key and checks that they match;
+ * sli__identity_copy takes references; sli__identity_clear drops them. */
+int sli__load_identity(sli__identity *id, const char *cert_what, const char *cert_pem,
+                       size_t cert_len, const char *key_what, const char *key_pem, size_t key_len,
+                       const char *password, char *msg, size_t cap);
+void sli__identity_clear(sli__identity *id);
+int sli__identity_copy(sli__identity *dst, const sli__identity *src);
+
+/* config.c */
+int sli__config_fail(sli_config *cfg, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sli__config_clear_error(sli_config *cfg);
+
+/* policy.c: apply versions and ciphers of `cfg` to `ctx`. */
+int sli__policy_apply(SSL_CTX *ctx, const sli_config *cfg, char *msg, size_t cap);
+int sli__ciphers_check(const char *list, char *msg, size_t cap);
+int sli__policy_known(const char *name);
+
+/* identity.c */
+int sli__default_identity(sli__identity *out, char *msg, size_t cap);
+
+/* tickets.c */
+int sli__ticket_keys_parse(const char *path, const char *text, size_t len, sli__ticket_key *out,
+                           size_t *out_n, char *msg, size_t cap);
+void sli__ticket_keys_install(SSL_CTX *ctx);
+
+/* verify.c */
+int sli__verify_code(long x509_err);
+
+#endif
