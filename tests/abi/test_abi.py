@@ -7,8 +7,7 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "peers"))
-from harness import LIBSLI, Checks, expect  # noqa: E402
+from harness import LIBSLI, Checks, expect
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 checks = Checks()

@@ -2,8 +2,7 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "peers"))
-from harness import BUILD, Proc, free_port  # noqa: E402,F401
+from harness import BUILD, Proc, free_port  # noqa: F401
 
 PRELOAD = os.path.abspath(os.path.join(BUILD, "shim", "libsli-preload.so"))
 

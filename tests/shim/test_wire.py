@@ -36,8 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wire  # noqa: E402
+import wire
 
 CASE_LIMIT = 30      # seconds: a case still running then has failed (SIGALRM)
 IO_TIMEOUT = 5.0     # every socket operation of the tests

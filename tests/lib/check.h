@@ -1,4 +1,4 @@
-/* check.h — the assertions and case runner shared by the tests in tests/api (each a program that
+/* check.h — the assertions and case runner shared by the C tests of every feature (each a program that
  * runs its cases, prints "ok"/"FAIL" per case and a closing "N passed, N failed"). */
 #ifndef SLI_TEST_CHECK_H
 #define SLI_TEST_CHECK_H

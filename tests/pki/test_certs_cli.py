@@ -7,8 +7,7 @@ import base64
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "peers"))
-from harness import SLI, Checks, Dir, expect, read, run, sli_serve, write  # noqa: E402
+from harness import SLI, Checks, Dir, expect, read, run, sli_serve, write
 
 d = Dir()
 checks = Checks()

@@ -4,7 +4,7 @@ of the C2SP age format (https://c2sp.org/age) in Python (standard library + pyth
 sharing no code with sli. Everything is derived from fixed labels (identity, ephemeral secrets, file
 keys, payload nonces, plaintexts), so running it again reproduces the same bytes:
 
-    python3 tests/vectors/age/make_vectors.py
+    python3 tests/age/vectors/make_vectors.py
 
 It writes identity.txt (the AGE-SECRET-KEY-1... every vector is addressed to; a test-only key that
 protects nothing), one <name>.age per vector and expected.txt, one line per vector: "<file> ok

@@ -11,8 +11,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "peers"))
-from harness import SLI, Checks, Dir, expect, read, run, write  # noqa: E402
+from harness import SLI, Checks, Dir, expect, read, run, write
 
 d = Dir()
 checks = Checks()

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`sli decrypt` against the hand-made age v1 vectors of tests/vectors/age (made by an independent
+"""`sli decrypt` against the hand-made age v1 vectors of tests/age/vectors (made by an independent
 Python implementation, make_vectors.py; README.md there lists them): each valid file decrypts to the
 plaintext whose SHA-256 expected.txt gives, through a file and through a pipe; each broken one fails
 with exit 6 and the SLI_E_* name of its failure class, and leaves neither the -o file nor a temporary
@@ -9,10 +9,9 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "peers"))
-from harness import SLI, Checks, Dir, expect, read, run  # noqa: E402
+from harness import SLI, Checks, Dir, expect, read, run
 
-VECTORS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "vectors", "age"))
+VECTORS = os.path.abspath(os.path.join(os.path.dirname(__file__), "vectors"))
 IDENTITY = os.path.join(VECTORS, "identity.txt")
 
 d = Dir()

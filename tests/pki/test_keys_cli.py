@@ -8,8 +8,7 @@ import shutil
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "peers"))
-from harness import SLI, Checks, Dir, expect, read, run, write  # noqa: E402
+from harness import SLI, Checks, Dir, expect, read, run, write
 
 d = Dir()
 checks = Checks()
