@@ -4,9 +4,10 @@
 exists; for the source folders (plugin/<domain>/, shim/, tools/) the `.c` files a row names are
 exactly the folder's; every `.c` of plugin/ is in its domain's meson.build list; plugin/'s domains
 include each other one way only (core <- pki <- tls, core <- seal, pki <- age); the top level holds
-no stray file (benchmark output, logs)."""
+no stray file (benchmark output, logs); every test has its row in the README's tests section."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -97,6 +98,19 @@ def main():
     for dom in sorted(os.listdir(os.path.join(ROOT, "plugin"))):
         if os.path.isdir(os.path.join(ROOT, "plugin", dom)):
             check(dom in MAY_INCLUDE, "plugin/%s/ is a known domain" % dom)
+    # every test meson runs has its row in the README's tests table
+    build = os.environ.get("SLI_BUILD_DIR")
+    if build:
+        out = subprocess.run([shutil.which("meson") or "meson", "test", "-C", build, "--list"], capture_output=True,
+                             text=True)
+        names = {line.rsplit(" / ", 1)[1].strip() for line in out.stdout.splitlines()
+                 if " / " in line}
+        tests = open(os.path.join(ROOT, "README.md")).read().split("\n## Tests\n", 1)[1]
+        tests = tests.split("\n## ", 1)[0]
+        described = set(re.findall(r"`(\w+)`", tests))
+        check(len(names) > 10 and not names - described,
+              "every test of `meson test` is described in the README's tests section (missing %s)"
+              % (sorted(names - described) or "none"))
     # the top level
     top = sorted({f for f in files if "/" not in f} - TOP_FILES)
     check(not top, "the top level holds no stray file (%s)" % (", ".join(top) or "none"))
