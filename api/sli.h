@@ -262,14 +262,51 @@ SLI_API int sli_config_insecure_noverifycert(sli_config *cfg);
 /* sli_config_insecure_noverifyname turns host name verification off for clients. Since: 1.0 */
 SLI_API int sli_config_insecure_noverifyname(sli_config *cfg);
 
-/* sli_config_set_option sets one setting by its variable name, the way the CLI's flags, the
- * LD_PRELOAD shim's SLI_* environment variables and SLI_CONFIG files do: SLI_CERT, SLI_KEY,
- * SLI_KEY_PASSWORD_FILE, SLI_CA, SLI_CRL, SLI_CLIENT_CERT (none|optional|required), SLI_POLICY,
- * SLI_CIPHERS, SLI_MIN_VERSION / SLI_MAX_VERSION (1.2|1.3), SLI_ALPN, SLI_TICKET_KEYS,
- * SLI_HANDSHAKE_TIMEOUT (ms), SLI_DHPARAMS, SLI_INSECURE (1). SLI_CERT and SLI_KEY take effect once
- * both are set; a further pair adds an identity chosen by SNI. SLI_KEY_PASSWORD_FILE must come before
- * the key it unlocks. An unknown name is SLI_E_INVAL. It returns 0 on success or a negative SLI_E_* code.
- * Since: 1.0 */
+/* SLI_SETTING_MAP is the one list of the settings `sli_config_set_option` takes by name — the same
+ * names as the `sli` CLI's TLS flags, the LD_PRELOAD shim's environment variables and SLI_CONFIG
+ * files — in the order they are applied when several are given at once. X(ID, NAME, FLAG, VALUE,
+ * HELP): ID a token naming the setting, NAME its name, FLAG the CLI flag (a flag whose VALUE is ""
+ * takes no argument and means "1"), VALUE what the value is, HELP one line. The CLI, the shim, their
+ * documentation and the tests all expand this list. Since: 1.1 */
+#define SLI_SETTING_MAP(X)                                                                          \
+  X(KEY_PASSWORD_FILE, "SLI_KEY_PASSWORD_FILE", "--password-file", "FILE",                          \
+    "the password of the encrypted private keys given after it: the first line of FILE")            \
+  X(PASSWORD_FILE, "SLI_PASSWORD_FILE", "--passphrase-file", "FILE",                                \
+    "another name for SLI_KEY_PASSWORD_FILE")                                                       \
+  X(CERT, "SLI_CERT", "--cert", "FILE",                                                             \
+    "the certificate chain, leaf first (PEM); with SLI_KEY an identity, a further pair adds one "   \
+    "chosen by SNI")                                                                                \
+  X(KEY, "SLI_KEY", "--key", "FILE", "the private key of SLI_CERT (PEM or OpenSSH)")                \
+  X(CA, "SLI_CA", "--ca", "FILE",                                                                   \
+    "trusted CA certificates (PEM): a client verifies the server with them (else the system's), a " \
+    "server verifies client certificates")                                                          \
+  X(CRL, "SLI_CRL", "--crl", "FILE", "certificate revocation lists (PEM) checked with SLI_CA")      \
+  X(CLIENT_CERT, "SLI_CLIENT_CERT", "--client-cert", "none|optional|required",                      \
+    "whether a server asks for a client certificate (default none)")                                \
+  X(POLICY, "SLI_POLICY", "--policy", "default|modern|compat",                                      \
+    "versions and suites: modern is TLS 1.3 only, compat adds ECDHE CBC-SHA suites")                \
+  X(CIPHERS, "SLI_CIPHERS", "--ciphers", "LIST",                                                    \
+    "TLS 1.2 suites in OpenSSL syntax, within what the policy allows")                              \
+  X(MIN_VERSION, "SLI_MIN_VERSION", "--min-version", "1.2|1.3", "the lowest version (default 1.2)") \
+  X(MAX_VERSION, "SLI_MAX_VERSION", "--max-version", "1.2|1.3", "the highest version (default 1.3)") \
+  X(ALPN, "SLI_ALPN", "--alpn", "LIST",                                                             \
+    "application protocols, comma-separated, most preferred first")                                 \
+  X(TICKET_KEYS, "SLI_TICKET_KEYS", "--ticket-keys", "FILE",                                        \
+    "session-ticket keys shared by processes that resume each other's sessions (sli tickets)")      \
+  X(SESSION_RESUMPTION, "SLI_SESSION_RESUMPTION", "--session-resumption", "0|1",                    \
+    "session resumption (default 1)")                                                               \
+  X(HANDSHAKE_TIMEOUT, "SLI_HANDSHAKE_TIMEOUT", "--handshake-timeout", "MS",                        \
+    "the time a handshake may take, in milliseconds (default 30000)")                               \
+  X(DHPARAMS, "SLI_DHPARAMS", "--dhparams", "FILE",                                                 \
+    "accepted from older configurations and ignored: key exchange is always ECDHE")                 \
+  X(INSECURE, "SLI_INSECURE", "--insecure", "",                                                     \
+    "clients do not verify the server's certificate or name: anyone can impersonate it")
+
+/* sli_config_set_option sets one setting of SLI_SETTING_MAP by its name. SLI_CERT and SLI_KEY take
+ * effect once both are set; a further pair adds an identity chosen by SNI. SLI_KEY_PASSWORD_FILE
+ * must come before the key it unlocks. SLI_INSECURE with any value but "1" changes nothing. An
+ * unknown name or a malformed value is SLI_E_INVAL. It returns 0 on success or a negative SLI_E_*
+ * code, with `sli_config_error` saying why. Since: 1.0 */
 SLI_API int sli_config_set_option(sli_config *cfg, const char *name, const char *value);
 
 /* ---- Contexts ---------------------------------------------------------------------------------- */

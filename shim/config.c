@@ -1,6 +1,7 @@
-/* config.c — the shim's settings: SLI_SERVER_PORTS, SLI_CLIENT_TARGETS, SLI_MODE, SLI_LOG,
- * SLI_SNIFF_TIMEOUT_MS (targets: targets.c), and every SLI_* setting of the engine (through sli_config_set_option, the
- * same parser the CLI uses), from the environment or an SLI_CONFIG file of NAME=value lines.
+/* config.c — the shim's settings: its own (shim_settings: SLI_SERVER_PORTS, SLI_CLIENT_TARGETS —
+ * parsed in targets.c —, SLI_MODE, SLI_LOG...) and every setting of the engine (SLI_SETTING_MAP in
+ * api/sli.h, through sli_config_set_option, the same parser the CLI uses), from the environment or
+ * an SLI_CONFIG file of NAME=value lines.
  * An invalid configuration is reported once and fails closed (see lifecycle.c). */
 #include <errno.h>
 #include <stdarg.h>
@@ -82,18 +83,28 @@ static int apply(sli_config *sc, const char *name, const char *value) {
   return 0;
 }
 
-/* The order matters for the engine: password before key, key after cert is fine either way. */
-static const char *const order[] = {
-    "SLI_LOG", "SLI_SERVER_PORTS", "SLI_CLIENT_TARGETS", "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS",
-    "SLI_KEY_PASSWORD_FILE", "SLI_CERT", "SLI_KEY", "SLI_CA", "SLI_CRL", "SLI_CLIENT_CERT",
-    "SLI_POLICY", "SLI_CIPHERS", "SLI_MIN_VERSION", "SLI_MAX_VERSION", "SLI_ALPN",
-    "SLI_TICKET_KEYS", "SLI_HANDSHAKE_TIMEOUT", "SLI_DHPARAMS", "SLI_INSECURE", NULL};
+/* The shim's own settings, applied first, in this order (the README's and sli-preload(8)'s tables
+ * list the same); SLI_STATE_DIR is read by libsli itself (the default identity's directory). */
+static const char *const shim_settings[] = {
+    "SLI_LOG",  "SLI_CONFIG",           "SLI_SERVER_PORTS", "SLI_CLIENT_TARGETS", "SLI_SERVERNAME",
+    "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS", "SLI_STATE_DIR",    NULL};
+
+/* The engine's settings: SLI_SETTING_MAP (api/sli.h), in its order (key passwords first), applied
+ * through sli_config_set_option when a context is first needed. */
+static const char *const engine_settings[] = {
+#define X(id, name, flag, value, help) name,
+    SLI_SETTING_MAP(X)
+#undef X
+    NULL};
+
+static int in_list(const char *const *list, const char *name) {
+  for (int i = 0; list[i]; i++)
+    if (!strcmp(list[i], name)) return 1;
+  return 0;
+}
 
 static int known(const char *name) {
-  for (int i = 0; order[i]; i++)
-    if (!strcmp(order[i], name)) return 1;
-  return !strcmp(name, "SLI_SERVERNAME") || !strcmp(name, "SLI_STATE_DIR") ||
-         !strcmp(name, "SLI_CONFIG") || !strcmp(name, "SLI_SESSION_RESUMPTION");
+  return in_list(shim_settings, name) || in_list(engine_settings, name);
 }
 
 static int parse_level(const char *v) {
@@ -148,7 +159,6 @@ static int read_config_file(const char *path) {
 
 static pthread_mutex_t ctx_mu = PTHREAD_MUTEX_INITIALIZER;
 static int ctx_failed[2];
-static int first_engine_setting; /* index in order[] of the first setting the engine takes */
 
 static void report_fail_closed(void) {
   static int said;
@@ -171,9 +181,9 @@ sli_ctx *shim_ctx(int server) {
     int bad = 0;
     sli_config *sc = sli_config_new();
     if (!sc) bad = 1;
-    for (int i = first_engine_setting; sc && order[i]; i++) {
-      const char *v = lookup(order[i]);
-      if (v && apply(sc, order[i], v)) bad = 1;
+    for (int i = 0; sc && engine_settings[i]; i++) {
+      const char *v = lookup(engine_settings[i]);
+      if (v && apply(sc, engine_settings[i], v)) bad = 1;
     }
     if (!bad) {
       int rc = server ? sli_ctx_new_server(&c, sc, 0) : sli_ctx_new_client(&c, sc, 0);
@@ -222,11 +232,9 @@ __attribute__((constructor)) static void shim_init(void) {
     }
   }
   /* the shim's own settings now; the engine's when a context is first needed */
-  for (first_engine_setting = 0; order[first_engine_setting] &&
-                                 strcmp(order[first_engine_setting], "SLI_KEY_PASSWORD_FILE");
-       first_engine_setting++) {
-    const char *v = lookup(order[first_engine_setting]);
-    if (v && apply(NULL, order[first_engine_setting], v)) bad = 1;
+  for (int i = 0; shim_settings[i]; i++) {
+    const char *v = lookup(shim_settings[i]);
+    if (v && apply(NULL, shim_settings[i], v)) bad = 1;
   }
   const char *hs = lookup("SLI_HANDSHAKE_TIMEOUT");
   if (hs) cfg.handshake_timeout_ms = atoi(hs);

@@ -17,7 +17,7 @@
 #define EXIT_TLS 5      /* the TLS connection failed (protocol, alert, closed, timeout) */
 #define EXIT_CRYPTO 6   /* a blob or signature failed: tampered, wrong key or associated data */
 
-/* Config flags shared by serve and connect: --cert F --key F --password-file F --ca F ... */
+/* Config flags shared by serve and connect: the rows of SLI_SETTING_MAP (--cert F --key F ...). */
 typedef struct cli_tls_opts {
   const char *names[32];
   const char *values[32];
@@ -29,6 +29,8 @@ typedef struct cli_tls_opts {
 int cli_take_tls_flag(cli_tls_opts *o, int argc, char **argv, int *i);
 /* cli_apply_tls_flags applies the recorded flags to `cfg`, password files first; prints the error. */
 int cli_apply_tls_flags(const cli_tls_opts *o, sli_config *cfg);
+/* cli_print_tls_flags prints the TLS flags with their help, from SLI_SETTING_MAP. */
+void cli_print_tls_flags(FILE *f);
 /* cli_exit_code maps an SLI_* code to an exit code. */
 int cli_exit_code(int code);
 /* cli_error prints "sli CMD: NAME: message" to stderr and returns the exit code for `code`. */

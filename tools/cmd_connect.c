@@ -12,21 +12,20 @@
 
 static int usage(int help) {
   fprintf(help ? stdout : stderr,
-          "usage: sli connect HOST:PORT [--ca F] [--servername NAME] [--cert F --key F\n"
-          "                   [--password-file F]] [--alpn LIST] [--policy NAME | --ciphers STR]\n"
-          "                   [--min-version 1.2|1.3] [--crl F] [--linger MS] [--insecure] [--verbose]\n"
+          "usage: sli connect HOST:PORT [--servername NAME] [--linger MS] [--verbose] [TLS settings]\n"
           "  Verifies the server's certificate (system CAs unless --ca) and its name (HOST or\n"
           "  --servername). Copies stdin to the server and the server's bytes to stdout. After the\n"
           "  end of stdin it prints what the server still sends until the server closes or is\n"
           "  quiet for --linger MS (default 2000), then sends close_notify and exits.\n"
           "  --insecure turns verification off. Exit 4 with the reason when the certificate is\n"
           "  refused.\n");
+  cli_print_tls_flags(help ? stdout : stderr);
   return help ? EXIT_OK : EXIT_USAGE;
 }
 
 int cmd_connect(int argc, char **argv) {
   const char *target = NULL, *servername = NULL;
-  int insecure = 0, verbose = 0, linger_ms = 2000;
+  int verbose = 0, linger_ms = 2000;
   cli_tls_opts o = {0};
   for (int i = 1; i < argc; i++) {
     int t = cli_take_tls_flag(&o, argc, argv, &i);
@@ -34,7 +33,6 @@ int cmd_connect(int argc, char **argv) {
     if (t) continue;
     if (cli_is_help(argv[i])) return usage(1);
     if (!strcmp(argv[i], "--servername") && i + 1 < argc) servername = argv[++i];
-    else if (!strcmp(argv[i], "--insecure")) insecure = 1;
     else if (!strcmp(argv[i], "--linger") && i + 1 < argc) linger_ms = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) verbose = 1;
     else if (argv[i][0] != '-' && !target) target = argv[i];
@@ -49,11 +47,6 @@ int cmd_connect(int argc, char **argv) {
   if ((rc = cli_apply_tls_flags(&o, cfg))) {
     result = cli_exit_code(rc);
     goto done;
-  }
-  if (insecure) {
-    fprintf(stderr, "sli connect: WARNING: --insecure: the server's certificate is NOT verified\n");
-    sli_config_insecure_noverifycert(cfg);
-    sli_config_insecure_noverifyname(cfg);
   }
   if ((rc = sli_ctx_new_client(&ctx, cfg, 0))) {
     result = cli_error("connect", rc, sli_config_error(cfg));

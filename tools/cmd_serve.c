@@ -348,15 +348,12 @@ static void on_stop(uv_signal_t *h, int sig) {
 
 static int usage(int help) {
   fprintf(help ? stdout : stderr,
-          "usage: sli serve --listen ADDR:PORT [--cert F --key F [--password-file F]] [--ca F]\n"
-          "                 [--client-cert none|optional|required] [--alpn LIST]\n"
-          "                 [--policy NAME | --ciphers STR] [--min-version V] [--max-version V]\n"
-          "                 [--ticket-keys F] [--crl F] [--handshake-timeout MS]\n"
-          "                 (--echo | --backend HOST:PORT)\n"
+          "usage: sli serve --listen ADDR:PORT [TLS settings] (--echo | --backend HOST:PORT)\n"
           "  Serves TLS on ADDR:PORT (port 0 picks one; the line 'listening on ADDR:PORT' says\n"
           "  which). Without --cert/--key it uses the per-install default identity. --echo sends\n"
           "  back what it receives; --backend forwards each connection to a plain TCP server.\n"
           "  SIGHUP reloads certificates and settings; SIGTERM stops.\n");
+  cli_print_tls_flags(help ? stdout : stderr);
   return help ? EXIT_OK : EXIT_USAGE;
 }
 

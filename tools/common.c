@@ -11,43 +11,39 @@
 
 #include "cli.h"
 
-/* --flag -> SLI_* setting name (the same names the shim reads from the environment). */
+/* --flag -> SLI_* setting: the rows of SLI_SETTING_MAP (api/sli.h), the names the shim reads. */
 static const struct {
-  const char *flag, *option;
+  const char *flag, *option, *value, *help;
 } tls_flags[] = {
-    {"--cert", "SLI_CERT"},
-    {"--key", "SLI_KEY"},
-    {"--password-file", "SLI_KEY_PASSWORD_FILE"},
-    {"--passphrase-file", "SLI_KEY_PASSWORD_FILE"},
-    {"--ca", "SLI_CA"},
-    {"--crl", "SLI_CRL"},
-    {"--client-cert", "SLI_CLIENT_CERT"},
-    {"--policy", "SLI_POLICY"},
-    {"--ciphers", "SLI_CIPHERS"},
-    {"--min-version", "SLI_MIN_VERSION"},
-    {"--max-version", "SLI_MAX_VERSION"},
-    {"--alpn", "SLI_ALPN"},
-    {"--ticket-keys", "SLI_TICKET_KEYS"},
-    {"--handshake-timeout", "SLI_HANDSHAKE_TIMEOUT"},
-    {"--dhparams", "SLI_DHPARAMS"},
+#define X(id, name, flag, value, help) {flag, name, value, help},
+    SLI_SETTING_MAP(X)
+#undef X
 };
+#define N_TLS_FLAGS (sizeof(tls_flags) / sizeof(tls_flags[0]))
+
+/* unlocks_keys: the settings applied before all others (the password of the keys after them). */
+static int unlocks_keys(const char *option) {
+  return !strcmp(option, "SLI_KEY_PASSWORD_FILE") || !strcmp(option, "SLI_PASSWORD_FILE");
+}
 
 int cli_take_tls_flag(cli_tls_opts *o, int argc, char **argv, int *i) {
-  for (size_t k = 0; k < sizeof(tls_flags) / sizeof(tls_flags[0]); k++) {
+  for (size_t k = 0; k < N_TLS_FLAGS; k++) {
     if (strcmp(argv[*i], tls_flags[k].flag) != 0) continue;
-    if (*i + 1 >= argc || o->n >= 32) return -1;
+    int takes_value = tls_flags[k].value[0] != 0;
+    if ((takes_value && *i + 1 >= argc) || o->n >= 32) return -1;
     o->names[o->n] = tls_flags[k].option;
-    o->values[o->n++] = argv[++*i];
+    o->values[o->n++] = takes_value ? argv[++*i] : "1";
     return 1;
   }
   return 0;
 }
 
 int cli_apply_tls_flags(const cli_tls_opts *o, sli_config *cfg) {
-  for (int pass = 0; pass < 2; pass++) {
+  for (int pass = 0; pass < 2; pass++) { /* key passwords first, then the command line's order */
     for (int k = 0; k < o->n; k++) {
-      int is_pw = strcmp(o->names[k], "SLI_KEY_PASSWORD_FILE") == 0;
-      if ((pass == 0) != is_pw) continue;
+      if ((pass == 0) != unlocks_keys(o->names[k])) continue;
+      if (!strcmp(o->names[k], "SLI_INSECURE") && !strcmp(o->values[k], "1"))
+        fprintf(stderr, "sli: WARNING: --insecure: the server's certificate is NOT verified\n");
       int rc = sli_config_set_option(cfg, o->names[k], o->values[k]);
       if (rc) {
         const char *m = sli_config_error(cfg);
@@ -57,6 +53,14 @@ int cli_apply_tls_flags(const cli_tls_opts *o, sli_config *cfg) {
     }
   }
   return 0;
+}
+
+void cli_print_tls_flags(FILE *f) {
+  fprintf(f, "TLS settings (in parentheses: the same setting for the shim or an SLI_CONFIG file):\n");
+  for (size_t k = 0; k < N_TLS_FLAGS; k++)
+    fprintf(f, "  %s%s%s  (%s%s)\n      %s\n", tls_flags[k].flag, tls_flags[k].value[0] ? " " : "",
+            tls_flags[k].value, tls_flags[k].option, tls_flags[k].value[0] ? "" : "=1",
+            tls_flags[k].help);
 }
 
 int cli_exit_code(int code) {

@@ -1,6 +1,6 @@
-/* options.c — one parser for settings given by name: the CLI's flags, the shim's SLI_* variables and
- * SLI_CONFIG files all map onto the setters through sli_config_set_option, so a setting means the
- * same everywhere. */
+/* options.c — one parser for settings given by name (the rows of SLI_SETTING_MAP in sli.h): the
+ * CLI's flags, the shim's SLI_* variables and SLI_CONFIG files all map onto the setters through
+ * sli_config_set_option, so a setting means the same everywhere. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,66 +46,121 @@ static int set_str(char **slot, const char *v) {
   return 0;
 }
 
+/* One setter per row of SLI_SETTING_MAP (a row without its setter does not compile). */
+static int set_KEY_PASSWORD_FILE(sli_config *cfg, const char *name, const char *value) {
+  char *pw;
+  int rc = read_password_file(cfg, value, &pw);
+  if (rc) return rc;
+  if (cfg->pending_password) sli_free(cfg->pending_password, strlen(cfg->pending_password));
+  cfg->pending_password = pw;
+  return try_keypair(cfg);
+}
+
+static int set_PASSWORD_FILE(sli_config *cfg, const char *name, const char *value) {
+  return set_KEY_PASSWORD_FILE(cfg, name, value);
+}
+
+static int set_CERT(sli_config *cfg, const char *name, const char *value) {
+  int rc = set_str(&cfg->pending_cert, value);
+  return rc ? rc : try_keypair(cfg);
+}
+
+static int set_KEY(sli_config *cfg, const char *name, const char *value) {
+  int rc = set_str(&cfg->pending_key, value);
+  return rc ? rc : try_keypair(cfg);
+}
+
+static int set_CA(sli_config *cfg, const char *name, const char *value) {
+  return sli_config_set_ca_file(cfg, value);
+}
+
+static int set_CRL(sli_config *cfg, const char *name, const char *value) {
+  return sli_config_set_crl_file(cfg, value);
+}
+
+static int set_CLIENT_CERT(sli_config *cfg, const char *name, const char *value) {
+  int mode = !strcmp(value, "none")       ? SLI_CLIENT_CERT_NONE
+             : !strcmp(value, "optional") ? SLI_CLIENT_CERT_OPTIONAL
+             : !strcmp(value, "required") ? SLI_CLIENT_CERT_REQUIRED
+                                          : -1;
+  if (mode < 0)
+    return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not none, optional or required", name,
+                            value);
+  return sli_config_set_client_cert(cfg, mode);
+}
+
+static int set_POLICY(sli_config *cfg, const char *name, const char *value) {
+  return sli_config_set_policy(cfg, value);
+}
+
+static int set_CIPHERS(sli_config *cfg, const char *name, const char *value) {
+  return sli_config_set_ciphers(cfg, value);
+}
+
+static int version(sli_config *cfg, const char *name, const char *value) {
+  int v = parse_version(value);
+  if (v < 0) return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not 1.2 or 1.3", name, value);
+  return v;
+}
+
+static int set_MIN_VERSION(sli_config *cfg, const char *name, const char *value) {
+  int v = version(cfg, name, value);
+  return v < 0 ? v : sli_config_set_min_version(cfg, v);
+}
+
+static int set_MAX_VERSION(sli_config *cfg, const char *name, const char *value) {
+  int v = version(cfg, name, value);
+  return v < 0 ? v : sli_config_set_max_version(cfg, v);
+}
+
+static int set_ALPN(sli_config *cfg, const char *name, const char *value) {
+  return sli_config_set_alpn(cfg, value);
+}
+
+static int set_TICKET_KEYS(sli_config *cfg, const char *name, const char *value) {
+  return sli_config_set_ticket_keys_file(cfg, value);
+}
+
+static int set_SESSION_RESUMPTION(sli_config *cfg, const char *name, const char *value) {
+  if (strcmp(value, "0") && strcmp(value, "1"))
+    return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not 0 or 1", name, value);
+  return sli_config_set_session_resumption(cfg, value[0] == '1');
+}
+
+static int set_HANDSHAKE_TIMEOUT(sli_config *cfg, const char *name, const char *value) {
+  char *end;
+  errno = 0;
+  unsigned long ms = strtoul(value, &end, 10);
+  if (errno || end == value || *end || ms > 86400000UL || value[0] == '-')
+    return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not a number of milliseconds", name,
+                            value);
+  return sli_config_set_handshake_timeout(cfg, (uint32_t)ms);
+}
+
+static int set_DHPARAMS(sli_config *cfg, const char *name, const char *value) {
+  return sli_config_set_dhparams_file(cfg, value);
+}
+
+static int set_INSECURE(sli_config *cfg, const char *name, const char *value) {
+  if (strcmp(value, "1") != 0) return 0;
+  int rc = sli_config_insecure_noverifycert(cfg);
+  return rc ? rc : sli_config_insecure_noverifyname(cfg);
+}
+
+static const struct {
+  const char *name;
+  int (*set)(sli_config *cfg, const char *name, const char *value);
+} settings[] = {
+#define X(id, name, flag, value, help) {name, set_##id},
+    SLI_SETTING_MAP(X)
+#undef X
+};
+
 int sli_config_set_option(sli_config *cfg, const char *name, const char *value) {
   if (!cfg || !name) return SLI_E_INVAL;
   sli__config_clear_error(cfg);
   if (!value) return sli__config_fail(cfg, SLI_E_INVAL, "%s: no value given", name);
-  int rc;
-  if (!strcmp(name, "SLI_CERT")) {
-    if ((rc = set_str(&cfg->pending_cert, value))) return rc;
-    return try_keypair(cfg);
-  }
-  if (!strcmp(name, "SLI_KEY")) {
-    if ((rc = set_str(&cfg->pending_key, value))) return rc;
-    return try_keypair(cfg);
-  }
-  if (!strcmp(name, "SLI_KEY_PASSWORD_FILE") || !strcmp(name, "SLI_PASSWORD_FILE")) {
-    char *pw;
-    if ((rc = read_password_file(cfg, value, &pw))) return rc;
-    if (cfg->pending_password) sli_free(cfg->pending_password, strlen(cfg->pending_password));
-    cfg->pending_password = pw;
-    return try_keypair(cfg);
-  }
-  if (!strcmp(name, "SLI_CA")) return sli_config_set_ca_file(cfg, value);
-  if (!strcmp(name, "SLI_CRL")) return sli_config_set_crl_file(cfg, value);
-  if (!strcmp(name, "SLI_DHPARAMS")) return sli_config_set_dhparams_file(cfg, value);
-  if (!strcmp(name, "SLI_POLICY")) return sli_config_set_policy(cfg, value);
-  if (!strcmp(name, "SLI_CIPHERS")) return sli_config_set_ciphers(cfg, value);
-  if (!strcmp(name, "SLI_ALPN")) return sli_config_set_alpn(cfg, value);
-  if (!strcmp(name, "SLI_TICKET_KEYS")) return sli_config_set_ticket_keys_file(cfg, value);
-  if (!strcmp(name, "SLI_CLIENT_CERT")) {
-    int mode = !strcmp(value, "none")       ? SLI_CLIENT_CERT_NONE
-               : !strcmp(value, "optional") ? SLI_CLIENT_CERT_OPTIONAL
-               : !strcmp(value, "required") ? SLI_CLIENT_CERT_REQUIRED
-                                            : -1;
-    if (mode < 0)
-      return sli__config_fail(cfg, SLI_E_INVAL,
-                              "SLI_CLIENT_CERT: '%s' is not none, optional or required", value);
-    return sli_config_set_client_cert(cfg, mode);
-  }
-  if (!strcmp(name, "SLI_MIN_VERSION") || !strcmp(name, "SLI_MAX_VERSION")) {
-    int v = parse_version(value);
-    if (v < 0)
-      return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not 1.2 or 1.3", name, value);
-    return name[4] == 'M' && name[5] == 'I' ? sli_config_set_min_version(cfg, v)
-                                            : sli_config_set_max_version(cfg, v);
-  }
-  if (!strcmp(name, "SLI_HANDSHAKE_TIMEOUT")) {
-    char *end;
-    errno = 0;
-    unsigned long ms = strtoul(value, &end, 10);
-    if (errno || end == value || *end || ms > 86400000UL)
-      return sli__config_fail(cfg, SLI_E_INVAL,
-                              "SLI_HANDSHAKE_TIMEOUT: '%s' is not a number of milliseconds", value);
-    return sli_config_set_handshake_timeout(cfg, (uint32_t)ms);
-  }
-  if (!strcmp(name, "SLI_SESSION_RESUMPTION")) {
-    return sli_config_set_session_resumption(cfg, strcmp(value, "0") != 0);
-  }
-  if (!strcmp(name, "SLI_INSECURE")) {
-    if (strcmp(value, "1") != 0) return 0;
-    rc = sli_config_insecure_noverifycert(cfg);
-    return rc ? rc : sli_config_insecure_noverifyname(cfg);
-  }
+  for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+    if (!strcmp(name, settings[i].name)) return settings[i].set(cfg, name, value);
   return sli__config_fail(cfg, SLI_E_INVAL, "unknown setting '%s'", name);
 }

@@ -1,4 +1,4 @@
-"""shimlib.py — helpers for the shim tests: run a program with libsli-preload.so preloaded."""
+"""shimlib.py — run a program with libsli-preload.so preloaded (the shim tests, the settings test)."""
 import os
 import sys
 
