@@ -299,14 +299,19 @@ def every_row_has_a_probe():
 
 @checks.case
 def every_row_is_documented():
-    """The CLI's help and the README's shim variables name every row (they are made from it or
-    checked against it)."""
+    """The CLI's help, the README's shim variables and the man pages name every row (made from it
+    or checked against it)."""
     rc, out, _ = run([SLI, "serve", "--help"])
     readme = open(os.path.join(os.path.dirname(ECHO), "..", "..", "README.md")).read()
     shim_table = readme.split("| variable | meaning |", 1)[1].split("\n\n", 1)[0]
     for name, (flag, _) in ROWS.items():
         expect("%s " % flag in out and "(%s" % name in out, "sli serve --help lacks %s (%s)" % (flag, name))
         expect("`%s" % name in shim_table, "the README's shim variables lack %s" % name)
+    man = os.path.join(os.path.dirname(ECHO), "..", "..", "man")
+    for page in ("sli.1", "sli-preload.8", "sli_config.3"):
+        text = open(os.path.join(man, page)).read()
+        for name in ROWS:
+            expect(name in text, "man page %s lacks %s" % (page, name))
 
 
 def make_case(name):
