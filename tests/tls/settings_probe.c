@@ -27,6 +27,7 @@ static sli_config *configure(int argc, char **argv) {
     int rc = sli_config_set_option(cfg, argv[i], eq + 1);
     if (rc) {
       printf("refused %s: %s\n", sli_err_name(rc), sli_config_error(cfg));
+      sli_config_free(cfg);
       exit(3);
     }
   }
@@ -94,9 +95,15 @@ int main(int argc, char **argv) {
   int rc = client ? sli_ctx_new_client(&ctx, cfg, 0) : sli_ctx_new_server(&ctx, cfg, 0);
   if (rc) {
     printf("refused %s: %s\n", sli_err_name(rc), sli_config_error(cfg));
+    sli_config_free(cfg);
     return 3;
   }
-  if (client) return connect_to(ctx, atoi(argv[2]));
+  if (client) {
+    int r = connect_to(ctx, atoi(argv[2]));
+    sli_ctx_free(ctx);
+    sli_config_free(cfg);
+    return r;
+  }
   serve(ctx);
   return 0;
 }

@@ -82,7 +82,8 @@ int main(int argc, char **argv) {
   } else {
     OBS("reader: read returned %s %s", rr, got);
     if (!strcmp(mode, "shutdown")) obs_elapsed("reader returned after", t_read - t0, 150, 1500);
-    else obs_elapsed("reader returned after", t_read - t0, 300, 3000);
+    else obs_elapsed("reader returned after", t_read - t0, 100, 3000); /* the data comes ~400 ms after
+                                                                          the connect; accept may be late */
   }
   char buf[32] = {0};
   lseek(nfd, 0, SEEK_SET);
