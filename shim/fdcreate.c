@@ -16,7 +16,6 @@
 
 #include "shim.h"
 
-HIDDEN void shim_closing(int fd);
 
 static inline int fresh(int fd) {
   if (fd >= 0 && fdtab && (size_t)fd < fdtab_cap &&

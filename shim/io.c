@@ -18,9 +18,6 @@
 
 #include "shim.h"
 
-HIDDEN ssize_t shim_fastopen(int fd, const void *buf, size_t len, int flags,
-                             const struct sockaddr *addr, socklen_t alen);
-
 #define PINNED(expr)            \
   do {                          \
     ssize_t r_ = (expr);        \

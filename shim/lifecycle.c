@@ -252,7 +252,7 @@ static int tracked(int fd) {
 }
 
 /* shim_closing: the host is closing fd (it is still open). */
-HIDDEN void shim_closing(int fd) {
+void shim_closing(int fd) {
   if (!tracked(fd) || shim_foreign()) return;
   int saved = errno; /* a close that succeeds leaves errno alone (fclose reports a flush error) */
   fdtab[fd].listener = 0;

@@ -355,6 +355,12 @@ HIDDEN void tc_drive_locked(tconn *tc);
 HIDDEN int64_t tc_drive_deadline_locked(tconn *tc);
 HIDDEN void tc_timer_due_locked(tconn *tc);
 
+/* ---- lifecycle.c: accept, connect, close, shutdown, dup, fcntl. ---- */
+HIDDEN void shim_closing(int fd); /* the host is closing fd (still open): end what it names */
+/* shim_fastopen: sendto/sendmsg with MSG_FASTOPEN to `addr` (a connect without connect()). */
+HIDDEN ssize_t shim_fastopen(int fd, const void *buf, size_t len, int flags,
+                             const struct sockaddr *addr, socklen_t alen);
+
 /* ---- process.c: fork, exit; exec.c: exec and spawn; stdio.c. ---- */
 HIDDEN void process_drain_at_exit(int flush_stdio);
 HIDDEN void close_all_except(const int *keep, int n);

@@ -13,7 +13,6 @@
 
 #include "shim.h"
 
-HIDDEN void shim_closing(int fd);
 
 typedef struct cookie {
   int fd;

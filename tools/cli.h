@@ -44,6 +44,18 @@ void cli_print_cert(const sli_cert *c, const char *indent);
 /* files.c. cli_read_all reads a whole file (stdin for NULL or "-") into a malloc'd buffer, with a
  * NUL after its `*out_len` bytes; -1 with errno on failure. */
 int cli_read_all(const char *path, uint8_t **out, size_t *out_len);
+/* cli_out: one output file written through a temporary file next to it (stdout for NULL or "-").
+ * cli_out_open creates the temporary with `mode`; cli_out_write writes all of `data`; cli_out_commit
+ * fsyncs it and renames it into place; cli_out_abort removes it. Each returns 0 or -1 with errno. */
+typedef struct cli_out {
+  const char *path;
+  char tmp[4096];
+  int fd;
+} cli_out;
+int cli_out_open(cli_out *o, const char *path, mode_t mode);
+int cli_out_write(cli_out *o, const void *data, size_t len);
+int cli_out_commit(cli_out *o);
+void cli_out_abort(cli_out *o);
 /* cli_write_file writes to stdout (NULL or "-"), or to `path` created with `mode` through a temporary
  * file that is fsync'd and renamed into place; -1 on failure, leaving nothing behind. */
 int cli_write_file(const char *path, const void *data, size_t len, mode_t mode);

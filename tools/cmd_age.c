@@ -107,139 +107,199 @@ static int read_keys_file(const char *path, char **out, int *n, int identities) 
   return 0;
 }
 
-int cmd_age(int argc, char **argv) {
-  int enc = !strcmp(argv[0], "encrypt"), pass = 0, armor = 0, result = EXIT_OK, rc = 0;
-  const char *outp = NULL, *in = NULL;
-  char *keys[MAXKEYS];
-  int n_keys = 0;
-  for (int i = 1; i < argc; i++) {
-    if (cli_is_help(argv[i])) return usage(argv[0], 1);
-    if (enc && !strcmp(argv[i], "-r") && i + 1 < argc && n_keys < MAXKEYS) keys[n_keys++] = strdup(argv[++i]);
-    else if (((enc && !strcmp(argv[i], "-R")) || (!enc && !strcmp(argv[i], "-i"))) && i + 1 < argc) {
-      if (read_keys_file(argv[i + 1], keys, &n_keys, !enc)) return EXIT_CONFIG;
-      i++;
-    } else if (enc && !strcmp(argv[i], "-p")) pass = 1;
-    else if (enc && !strcmp(argv[i], "-a")) armor = 1;
-    else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
-    else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !in) in = argv[i];
-    else return usage(argv[0], 0);
-  }
-  if (enc && (pass ? n_keys > 0 : n_keys == 0)) return usage(argv[0], 0);
-  sli_age_recipient *rcpts[MAXKEYS];
-  sli_age_identity *ids[MAXKEYS];
-  int n_objs = 0;
-  char *passphrase = NULL;
-  if (pass || (!enc && n_keys == 0)) {
-    if (!(passphrase = get_passphrase(enc))) return EXIT_CONFIG;
-    rc = enc ? sli_age_recipient_scrypt(&rcpts[0], passphrase, 0) : sli_age_identity_scrypt(&ids[0], passphrase);
-    if (rc) return cli_error(argv[0], rc, "empty passphrase");
-    n_objs = 1;
-  }
-  for (int i = 0; i < n_keys && !rc; i++) {
-    if (keys[i][0] == PEM_FILE) { /* a private key file: OpenSSH (ssh-ed25519, ssh-rsa) or PEM */
-      char msg[600] = "";
-      sli_key *k = NULL;
-      rc = sli_key_load_file(&k, keys[i] + 1, NULL, msg, sizeof(msg));
-      if (!rc && (rc = sli_age_identity_from_key(&ids[n_objs], k)))
-        snprintf(msg, sizeof(msg), "'%s' holds a key that cannot be an age identity (X25519, Ed25519 or RSA >= 2048 bits)", keys[i] + 1);
-      sli_key_free(k);
-      if (rc) cli_error(argv[0], rc, msg);
-      else n_objs++;
-      continue;
-    }
-    rc = enc ? sli_age_recipient_parse(&rcpts[n_objs], keys[i]) : sli_age_identity_parse(&ids[n_objs], keys[i]);
-    if (rc == SLI_E_INVAL)
-      fprintf(stderr, "sli %s: '%.24s…' is not a valid %s\n", argv[0], keys[i],
-              enc ? "recipient (age1... or an ssh-ed25519 / ssh-rsa public key)" : "age identity (AGE-SECRET-KEY-1...)");
-    else if (rc)
-      cli_error(argv[0], rc, rc == SLI_E_WEAK_KEY ? "an ssh-rsa recipient needs at least 2048 bits"
-                             : rc == SLI_E_UNSUPPORTED ? "only ssh-ed25519 and ssh-rsa SSH keys can be age recipients" : NULL);
-    else n_objs++;
-  }
-  for (int i = 0; i < n_keys; i++) free(keys[i]);
-  if (passphrase) sli_free(passphrase, strlen(passphrase));
-  if (rc) {
-    result = cli_exit_code(rc);
-    goto cleanup_keys;
-  }
+/* ---- the stream: input through an encryptor or decryptor to the output ---- */
+
+/* One direction's calls, so that one loop serves both. */
+typedef struct age_stream {
+  const char *cmd;
+  sli_age_enc *e;
+  sli_age_dec *d;
+} age_stream;
+
+static size_t stream_bound(const age_stream *s, size_t in) {
+  size_t cap = s->e ? sli_age_enc_update_bound(s->e, in) : sli_age_dec_update_bound(s->d, in);
+  size_t fin = s->e ? sli_age_enc_final_bound(s->e) : SLI_AGE_CHUNK_BYTES;
+  return fin > cap ? fin : cap;
+}
+
+static int stream_step(age_stream *s, uint8_t *out, size_t *on, const uint8_t *in, size_t n) {
+  if (n == 0) return s->e ? sli_age_enc_final(s->e, out, on) : sli_age_dec_final(s->d, out, on);
+  return s->e ? sli_age_enc_update(s->e, out, on, in, n) : sli_age_dec_update(s->d, out, on, in, n);
+}
+
+/* run_stream reads IN (or stdin), runs it through `s` and writes OUT (or stdout); with OUT the file
+ * appears only once everything succeeded (a temporary file renamed, removed otherwise). Returns an
+ * exit code. */
+static int run_stream(age_stream *s, const char *in, const char *outp) {
   int ifd = (!in || !strcmp(in, "-")) ? 0 : open(in, O_RDONLY | O_CLOEXEC);
-  char tmp[4096] = "";
-  int ofd = 1;
   if (ifd < 0) {
-    fprintf(stderr, "sli %s: cannot open '%s': %s\n", argv[0], in, strerror(errno));
-    result = EXIT_FAIL;
-    goto cleanup_keys;
+    fprintf(stderr, "sli %s: cannot open '%s': %s\n", s->cmd, in, strerror(errno));
+    return EXIT_FAIL;
   }
-  if (outp && strcmp(outp, "-")) {
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", outp, (int)getpid());
-    ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (ofd < 0) {
-      fprintf(stderr, "sli %s: cannot create '%s': %s\n", argv[0], tmp, strerror(errno));
-      result = EXIT_FAIL;
-      goto cleanup_keys;
-    }
+  int result = EXIT_OK, rc = 0;
+  cli_out out;
+  if (cli_out_open(&out, outp, 0600)) {
+    fprintf(stderr, "sli %s: cannot create '%s': %s\n", s->cmd, out.tmp, strerror(errno));
+    if (ifd) close(ifd);
+    return EXIT_FAIL;
   }
-  sli_age_enc *e = NULL;
-  sli_age_dec *d = NULL;
-  rc = enc ? sli_age_enc_new(&e, (const sli_age_recipient *const *)rcpts, (size_t)n_objs,
-                             armor ? SLI_AGE_ARMOR : SLI_AGE_PARALLEL)
-           : sli_age_dec_new(&d, (const sli_age_identity *const *)ids, (size_t)n_objs, SLI_AGE_PARALLEL);
   const size_t IN = 16 * SLI_AGE_CHUNK_BYTES; /* 1 MiB reads */
-  size_t cap = 0;
-  if (!rc) {
-    cap = enc ? sli_age_enc_update_bound(e, IN) : sli_age_dec_update_bound(d, IN);
-    size_t fin = enc ? sli_age_enc_final_bound(e) : SLI_AGE_CHUNK_BYTES;
-    if (fin > cap) cap = fin;
-  }
+  size_t cap = stream_bound(s, IN);
   /* a reader thread fills the next 1 MiB while this one encrypts or decrypts the last */
-  prefetch *ra = rc ? NULL : prefetch_start(ifd, IN, 4);
-  uint8_t *obuf = malloc(cap ? cap : 1);
-  const uint8_t *ibuf = NULL;
+  prefetch *ra = prefetch_start(ifd, IN, 4);
+  uint8_t *obuf = malloc(cap);
   int werr = 0;
-  if (!rc && (!ra || !obuf)) {
-    fprintf(stderr, "sli %s: out of memory\n", argv[0]);
+  if (!ra || !obuf) {
+    fprintf(stderr, "sli %s: out of memory\n", s->cmd);
     result = EXIT_FAIL;
   }
-  while (!rc && ra && obuf) {
+  while (ra && obuf) {
+    const uint8_t *ibuf = NULL;
     ssize_t r = prefetch_next(ra, &ibuf);
     if (r < 0) {
-      fprintf(stderr, "sli %s: read error: %s\n", argv[0], strerror(errno));
+      fprintf(stderr, "sli %s: read error: %s\n", s->cmd, strerror(errno));
       result = EXIT_FAIL;
       break;
     }
     size_t on = cap;
-    if (r == 0) rc = enc ? sli_age_enc_final(e, obuf, &on) : sli_age_dec_final(d, obuf, &on);
-    else rc = enc ? sli_age_enc_update(e, obuf, &on, ibuf, (size_t)r) : sli_age_dec_update(d, obuf, &on, ibuf, (size_t)r);
-    for (size_t off = 0; !rc && off < on;) {
-      ssize_t w = write(ofd, obuf + off, on - off);
-      if (w <= 0) {
-        werr = 1;
-        break;
-      }
-      off += (size_t)w;
+    if ((rc = stream_step(s, obuf, &on, ibuf, (size_t)r))) break;
+    if (cli_out_write(&out, obuf, on)) {
+      werr = 1;
+      break;
     }
-    if (werr || r == 0) break;
+    if (r == 0) break;
   }
-  if (rc) result = cli_error(argv[0], rc, d ? sli_age_dec_error(d) : NULL);
+  if (rc) result = cli_error(s->cmd, rc, s->d ? sli_age_dec_error(s->d) : NULL);
   else if (werr) {
-    fprintf(stderr, "sli %s: write error: %s\n", argv[0], strerror(errno));
+    fprintf(stderr, "sli %s: write error: %s\n", s->cmd, strerror(errno));
     result = EXIT_FAIL;
   }
-  if (ofd != 1) {
-    if (result == EXIT_OK && fsync(ofd) != 0) result = EXIT_FAIL;
-    close(ofd);
-    if (result == EXIT_OK && rename(tmp, outp) != 0) result = EXIT_FAIL;
-    if (result != EXIT_OK) unlink(tmp); /* never leave partial output behind */
-  }
+  if (result != EXIT_OK) cli_out_abort(&out); /* never leave partial output behind */
+  else if (cli_out_commit(&out)) result = EXIT_FAIL;
   prefetch_stop(ra);
   if (ifd) close(ifd);
   if (obuf) sli_free(obuf, cap);
-  sli_age_enc_free(e);
-  sli_age_dec_free(d);
-cleanup_keys:
-  for (int i = 0; i < n_objs; i++) {
-    if (enc) sli_age_recipient_free(rcpts[i]);
-    else sli_age_identity_free(ids[i]);
-  }
   return result;
+}
+
+/* ---- sli encrypt ---- */
+
+/* recipients turns the -r/-R strings (or the passphrase) into recipient objects; an exit code. */
+static int recipients(char **keys, int n_keys, int pass, sli_age_recipient **out, int *n) {
+  int rc = 0;
+  if (pass) {
+    char *passphrase = get_passphrase(1);
+    if (!passphrase) return EXIT_CONFIG;
+    rc = sli_age_recipient_scrypt(&out[0], passphrase, 0);
+    sli_free(passphrase, strlen(passphrase));
+    if (rc) return cli_error("encrypt", rc, "empty passphrase");
+    *n = 1;
+  }
+  for (int i = 0; i < n_keys && !rc; i++) {
+    rc = sli_age_recipient_parse(&out[*n], keys[i]);
+    if (rc == SLI_E_INVAL)
+      fprintf(stderr, "sli encrypt: '%.24s…' is not a valid recipient (age1... or an ssh-ed25519 / "
+                      "ssh-rsa public key)\n", keys[i]);
+    else if (rc)
+      cli_error("encrypt", rc, rc == SLI_E_WEAK_KEY ? "an ssh-rsa recipient needs at least 2048 bits"
+                               : rc == SLI_E_UNSUPPORTED ? "only ssh-ed25519 and ssh-rsa SSH keys can be age recipients" : NULL);
+    else (*n)++;
+  }
+  return rc ? cli_exit_code(rc) : EXIT_OK;
+}
+
+static int cmd_encrypt(int argc, char **argv) {
+  int pass = 0, armor = 0, n_keys = 0, n = 0;
+  const char *outp = NULL, *in = NULL;
+  char *keys[MAXKEYS];
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) return usage("encrypt", 1);
+    if (!strcmp(argv[i], "-r") && i + 1 < argc && n_keys < MAXKEYS) keys[n_keys++] = strdup(argv[++i]);
+    else if (!strcmp(argv[i], "-R") && i + 1 < argc) {
+      if (read_keys_file(argv[++i], keys, &n_keys, 0)) return EXIT_CONFIG;
+    } else if (!strcmp(argv[i], "-p")) pass = 1;
+    else if (!strcmp(argv[i], "-a")) armor = 1;
+    else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
+    else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !in) in = argv[i];
+    else return usage("encrypt", 0);
+  }
+  if (pass ? n_keys > 0 : n_keys == 0) return usage("encrypt", 0);
+  sli_age_recipient *rcpts[MAXKEYS];
+  int result = recipients(keys, n_keys, pass, rcpts, &n);
+  for (int i = 0; i < n_keys; i++) free(keys[i]);
+  age_stream s = {.cmd = "encrypt"};
+  if (result == EXIT_OK) {
+    int rc = sli_age_enc_new(&s.e, (const sli_age_recipient *const *)rcpts, (size_t)n,
+                             armor ? SLI_AGE_ARMOR : SLI_AGE_PARALLEL);
+    result = rc ? cli_error("encrypt", rc, NULL) : run_stream(&s, in, outp);
+  }
+  sli_age_enc_free(s.e);
+  for (int i = 0; i < n; i++) sli_age_recipient_free(rcpts[i]);
+  return result;
+}
+
+/* ---- sli decrypt ---- */
+
+/* identity_from_file makes an identity of a private key file (OpenSSH or PEM); 0 or a code. */
+static int identity_from_file(const char *path, sli_age_identity **out) {
+  char msg[600] = "";
+  sli_key *k = NULL;
+  int rc = sli_key_load_file(&k, path, NULL, msg, sizeof(msg));
+  if (!rc && (rc = sli_age_identity_from_key(out, k)))
+    snprintf(msg, sizeof(msg), "'%s' holds a key that cannot be an age identity (X25519, Ed25519 or RSA >= 2048 bits)", path);
+  sli_key_free(k);
+  if (rc) cli_error("decrypt", rc, msg);
+  return rc;
+}
+
+/* identities turns the -i contents (or, with none, the passphrase) into identity objects; an exit
+ * code. */
+static int identities(char **keys, int n_keys, sli_age_identity **out, int *n) {
+  int rc = 0;
+  if (n_keys == 0) {
+    char *passphrase = get_passphrase(0);
+    if (!passphrase) return EXIT_CONFIG;
+    rc = sli_age_identity_scrypt(&out[0], passphrase);
+    sli_free(passphrase, strlen(passphrase));
+    if (rc) return cli_error("decrypt", rc, "empty passphrase");
+    *n = 1;
+  }
+  for (int i = 0; i < n_keys && !rc; i++) {
+    if (keys[i][0] == PEM_FILE) rc = identity_from_file(keys[i] + 1, &out[*n]);
+    else if ((rc = sli_age_identity_parse(&out[*n], keys[i])) == SLI_E_INVAL)
+      fprintf(stderr, "sli decrypt: '%.24s…' is not a valid age identity (AGE-SECRET-KEY-1...)\n", keys[i]);
+    else if (rc)
+      cli_error("decrypt", rc, NULL);
+    if (!rc) (*n)++;
+  }
+  return rc ? cli_exit_code(rc) : EXIT_OK;
+}
+
+static int cmd_decrypt(int argc, char **argv) {
+  int n_keys = 0, n = 0;
+  const char *outp = NULL, *in = NULL;
+  char *keys[MAXKEYS];
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) return usage("decrypt", 1);
+    if (!strcmp(argv[i], "-i") && i + 1 < argc) {
+      if (read_keys_file(argv[++i], keys, &n_keys, 1)) return EXIT_CONFIG;
+    } else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
+    else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !in) in = argv[i];
+    else return usage("decrypt", 0);
+  }
+  sli_age_identity *ids[MAXKEYS];
+  int result = identities(keys, n_keys, ids, &n);
+  for (int i = 0; i < n_keys; i++) free(keys[i]);
+  age_stream s = {.cmd = "decrypt"};
+  if (result == EXIT_OK) {
+    int rc = sli_age_dec_new(&s.d, (const sli_age_identity *const *)ids, (size_t)n, SLI_AGE_PARALLEL);
+    result = rc ? cli_error("decrypt", rc, NULL) : run_stream(&s, in, outp);
+  }
+  sli_age_dec_free(s.d);
+  for (int i = 0; i < n; i++) sli_age_identity_free(ids[i]);
+  return result;
+}
+
+int cmd_age(int argc, char **argv) {
+  return !strcmp(argv[0], "encrypt") ? cmd_encrypt(argc, argv) : cmd_decrypt(argc, argv);
 }

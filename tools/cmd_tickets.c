@@ -38,21 +38,16 @@ int cmd_tickets(int argc, char **argv) {
     fprintf(stderr, "sli tickets: no randomness: %s\n", strerror(errno));
     return EXIT_FAIL;
   }
-  char tmp[4096];
-  snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
-  if (!out) {
-    fprintf(stderr, "sli tickets: cannot write '%s': %s\n", tmp, strerror(errno));
-    return EXIT_CONFIG;
-  }
-  for (size_t i = 0; i < sizeof(key); i++) fprintf(out, "%02x", key[i]);
-  fputc('\n', out);
-  for (int i = 0; i < n_old; i++) fprintf(out, "%s\n", old[i]);
+  char text[(160 + 1) * KEEP + 1];
+  size_t len = 0;
+  for (size_t i = 0; i < sizeof(key); i++) len += (size_t)snprintf(text + len, sizeof(text) - len, "%02x", key[i]);
+  text[len++] = '\n';
+  for (int i = 0; i < n_old; i++) len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\n", old[i]);
   memset(key, 0, sizeof(key));
-  if (fclose(out) != 0 || rename(tmp, path) != 0) {
+  int rc = cli_write_file(path, text, len, 0600);
+  explicit_bzero(text, sizeof(text));
+  if (rc) {
     fprintf(stderr, "sli tickets: cannot write '%s': %s\n", path, strerror(errno));
-    unlink(tmp);
     return EXIT_CONFIG;
   }
   printf("%s: %d key(s); the new one encrypts, all decrypt\n", path, n_old + 1);

@@ -15,14 +15,8 @@
 static char *name_oneline(X509_NAME *n) {
   BIO *bio = BIO_new(BIO_s_mem());
   char *out = NULL;
-  if (bio && X509_NAME_print_ex(bio, n, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
-    const uint8_t *d;
-    size_t l;
-    if (BIO_mem_contents(bio, &d, &l) && (out = malloc(l + 1))) {
-      memcpy(out, d, l);
-      out[l] = 0;
-    }
-  }
+  if (bio && X509_NAME_print_ex(bio, n, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0)
+    sli__bio_string(bio, &out, NULL);
   BIO_free(bio);
   return out;
 }
@@ -75,12 +69,7 @@ sli_cert *sli__cert_from_x509(X509 *x509, STACK_OF(X509) *chain) {
   int ok = bio && PEM_write_bio_X509(bio, x509);
   for (size_t i = 1; ok && c->chain && i < sk_X509_num(c->chain); i++)
     ok = PEM_write_bio_X509(bio, sk_X509_value(c->chain, i));
-  const uint8_t *d;
-  size_t l;
-  if (ok && BIO_mem_contents(bio, &d, &l) && (c->chain_pem = malloc(l + 1))) {
-    memcpy(c->chain_pem, d, l);
-    c->chain_pem[l] = 0;
-  }
+  if (ok) sli__bio_string(bio, &c->chain_pem, NULL);
   BIO_free(bio);
   collect_sans(c);
   ERR_clear_error();

@@ -145,20 +145,6 @@ int sli_key_bits(const sli_key *k) {
 
 int sli_key_has_private(const sli_key *k) { return k && k->has_private; }
 
-/* bio_alloc moves a memory BIO's contents into a NUL-terminated allocation. */
-static int bio_alloc(BIO *bio, char **out, size_t *out_len) {
-  const uint8_t *d;
-  size_t l;
-  if (!BIO_mem_contents(bio, &d, &l)) return SLI_E_INTERNAL;
-  char *p = malloc(l + 1);
-  if (!p) return SLI_E_NOMEM;
-  memcpy(p, d, l);
-  p[l] = 0;
-  *out = p;
-  *out_len = l + 1;
-  return 0;
-}
-
 int sli_key_private_pem_alloc(const sli_key *k, const char *passphrase, char **out, size_t *out_len) {
   if (!k || !out || !out_len) return SLI_E_INVAL;
   *out = NULL;
@@ -168,7 +154,7 @@ int sli_key_private_pem_alloc(const sli_key *k, const char *passphrase, char **o
   int ok = bio && PEM_write_bio_PKCS8PrivateKey(bio, k->pkey, passphrase ? EVP_aes_256_cbc() : NULL,
                                                  (char *)passphrase,
                                                  passphrase ? (int)strlen(passphrase) : 0, NULL, NULL);
-  int rc = ok ? bio_alloc(bio, out, out_len) : SLI_E_INTERNAL;
+  int rc = ok ? sli__bio_string(bio, out, out_len) : SLI_E_INTERNAL;
   if (bio) {
     const uint8_t *d;
     size_t l;
@@ -183,7 +169,7 @@ int sli_key_public_pem_alloc(const sli_key *k, char **out, size_t *out_len) {
   if (!k || !out || !out_len) return SLI_E_INVAL;
   *out = NULL;
   BIO *bio = BIO_new(BIO_s_mem());
-  int rc = bio && PEM_write_bio_PUBKEY(bio, k->pkey) ? bio_alloc(bio, out, out_len) : SLI_E_INTERNAL;
+  int rc = bio && PEM_write_bio_PUBKEY(bio, k->pkey) ? sli__bio_string(bio, out, out_len) : SLI_E_INTERNAL;
   BIO_free(bio);
   ERR_clear_error();
   return rc;

@@ -3,6 +3,7 @@
 #ifndef SLI_PKI_H
 #define SLI_PKI_H
 
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -50,5 +51,28 @@ int sli__openssh_blob(const EVP_PKEY *pkey, uint8_t **out, size_t *out_len);
  * NUL-terminated; `*out_len` counts the NUL) for an Ed25519 or RSA private key. */
 int sli__openssh_private_write(const EVP_PKEY *pkey, const char *comment, char **out,
                                size_t *out_len);
+
+/* x509.c: the one X.509 builder. sli__x509_subject fills `name` from an OpenSSL-style subject
+ * ("/CN=x/O=y/C=FR"; fields CN, C, ST, L, O, OU, emailAddress); sli__x509_sans makes a
+ * subjectAltName extension from "DNS:x", "IP:x", "email:x" strings (NULL for none). Both return 0
+ * or SLI_E_INVAL. */
+int sli__x509_subject(X509_NAME *name, const char *subject);
+int sli__x509_sans(const char *const *sans, size_t n, X509_EXTENSION **out);
+
+/* The profiles of sli__x509_build: a leaf issued by a CA (CA:FALSE, serverAuth and clientAuth), a
+ * self-signed leaf that is its own path-length-0 authority (so a client can trust exactly it, as
+ * `openssl req -x509` makes them; the default identity is one), a CA (keyCertSign, cRLSign). */
+enum { SLI__X509_LEAF, SLI__X509_SELF, SLI__X509_CA };
+
+/* sli__x509_build makes a v3 certificate for `pub` with `subject`, valid from an hour ago for
+ * `days` days (0: 365), with a random serial, the profile's extensions and `san` (may be NULL),
+ * issued by `issuer` (NULL: self-signed) and signed with `signer` (SHA-256, or Ed25519 pure). */
+int sli__x509_build(X509 **out, const X509_NAME *subject, EVP_PKEY *pub, X509 *issuer,
+                    EVP_PKEY *signer, int profile, int days, X509_EXTENSION *san);
+/* sli__x509_digest is the digest a signature by `signer` uses (NULL for Ed25519). */
+const EVP_MD *sli__x509_digest(const EVP_PKEY *signer);
+/* sli__bio_string moves a memory BIO's contents into a new NUL-terminated string (malloc'd);
+ * `*out_len`, if asked, counts the NUL. */
+int sli__bio_string(BIO *bio, char **out, size_t *out_len);
 
 #endif

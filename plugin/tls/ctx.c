@@ -87,7 +87,83 @@ static X509_STORE *make_store(const sli_config *cfg, int is_server, char *msg, s
   return store;
 }
 
-/* Builds an SSL_CTX from `cfg`; on failure fills cfg's error and returns NULL. */
+/* identities puts the config's identities (or, for a server without one, the per-install default
+ * identity) into the snapshot and the context. */
+static int identities(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, int is_server,
+                      char *msg, size_t cap) {
+  int rc;
+  if (cfg->n_ids > 0) {
+    for (size_t i = 0; i < cfg->n_ids; i++) {
+      if ((rc = sli__identity_copy(&snap->ids[i], &cfg->ids[i]))) return rc;
+      snap->n_ids++;
+    }
+  } else if (is_server) {
+    snap->ids[0].chain = NULL;
+    if ((rc = sli__default_identity(&snap->ids[0], msg, cap))) return rc;
+    snap->n_ids = 1;
+  }
+  if (snap->n_ids > 0 && !use_identity_ctx(ctx, &snap->ids[0])) {
+    rc = sli__msg(msg, cap, SLI_E_CONFIG, "the identity cannot be used");
+    sli__append_ssl_error(msg, cap);
+    return rc;
+  }
+  if (snap->n_ids > 1) SSL_CTX_set_cert_cb(ctx, select_identity, NULL);
+  return 0;
+}
+
+/* server_side: client certificates, resumption (tickets), ALPN selection. */
+static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, char *msg,
+                       size_t cap) {
+  if (cfg->client_cert != SLI_CLIENT_CERT_NONE) {
+    if (!cfg->ca)
+      return sli__msg(msg, cap, SLI_E_CONFIG,
+                      "client certificates are %s but no CA is configured to verify them",
+                      cfg->client_cert == SLI_CLIENT_CERT_REQUIRED ? "required" : "requested");
+    int mode = SSL_VERIFY_PEER;
+    if (cfg->client_cert == SLI_CLIENT_CERT_REQUIRED) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    for (size_t i = 0; names && i < sk_X509_num(cfg->ca); i++) {
+      X509_NAME *n = X509_NAME_dup(X509_get_subject_name(sk_X509_value(cfg->ca, i)));
+      if (n && !sk_X509_NAME_push(names, n)) X509_NAME_free(n);
+    }
+    if (names) SSL_CTX_set_client_CA_list(ctx, names);
+  }
+  if (!cfg->resumption) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  } else if (cfg->n_tkeys) {
+    memcpy(snap->tkeys, cfg->tkeys, sizeof(snap->tkeys));
+    snap->n_tkeys = cfg->n_tkeys;
+    sli__ticket_keys_install(ctx);
+  }
+  if (cfg->alpn_wire) {
+    snap->alpn_wire = malloc(cfg->alpn_len);
+    if (!snap->alpn_wire) return SLI_E_NOMEM;
+    memcpy(snap->alpn_wire, cfg->alpn_wire, cfg->alpn_len);
+    snap->alpn_len = cfg->alpn_len;
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+  }
+  return 0;
+}
+
+/* client_side: verification of the server (unless insecure), ALPN offer, the session cache. */
+static int client_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg) {
+  snap->verify_cert = !cfg->insecure_nocert;
+  snap->verify_name = !cfg->insecure_noname;
+  SSL_CTX_set_verify(ctx, snap->verify_cert ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+  if (cfg->insecure_nocert)
+    fprintf(stderr, "sli: WARNING: certificate verification is OFF (insecure): any server can "
+                    "impersonate the peer\n");
+  if (cfg->alpn_wire && SSL_CTX_set_alpn_protos(ctx, cfg->alpn_wire, cfg->alpn_len) != 0)
+    return SLI_E_NOMEM;
+  SSL_CTX_set_session_cache_mode(ctx, cfg->resumption ? SSL_SESS_CACHE_CLIENT : SSL_SESS_CACHE_OFF);
+  return 0;
+}
+
+/* Builds an SSL_CTX from `cfg`: what both sides share (policy, signature algorithms, identities,
+ * the trust store), then the server's or the client's part. On failure fills cfg's error and
+ * returns NULL. */
 static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   char *msg = cfg->err;
   size_t cap = sizeof(cfg->err);
@@ -110,73 +186,13 @@ static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   if (!SSL_CTX_set_verify_algorithm_prefs(ctx, verify_prefs,
                                           sizeof(verify_prefs) / sizeof(verify_prefs[0])))
     goto fail_nomem;
-
-  /* Identities */
-  if (cfg->n_ids > 0) {
-    for (size_t i = 0; i < cfg->n_ids; i++) {
-      if ((rc = sli__identity_copy(&snap->ids[i], &cfg->ids[i]))) goto fail;
-      snap->n_ids++;
-    }
-  } else if (is_server) {
-    snap->ids[0].chain = NULL;
-    if ((rc = sli__default_identity(&snap->ids[0], msg, cap))) goto fail;
-    snap->n_ids = 1;
-  }
-  if (snap->n_ids > 0 && !use_identity_ctx(ctx, &snap->ids[0])) {
-    rc = sli__msg(msg, cap, SLI_E_CONFIG, "the identity cannot be used");
-    sli__append_ssl_error(msg, cap);
-    goto fail;
-  }
-  if (snap->n_ids > 1) SSL_CTX_set_cert_cb(ctx, select_identity, NULL);
-
-  /* Verification */
+  if ((rc = identities(ctx, snap, cfg, is_server, msg, cap))) goto fail;
   X509_STORE *store = make_store(cfg, is_server, msg, cap);
   if (!store) goto fail_nomem;
   SSL_CTX_set_cert_store(ctx, store);
-  if (is_server) {
-    if (cfg->client_cert != SLI_CLIENT_CERT_NONE) {
-      if (!cfg->ca) {
-        rc = sli__msg(msg, cap, SLI_E_CONFIG,
-                      "client certificates are %s but no CA is configured to verify them",
-                      cfg->client_cert == SLI_CLIENT_CERT_REQUIRED ? "required" : "requested");
-        goto fail;
-      }
-      int mode = SSL_VERIFY_PEER;
-      if (cfg->client_cert == SLI_CLIENT_CERT_REQUIRED) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-      SSL_CTX_set_verify(ctx, mode, NULL);
-      STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
-      for (size_t i = 0; names && i < sk_X509_num(cfg->ca); i++) {
-        X509_NAME *n = X509_NAME_dup(X509_get_subject_name(sk_X509_value(cfg->ca, i)));
-        if (n && !sk_X509_NAME_push(names, n)) X509_NAME_free(n);
-      }
-      if (names) SSL_CTX_set_client_CA_list(ctx, names);
-    }
-    if (!cfg->resumption) {
-      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    } else if (cfg->n_tkeys) {
-      memcpy(snap->tkeys, cfg->tkeys, sizeof(snap->tkeys));
-      snap->n_tkeys = cfg->n_tkeys;
-      sli__ticket_keys_install(ctx);
-    }
-    if (cfg->alpn_wire) {
-      snap->alpn_wire = malloc(cfg->alpn_len);
-      if (!snap->alpn_wire) goto fail_nomem;
-      memcpy(snap->alpn_wire, cfg->alpn_wire, cfg->alpn_len);
-      snap->alpn_len = cfg->alpn_len;
-      SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    }
-  } else {
-    snap->verify_cert = !cfg->insecure_nocert;
-    snap->verify_name = !cfg->insecure_noname;
-    SSL_CTX_set_verify(ctx, snap->verify_cert ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-    if (cfg->insecure_nocert)
-      fprintf(stderr, "sli: WARNING: certificate verification is OFF (insecure): any server can "
-                      "impersonate the peer\n");
-    if (cfg->alpn_wire && SSL_CTX_set_alpn_protos(ctx, cfg->alpn_wire, cfg->alpn_len) != 0)
-      goto fail_nomem;
-    SSL_CTX_set_session_cache_mode(ctx, cfg->resumption ? SSL_SESS_CACHE_CLIENT : SSL_SESS_CACHE_OFF);
-  }
+  rc = is_server ? server_side(ctx, snap, cfg, msg, cap) : client_side(ctx, snap, cfg);
+  if (rc == SLI_E_NOMEM) goto fail_nomem;
+  if (rc) goto fail;
   *out_rc = 0;
   return ctx;
 

@@ -60,77 +60,51 @@ static int state_dir(char *out, size_t cap, char *msg, size_t mcap) {
   return 0;
 }
 
-static int add_ext(X509 *x, int nid, const char *value) {
-  X509V3_CTX v3;
-  X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &v3, nid, value);
-  if (!ext) return 0;
-  int ok = X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  return ok;
-}
-
-/* Builds a new key + self-signed certificate as one PEM text (key first). */
+/* generate builds a new ECDSA P-256 key and its self-signed certificate (the one builder's
+ * self-signed profile: its own path-length-0 authority, serverAuth and clientAuth, named for
+ * localhost, 127.0.0.1, ::1 and the host name) as one PEM text, key first. */
 static int generate(char **out_pem, size_t *out_len, char *msg, size_t cap) {
   int rc = SLI_E_INTERNAL;
   EVP_PKEY *pkey = EVP_PKEY_new();
   EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-  X509 *x = X509_new();
+  X509_NAME *name = X509_NAME_new();
+  X509_EXTENSION *san = NULL;
+  X509 *x = NULL;
   BIO *bio = BIO_new(BIO_s_mem());
-  if (!pkey || !ec || !x || !bio || !EC_KEY_generate_key(ec) || !EVP_PKEY_assign_EC_KEY(pkey, ec))
+  if (!pkey || !ec || !name || !bio || !EC_KEY_generate_key(ec) || !EVP_PKEY_assign_EC_KEY(pkey, ec))
     goto done;
   ec = NULL;
   char host[256] = "localhost";
   gethostname(host, sizeof(host) - 1);
   host[sizeof(host) - 1] = 0;
-  uint8_t serial[16];
-  RAND_bytes(serial, sizeof(serial));
-  serial[0] &= 0x7f;
-  BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
-  X509_NAME *name = X509_get_subject_name(x);
-  char cn[300];
+  char cn[300], dns[300];
   snprintf(cn, sizeof(cn), "sli default identity (%s)", host);
-  if (!bn || !X509_set_version(x, X509_VERSION_3) ||
-      !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
-      !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-      !X509_gmtime_adj(X509_getm_notAfter(x), (long)VALID_DAYS * 86400) ||
-      !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const uint8_t *)"sli", -1, -1, 0) ||
-      !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const uint8_t *)cn, -1, -1, 0) ||
-      !X509_set_issuer_name(x, name) || !X509_set_pubkey(x, pkey)) {
-    BN_free(bn);
+  snprintf(dns, sizeof(dns), "DNS:%s", host);
+  const char *sans[] = {"DNS:localhost", "IP:127.0.0.1", "IP:::1", dns};
+  size_t n_sans = strcmp(host, "localhost") && !strchr(host, ',') ? 4 : 3;
+  if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const uint8_t *)"sli", -1, -1, 0) ||
+      !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const uint8_t *)cn, -1, -1, 0))
     goto done;
-  }
-  BN_free(bn);
-  char san[600];
-  snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1,IP:::1%s%s",
-           strcmp(host, "localhost") ? ",DNS:" : "", strcmp(host, "localhost") ? host : "");
-  if (!add_ext(x, NID_basic_constraints, "critical,CA:TRUE") ||
-      !add_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign") ||
-      !add_ext(x, NID_ext_key_usage, "serverAuth,clientAuth") ||
-      !add_ext(x, NID_subject_key_identifier, "hash") ||
-      !add_ext(x, NID_subject_alt_name, san) || !X509_sign(x, pkey, EVP_sha256()))
+  if ((rc = sli__x509_sans(sans, n_sans, &san)) ||
+      (rc = sli__x509_build(&x, name, pkey, NULL, pkey, SLI__X509_SELF, VALID_DAYS, san)))
     goto done;
-  if (!PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) ||
-      !PEM_write_bio_X509(bio, x))
+  rc = SLI_E_INTERNAL;
+  if (!PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) || !PEM_write_bio_X509(bio, x))
     goto done;
-  const uint8_t *data;
-  size_t len;
-  if (!BIO_mem_contents(bio, &data, &len)) goto done;
-  *out_pem = malloc(len + 1);
-  if (!*out_pem) {
-    rc = SLI_E_NOMEM;
-    goto done;
-  }
-  memcpy(*out_pem, data, len);
-  (*out_pem)[len] = 0;
-  *out_len = len;
-  rc = 0;
+  if ((rc = sli__bio_string(bio, out_pem, out_len)) == 0) (*out_len)--; /* without the NUL */
 done:
   if (rc) sli__msg(msg, cap, rc, "cannot generate the default identity");
   ERR_clear_error();
+  if (bio) {
+    const uint8_t *d;
+    size_t l;
+    if (BIO_mem_contents(bio, &d, &l)) OPENSSL_cleanse((void *)d, l); /* held the private key */
+  }
   BIO_free(bio);
   EC_KEY_free(ec);
   EVP_PKEY_free(pkey);
+  X509_EXTENSION_free(san);
+  X509_NAME_free(name);
   X509_free(x);
   return rc;
 }
@@ -180,18 +154,20 @@ static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__ide
     if (rc == 0) {
       /* Publish the certificate alone for clients. */
       BIO *bio = BIO_new(BIO_s_mem());
-      const uint8_t *cd;
-      size_t cl;
+      char *cd = NULL;
+      size_t cl = 0;
       if (bio && PEM_write_bio_X509(bio, sk_X509_value(id.chain, 0)) &&
-          BIO_mem_contents(bio, &cd, &cl)) {
+          sli__bio_string(bio, &cd, &cl) == 0) {
+        cl--; /* without the NUL */
         char *cur = NULL;
         size_t curl = 0;
         char ignore[SLI_MSG_MAX];
         int same = sli__read_file(cert_path, &cur, &curl, ignore, sizeof(ignore)) == 0 &&
                    curl == cl && memcmp(cur, cd, cl) == 0;
         free(cur);
-        if (!same) sli__write_file_atomic(cert_path, (const char *)cd, cl, 0644, 0, ignore, sizeof(ignore));
+        if (!same) sli__write_file_atomic(cert_path, cd, cl, 0644, 0, ignore, sizeof(ignore));
       }
+      free(cd);
       BIO_free(bio);
       if (out)
         *out = id;
