@@ -4,7 +4,8 @@
 exists; for the source folders (plugin/<domain>/, shim/, tools/) the `.c` files a row names are
 exactly the folder's; every `.c` of plugin/ is in its domain's meson.build list; plugin/'s domains
 include each other one way only (core <- pki <- tls, core <- seal, pki <- age); the top level holds
-no stray file (benchmark output, logs); every test has its row in the README's tests section."""
+no stray file (benchmark output, logs); every test has its row in the README's tests section; ./bootstrap
+stops, disables or kills nothing."""
 import os
 import re
 import shutil
@@ -111,6 +112,13 @@ def main():
         check(len(names) > 10 and not names - described,
               "every test of `meson test` is described in the README's tests section (missing %s)"
               % (sorted(names - described) or "none"))
+    # ./bootstrap installs what it needs and never stops, disables or kills the machine's services
+    boot = [l.split("#", 1)[0] for f in ("bootstrap", "scripts/bootstrap.sh")
+            for l in open(os.path.join(ROOT, f))]
+    bad = [l.strip() for l in boot if re.search(
+        r"\bsystemctl\s+(stop|disable|mask|kill|restart)\b|\bservice\s+\S+\s+(stop|restart)\b|"
+        r"\b(pkill|killall|kill)\b|invoke-rc\.d\s+\S+\s+stop|update-rc\.d\s+\S+\s+(disable|remove)", l)]
+    check(not bad, "bootstrap stops, disables or kills no service (%s)" % (bad or "none"))
     # the top level
     top = sorted({f for f in files if "/" not in f} - TOP_FILES)
     check(not top, "the top level holds no stray file (%s)" % (", ".join(top) or "none"))
