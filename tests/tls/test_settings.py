@@ -304,8 +304,10 @@ def every_row_is_documented():
     rc, out, _ = run([SLI, "serve", "--help"])
     readme = open(os.path.join(os.path.dirname(ECHO), "..", "..", "README.md")).read()
     shim_table = readme.split("| variable | meaning |", 1)[1].split("\n\n", 1)[0]
+    cli_section = readme.split("\nTLS flags", 1)[1].split("\n\n", 1)[0]
     for name, (flag, _) in ROWS.items():
         expect("%s " % flag in out and "(%s" % name in out, "sli serve --help lacks %s (%s)" % (flag, name))
+        expect("`%s" % flag in cli_section, "the README's TLS flags lack %s" % flag)
         expect("`%s" % name in shim_table, "the README's shim variables lack %s" % name)
     man = os.path.join(os.path.dirname(ECHO), "..", "..", "man")
     for page in ("sli.1", "sli-preload.8", "sli_config.3"):
