@@ -7,6 +7,7 @@ from a client, what changed; the three doors must observe the same thing, and so
 from the run without the setting (but SLI_DHPARAMS, ignored by design, which must change nothing).
 A malformed value is refused by every door."""
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -314,6 +315,14 @@ def every_row_is_documented():
         text = open(os.path.join(man, page)).read()
         for name in ROWS:
             expect(name in text, "man page %s lacks %s" % (page, name))
+    # the shim's own settings (its list in shim/config.c) in the README and sli-preload(8)
+    src = open(os.path.join(os.path.dirname(ECHO), "..", "..", "shim", "config.c")).read()
+    own = re.findall(r'"(SLI_\w+)"', src.split("shim_settings[] = {", 1)[1].split("};", 1)[0])
+    page = open(os.path.join(man, "sli-preload.8")).read()
+    expect(len(own) >= 6, "the shim's own settings were found (%s)" % own)
+    for name in own:
+        expect("`%s" % name in readme, "the README lacks the shim setting %s" % name)
+        expect(name in page, "sli-preload(8) lacks the shim setting %s" % name)
 
 
 def make_case(name):
