@@ -39,30 +39,42 @@ size_t sli__age_b64(char *out, const uint8_t *in, size_t n) {
   return w;
 }
 
-/* Decodes canonical unpadded base64 of `n` chars; returns the byte count or -1. */
-long sli__age_b64_decode(uint8_t *out, size_t cap, const char *in, size_t n) {
-  if (n % 4 == 1) return -1;
+int sli__age_b64_decode_max(uint8_t *out, size_t cap, size_t *out_len, const char *in, size_t n) {
+  *out_len = 0;
+  if (n % 4 == 1) return SLI_E_HEADER;
   char tmp[4096];
-  if (n + 3 > sizeof(tmp)) return -1;
+  if (n + 3 > sizeof(tmp)) return SLI_E_HEADER;
   memcpy(tmp, in, n);
   size_t m = n;
   while (m % 4) tmp[m++] = '=';
   for (size_t i = 0; i < n; i++)
-    if (in[i] == '=' || in[i] == '\n' || in[i] == '\r' || in[i] == ' ') return -1;
+    if (in[i] == '=' || in[i] == '\n' || in[i] == '\r' || in[i] == ' ') return SLI_E_HEADER;
   size_t outn;
   uint8_t dec[3072];
-  if (!EVP_DecodeBase64(dec, &outn, sizeof(dec), (const uint8_t *)tmp, m) || outn > cap) return -1;
+  if (!EVP_DecodeBase64(dec, &outn, sizeof(dec), (const uint8_t *)tmp, m) || outn > cap)
+    return SLI_E_HEADER;
   char check[4096];
   sli__age_b64(check, dec, outn); /* canonical: no stray bits */
-  if (strlen(check) != n || memcmp(check, in, n) != 0) return -1;
-  memcpy(out, dec, outn);
+  int rc = strlen(check) != n || memcmp(check, in, n) != 0 ? SLI_E_HEADER : 0;
+  if (!rc) {
+    memcpy(out, dec, outn);
+    *out_len = outn;
+  }
   OPENSSL_cleanse(dec, outn);
-  return (long)outn;
+  return rc;
+}
+
+int sli__age_b64_decode(uint8_t *out, size_t want_len, const char *in, size_t n) {
+  size_t got;
+  int rc = sli__age_b64_decode_max(out, want_len, &got, in, n);
+  return rc ? rc : got == want_len ? 0 : SLI_E_HEADER;
 }
 
 int sli__age_hkdf32(uint8_t out[32], const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
-                  size_t salt_len, const char *info) {
-  return HKDF(out, 32, EVP_sha256(), ikm, ikm_len, salt, salt_len, (const uint8_t *)info, strlen(info));
+                    size_t salt_len, const char *info) {
+  return HKDF(out, 32, EVP_sha256(), ikm, ikm_len, salt, salt_len, (const uint8_t *)info, strlen(info))
+             ? 0
+             : SLI_E_INTERNAL;
 }
 
 int sli__age_wrap_key(uint8_t *out32, const uint8_t key[32], const uint8_t file_key[16]) {
@@ -72,7 +84,7 @@ int sli__age_wrap_key(uint8_t *out32, const uint8_t key[32], const uint8_t file_
   int ok = EVP_AEAD_CTX_init(&c, EVP_aead_chacha20_poly1305(), key, 32, TAGLEN, NULL) &&
            EVP_AEAD_CTX_seal(&c, out32, &n, 32, zero, 12, file_key, 16, NULL, 0);
   EVP_AEAD_CTX_cleanup(&c);
-  return ok && n == 32;
+  return ok && n == 32 ? 0 : SLI_E_INTERNAL;
 }
 
 int sli__age_unwrap_key(uint8_t file_key[16], const uint8_t key[32], const uint8_t *body, size_t len) {
@@ -85,9 +97,11 @@ int sli__age_unwrap_key(uint8_t file_key[16], const uint8_t key[32], const uint8
     EVP_AEAD_CTX_cleanup(&c);
   }
   ERR_clear_error();
-  return ok;
+  return ok ? 0 : SLI_E_NO_MATCH;
 }
 
+/* scrypt_key derives the wrap key of a passphrase stanza: 0 or SLI_E_INTERNAL (also when the work
+ * factor needs more memory than can be had). */
 static int scrypt_key(uint8_t out[32], const char *pass, const uint8_t salt[16], int log2_n) {
   uint8_t s[28 + 16];
   memcpy(s, "age-encryption.org/v1/scrypt", 28);
@@ -96,7 +110,7 @@ static int scrypt_key(uint8_t out[32], const char *pass, const uint8_t salt[16],
   size_t max_mem = (size_t)(128 * 8 * n + (1u << 20));
   int ok = EVP_PBE_scrypt(pass, strlen(pass), s, sizeof(s), n, 8, 1, max_mem, out, 32);
   ERR_clear_error();
-  return ok;
+  return ok ? 0 : SLI_E_INTERNAL;
 }
 
 static void chunk_nonce(uint8_t nonce[12], uint64_t counter, int last) {
@@ -111,19 +125,20 @@ typedef struct buf {
   size_t len, cap;
 } buf;
 
+/* buf_add appends `n` bytes: 0 or SLI_E_NOMEM. */
 static int buf_add(buf *b, const void *d, size_t n) {
-  if (n == 0) return 1; /* also spares memcpy a NULL pointer (a UBSan finding of the fuzzer) */
+  if (n == 0) return 0; /* also spares memcpy a NULL pointer (a UBSan finding of the fuzzer) */
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 1024;
     while (cap < b->len + n) cap *= 2;
     uint8_t *p = realloc(b->p, cap);
-    if (!p) return 0;
+    if (!p) return SLI_E_NOMEM;
     b->p = p;
     b->cap = cap;
   }
   memcpy(b->p + b->len, d, n);
   b->len += n;
-  return 1;
+  return 0;
 }
 
 static void buf_wipe(buf *b) {
@@ -197,87 +212,106 @@ struct sli_age_enc {
   uint8_t a_rest[48];     /* armor: raw bytes not yet encoded */
   size_t a_len;
   int a_begun;
+  sli__error err;         /* the last failure of a call on it (sli_age_enc_error) */
 };
 
-static void add_body(buf *h, const uint8_t *body, size_t n) {
+/* add_body appends a stanza body: base64 lines of 64 characters, the last one shorter (empty if
+ * need be). */
+static int add_body(buf *h, const uint8_t *body, size_t n) {
   char b64[2800];
   size_t w = sli__age_b64(b64, body, n);
-  for (size_t off = 0;; off += 64) {
+  int rc = 0;
+  for (size_t off = 0; !rc; off += 64) {
     size_t line = w - off < 64 ? w - off : 64;
-    buf_add(h, b64 + off, line);
-    buf_add(h, "\n", 1);
+    rc = buf_add(h, b64 + off, line);
+    if (!rc) rc = buf_add(h, "\n", 1);
     if (line < 64) break; /* a full last line is followed by an empty one */
   }
+  return rc;
+}
+
+/* add_stanza wraps `file_key` for recipient `r` and appends its stanza (line and body). */
+static int add_stanza(buf *h, const sli_age_recipient *r, const uint8_t file_key[16]) {
+  char line[256], a[64];
+  uint8_t key[32], body[2048];
+  size_t blen = 32;
+  int rc;
+  if (r->kind == AGE_SCRYPT) {
+    uint8_t salt[16];
+    rc = RAND_bytes(salt, 16) ? scrypt_key(key, r->passphrase, salt, r->log2_n) : SLI_E_INTERNAL;
+    sli__age_b64(a, salt, 16);
+    snprintf(line, sizeof(line), "-> scrypt %s %d\n", a, r->log2_n);
+  } else if (r->kind == AGE_X25519) {
+    uint8_t esk[32], epk[32], shared[32], salt[64];
+    X25519_keypair(epk, esk);
+    rc = X25519(shared, esk, r->pk) ? 0 : SLI_E_INTERNAL;
+    OPENSSL_cleanse(esk, sizeof(esk));
+    memcpy(salt, epk, 32);
+    memcpy(salt + 32, r->pk, 32);
+    if (!rc) rc = sli__age_hkdf32(key, shared, 32, salt, 64, "age-encryption.org/v1/X25519");
+    OPENSSL_cleanse(shared, sizeof(shared));
+    sli__age_b64(a, epk, 32);
+    snprintf(line, sizeof(line), "-> X25519 %s\n", a);
+  } else { /* the SSH types wrap the key themselves */
+    rc = sli__age_ssh_wrap(r, file_key, line, sizeof(line), body, &blen);
+  }
+  if (!rc && (r->kind == AGE_SCRYPT || r->kind == AGE_X25519)) rc = sli__age_wrap_key(body, key, file_key);
+  OPENSSL_cleanse(key, sizeof(key));
+  if (!rc) rc = buf_add(h, line, strlen(line));
+  if (!rc) rc = add_body(h, body, blen);
+  return rc;
+}
+
+/* add_mac appends the MAC line: "---", then the HMAC of everything before it under
+ * HKDF(file key, "header"). */
+static int add_mac(buf *h, const uint8_t file_key[16]) {
+  uint8_t hmac_key[32], mac[32];
+  unsigned ml = 0;
+  int rc = buf_add(h, "---", 3);
+  if (!rc) rc = sli__age_hkdf32(hmac_key, file_key, 16, NULL, 0, "header");
+  if (!rc && !HMAC(EVP_sha256(), hmac_key, 32, h->p, h->len, mac, &ml)) rc = SLI_E_INTERNAL;
+  OPENSSL_cleanse(hmac_key, sizeof(hmac_key));
+  char m64[64];
+  if (!rc) sli__age_b64(m64, mac, 32);
+  if (!rc) rc = buf_add(h, " ", 1);
+  if (!rc) rc = buf_add(h, m64, strlen(m64));
+  if (!rc) rc = buf_add(h, "\n", 1);
+  return rc;
 }
 
 int sli_age_enc_new(sli_age_enc **out, const sli_age_recipient *const *rcpts, size_t n, uint32_t flags) {
-  if (!out) return SLI_E_INVAL;
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "sli_age_enc_new: out is NULL");
   *out = NULL;
-  if (!rcpts || n == 0 || (flags & ~(SLI_AGE_ARMOR | SLI_AGE_PARALLEL))) return SLI_E_INVAL;
-  for (size_t i = 0; i < n; i++)
-    if (!rcpts[i] || (rcpts[i]->kind == AGE_SCRYPT && n > 1)) return SLI_E_INVAL; /* a passphrase stands alone */
+  if (!rcpts || n == 0) return sli__fail(NULL, SLI_E_INVAL, "sli_age_enc_new: no recipient given");
+  if (flags & ~(SLI_AGE_ARMOR | SLI_AGE_PARALLEL))
+    return sli__fail(NULL, SLI_E_INVAL, "sli_age_enc_new: unknown flags 0x%x", flags);
+  for (size_t i = 0; i < n; i++) {
+    if (!rcpts[i]) return sli__fail(NULL, SLI_E_INVAL, "sli_age_enc_new: recipient %zu is NULL", i + 1);
+    if (rcpts[i]->kind == AGE_SCRYPT && n > 1)
+      return sli__fail(NULL, SLI_E_INVAL, "a passphrase recipient must be the only recipient of a file");
+  }
   int rc = sli__ensure_init();
-  if (rc) return rc;
+  if (rc) return sli__fail(NULL, rc, "sli_age_enc_new: the library cannot be initialised");
   sli_age_enc *e = sli__zalloc(sizeof(*e));
-  if (!e) return SLI_E_NOMEM;
+  if (!e) return sli__fail(NULL, SLI_E_NOMEM, "out of memory starting an encryption");
   e->armor = (flags & SLI_AGE_ARMOR) != 0;
   e->parallel = (flags & SLI_AGE_PARALLEL) != 0;
-  uint8_t file_key[16], nonce[16], key[32], body[32], mac[32], hmac_key[32];
-  rc = SLI_E_INTERNAL;
-  if (!RAND_bytes(file_key, 16) || !RAND_bytes(nonce, 16)) goto done;
+  uint8_t file_key[16], nonce[16], key[32];
   buf *h = &e->pending;
-  buf_add(h, VERSION_LINE "\n", strlen(VERSION_LINE) + 1);
-  for (size_t i = 0; i < n; i++) {
-    const sli_age_recipient *r = rcpts[i];
-    char line[256], a[64];
-    if (r->kind == AGE_SCRYPT) {
-      uint8_t salt[16];
-      if (!RAND_bytes(salt, 16) || !scrypt_key(key, r->passphrase, salt, r->log2_n)) goto done;
-      sli__age_b64(a, salt, 16);
-      snprintf(line, sizeof(line), "-> scrypt %s %d\n", a, r->log2_n);
-    } else if (r->kind != AGE_X25519) {
-      uint8_t big[2048];
-      size_t blen = 0;
-      if (sli__age_ssh_wrap(r, file_key, line, sizeof(line), big, &blen)) goto done;
-      buf_add(h, line, strlen(line));
-      add_body(h, big, blen);
-      continue;
-    } else {
-      uint8_t esk[32], epk[32], shared[32], salt[64];
-      X25519_keypair(epk, esk);
-      int ok = X25519(shared, esk, r->pk);
-      OPENSSL_cleanse(esk, sizeof(esk));
-      memcpy(salt, epk, 32);
-      memcpy(salt + 32, r->pk, 32);
-      ok = ok && sli__age_hkdf32(key, shared, 32, salt, 64, "age-encryption.org/v1/X25519");
-      OPENSSL_cleanse(shared, sizeof(shared));
-      if (!ok) goto done;
-      sli__age_b64(a, epk, 32);
-      snprintf(line, sizeof(line), "-> X25519 %s\n", a);
-    }
-    if (!sli__age_wrap_key(body, key, file_key)) goto done;
-    buf_add(h, line, strlen(line));
-    add_body(h, body, 32);
-  }
-  buf_add(h, "---", 3);
-  unsigned ml = 0;
-  if (!sli__age_hkdf32(hmac_key, file_key, 16, NULL, 0, "header") ||
-      !HMAC(EVP_sha256(), hmac_key, 32, h->p, h->len, mac, &ml))
-    goto done;
-  char m64[64];
-  sli__age_b64(m64, mac, 32);
-  buf_add(h, " ", 1);
-  buf_add(h, m64, strlen(m64));
-  buf_add(h, "\n", 1);
-  buf_add(h, nonce, 16);
-  if (!sli__age_hkdf32(key, file_key, 16, nonce, 16, "payload") ||
-      !EVP_AEAD_CTX_init(&e->aead, EVP_aead_chacha20_poly1305(), key, 32, TAGLEN, NULL) || !h->p)
-    goto done;
-  rc = 0;
-done:
+  rc = RAND_bytes(file_key, 16) && RAND_bytes(nonce, 16) ? 0 : SLI_E_INTERNAL;
+  if (rc) sli__fail(NULL, rc, "no random bytes for the file key");
+  if (!rc && (rc = buf_add(h, VERSION_LINE "\n", strlen(VERSION_LINE) + 1)))
+    sli__fail(NULL, rc, "cannot write the header: %s", sli_strerror(rc));
+  for (size_t i = 0; !rc && i < n; i++)
+    if ((rc = add_stanza(h, rcpts[i], file_key)))
+      sli__fail(NULL, rc, "cannot wrap the file key for recipient %zu: %s", i + 1, sli_strerror(rc));
+  if (!rc && ((rc = add_mac(h, file_key)) || (rc = buf_add(h, nonce, 16))))
+    sli__fail(NULL, rc, "cannot write the header: %s", sli_strerror(rc));
+  if (!rc && ((rc = sli__age_hkdf32(key, file_key, 16, nonce, 16, "payload")) ||
+              !EVP_AEAD_CTX_init(&e->aead, EVP_aead_chacha20_poly1305(), key, 32, TAGLEN, NULL)))
+    rc = sli__fail_ssl(NULL, rc ? rc : SLI_E_INTERNAL, "cannot set up the payload key");
   OPENSSL_cleanse(file_key, sizeof(file_key));
   OPENSSL_cleanse(key, sizeof(key));
-  OPENSSL_cleanse(hmac_key, sizeof(hmac_key));
   ERR_clear_error();
   if (rc) {
     buf_wipe(&e->pending);
@@ -336,12 +370,14 @@ static int seal_from(sli_age_enc *e, uint8_t *out, size_t *o, const uint8_t *pt,
   chunk_nonce(nonce, e->counter, last);
   if (!e->armor) {
     if (!EVP_AEAD_CTX_seal(&e->aead, out + *o, &n, CHUNK + TAGLEN, nonce, 12, pt, len, NULL, 0))
-      return SLI_E_INTERNAL;
+      return sli__fail_ssl(&e->err, SLI_E_INTERNAL, "cannot seal payload chunk %llu",
+                           (unsigned long long)e->counter);
     *o += n;
   } else {
     uint8_t ct[CHUNK + TAGLEN];
     if (!EVP_AEAD_CTX_seal(&e->aead, ct, &n, sizeof(ct), nonce, 12, pt, len, NULL, 0))
-      return SLI_E_INTERNAL;
+      return sli__fail_ssl(&e->err, SLI_E_INTERNAL, "cannot seal payload chunk %llu",
+                           (unsigned long long)e->counter);
     emit(e, out, o, ct, n);
   }
   e->counter++;
@@ -361,23 +397,38 @@ static void flush_pending(sli_age_enc *e, uint8_t *out, size_t *o) {
   e->pending.len = 0;
 }
 
+/* enc_usable checks the arguments every call of the encryptor shares. */
+static int enc_usable(sli_age_enc *e, const char *fn, const size_t *out_len) {
+  if (!e) return sli__fail(NULL, SLI_E_INVAL, "%s: the encryptor is NULL", fn);
+  if (!out_len) return sli__fail(&e->err, SLI_E_INVAL, "%s: out_len is NULL", fn);
+  if (e->finished)
+    return sli__fail(&e->err, SLI_E_INVAL, "%s: the file is finished (sli_age_enc_final was called)", fn);
+  return 0;
+}
+
 int sli_age_enc_update(sli_age_enc *e, uint8_t *out, size_t *out_len, const uint8_t *in, size_t in_len) {
-  if (!e || !out_len || (!in && in_len) || e->finished) return SLI_E_INVAL;
+  int rc = enc_usable(e, "sli_age_enc_update", out_len);
+  if (rc) return rc;
+  if (!in && in_len) return sli__fail(&e->err, SLI_E_INVAL, "sli_age_enc_update: in is NULL");
   size_t bound = sli_age_enc_update_bound(e, in_len);
   if (!out || *out_len < bound) {
     *out_len = bound;
-    return SLI_E_BUFSIZE;
+    return sli__fail(&e->err, SLI_E_BUFSIZE,
+                     "sli_age_enc_update: the output needs %zu bytes (sli_age_enc_update_bound)", bound);
   }
   size_t o = 0;
   flush_pending(e, out, &o);
   if (e->pt_len == CHUNK && in_len) { /* more input follows: the full chunk held back is not the last */
-    int rc = seal_chunk(e, out, &o, 0);
+    rc = seal_chunk(e, out, &o, 0);
     if (rc) return rc;
   }
   size_t whole = e->pt_len == 0 && in_len ? (in_len - 1) / CHUNK : 0; /* chunks with more after them */
   if (whole && !e->armor) { /* sealed straight into `out` (armor encodes in order, below) */
-    if (chunks_run(helper(&e->parallel, &e->worker, whole), &e->aead, 0, out + o, in, e->counter, whole) < whole)
-      return SLI_E_INTERNAL;
+    sli__worker *w = helper(&e->parallel, &e->worker, whole);
+    size_t sealed = chunks_run(w, &e->aead, 0, out + o, in, e->counter, whole);
+    if (sealed < whole)
+      return sli__fail(&e->err, SLI_E_INTERNAL, "cannot seal payload chunk %llu",
+                       (unsigned long long)(e->counter + sealed));
     e->counter += whole;
     o += whole * (CHUNK + TAGLEN);
     in += whole * CHUNK;
@@ -385,14 +436,14 @@ int sli_age_enc_update(sli_age_enc *e, uint8_t *out, size_t *out_len, const uint
   }
   while (in_len) {
     if (e->pt_len == 0 && in_len > CHUNK) { /* a whole chunk with more after it: no copy */
-      int rc = seal_from(e, out, &o, in, CHUNK, 0);
+      rc = seal_from(e, out, &o, in, CHUNK, 0);
       if (rc) return rc;
       in += CHUNK;
       in_len -= CHUNK;
       continue;
     }
     if (e->pt_len == CHUNK) { /* more input follows: this full chunk is not the last */
-      int rc = seal_chunk(e, out, &o, 0);
+      rc = seal_chunk(e, out, &o, 0);
       if (rc) return rc;
     }
     size_t take = CHUNK - e->pt_len < in_len ? CHUNK - e->pt_len : in_len;
@@ -406,15 +457,17 @@ int sli_age_enc_update(sli_age_enc *e, uint8_t *out, size_t *out_len, const uint
 }
 
 int sli_age_enc_final(sli_age_enc *e, uint8_t *out, size_t *out_len) {
-  if (!e || !out_len || e->finished) return SLI_E_INVAL;
+  int rc = enc_usable(e, "sli_age_enc_final", out_len);
+  if (rc) return rc;
   size_t bound = sli_age_enc_final_bound(e);
   if (!out || *out_len < bound) {
     *out_len = bound;
-    return SLI_E_BUFSIZE;
+    return sli__fail(&e->err, SLI_E_BUFSIZE,
+                     "sli_age_enc_final: the output needs %zu bytes (sli_age_enc_final_bound)", bound);
   }
   size_t o = 0;
   flush_pending(e, out, &o);
-  int rc = seal_chunk(e, out, &o, 1);
+  rc = seal_chunk(e, out, &o, 1);
   if (rc) return rc;
   if (e->armor) {
     if (e->a_len) o += EVP_EncodeBlock(out + o, e->a_rest, e->a_len);
@@ -426,6 +479,8 @@ int sli_age_enc_final(sli_age_enc *e, uint8_t *out, size_t *out_len) {
   *out_len = o;
   return 0;
 }
+
+const char *sli_age_enc_error(const sli_age_enc *e) { return e ? sli__error_msg(&e->err) : NULL; }
 
 void sli_age_enc_free(sli_age_enc *e) {
   if (!e) return;
@@ -455,37 +510,50 @@ struct sli_age_dec {
   size_t ct_len;
   sli_age_identity **ids;
   size_t n_ids;
-  int fail_code;
-  char err[SLI_MSG_MAX];
+  sli__error err; /* the last failure of a call on it (sli_age_dec_error); in D_FAILED, the one
+                     that stopped it, which every later call returns */
 };
 
+/* dfail records a failure of the file: the decryptor stops, and every later call fails with it. */
 static int dfail(sli_age_dec *d, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int dfail(sli_age_dec *d, int code, const char *fmt, ...) {
+  char msg[SLI_MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(d->err, sizeof(d->err), fmt, ap);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   d->state = D_FAILED;
-  d->fail_code = code;
-  return code;
+  return sli__fail(&d->err, code, "%s", msg);
+}
+
+/* dec_usable checks the arguments every call of the decryptor shares; a stopped decryptor fails again
+ * with the failure that stopped it. */
+static int dec_usable(sli_age_dec *d, const char *fn, const size_t *out_len) {
+  if (!d) return sli__fail(NULL, SLI_E_INVAL, "%s: the decryptor is NULL", fn);
+  if (d->state == D_FAILED) return sli__fail(NULL, d->err.code, "%s", d->err.msg);
+  if (!out_len) return sli__fail(&d->err, SLI_E_INVAL, "%s: out_len is NULL", fn);
+  return 0;
 }
 
 int sli_age_dec_new(sli_age_dec **out, const sli_age_identity *const *ids, size_t n, uint32_t flags) {
-  if (!out) return SLI_E_INVAL;
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "sli_age_dec_new: out is NULL");
   *out = NULL;
-  if (!ids || n == 0 || (flags & ~SLI_AGE_PARALLEL)) return SLI_E_INVAL;
+  if (!ids || n == 0) return sli__fail(NULL, SLI_E_INVAL, "sli_age_dec_new: no identity given");
+  if (flags & ~SLI_AGE_PARALLEL)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_age_dec_new: unknown flags 0x%x", flags);
   int rc = sli__ensure_init();
-  if (rc) return rc;
+  if (rc) return sli__fail(NULL, rc, "sli_age_dec_new: the library cannot be initialised");
   sli_age_dec *d = sli__zalloc(sizeof(*d));
   if (!d || !(d->ids = calloc(n, sizeof(*d->ids)))) {
     free(d);
-    return SLI_E_NOMEM;
+    return sli__fail(NULL, SLI_E_NOMEM, "out of memory starting a decryption");
   }
   for (size_t i = 0; i < n; i++) {
     if (!ids[i] || !(d->ids[i] = sli__age_identity_dup(ids[i]))) {
       d->n_ids = i;
       sli_age_dec_free(d);
-      return ids[i] ? SLI_E_NOMEM : SLI_E_INVAL;
+      return ids[i] ? sli__fail(NULL, SLI_E_NOMEM, "out of memory starting a decryption")
+                    : sli__fail(NULL, SLI_E_INVAL, "sli_age_dec_new: identity %zu is NULL", i + 1);
     }
   }
   d->n_ids = n;
@@ -494,7 +562,7 @@ int sli_age_dec_new(sli_age_dec **out, const sli_age_identity *const *ids, size_
   return 0;
 }
 
-const char *sli_age_dec_error(const sli_age_dec *d) { return d && d->err[0] ? d->err : NULL; }
+const char *sli_age_dec_error(const sli_age_dec *d) { return d ? sli__error_msg(&d->err) : NULL; }
 
 void sli_age_dec_free(sli_age_dec *d) {
   if (!d) return;
@@ -516,72 +584,63 @@ size_t sli_age_dec_update_bound(const sli_age_dec *d, size_t in_len) {
 
 #define covered_fail(cov, ...) (buf_wipe(cov), dfail(__VA_ARGS__))
 
-/* try_stanza: returns 1 with the file key if one of our identities opens this stanza. */
+/* try_stanza returns 0 with the file key if one of our identities opens this stanza,
+ * SLI_E_NO_MATCH if none does, or the failure of a malformed stanza (recorded: the file stops). */
 static int try_stanza(sli_age_dec *d, char **args, int nargs, const uint8_t *body, size_t blen,
-                      uint8_t file_key[16], int *rc) {
-  *rc = 0;
+                      uint8_t file_key[16]) {
   if (!strcmp(args[0], "X25519")) {
     uint8_t share[32];
-    if (nargs != 2 || sli__age_b64_decode(share, sizeof(share), args[1], strlen(args[1])) != 32 || blen != 32) {
-      *rc = dfail(d, SLI_E_HEADER, "malformed X25519 stanza");
-      return 0;
-    }
+    if (nargs != 2 || sli__age_b64_decode(share, sizeof(share), args[1], strlen(args[1])) || blen != 32)
+      return dfail(d, SLI_E_HEADER, "malformed X25519 stanza");
     for (size_t i = 0; i < d->n_ids; i++) {
       sli_age_identity *id = d->ids[i];
       if (id->kind != AGE_X25519) continue;
       uint8_t shared[32], salt[64], key[32];
       static const uint8_t zero[32];
-      if (!X25519(shared, id->sk, share) || CRYPTO_memcmp(shared, zero, 32) == 0) {
-        *rc = dfail(d, SLI_E_HEADER, "X25519 stanza with a low-order share");
-        return 0;
-      }
+      if (!X25519(shared, id->sk, share) || CRYPTO_memcmp(shared, zero, 32) == 0)
+        return dfail(d, SLI_E_HEADER, "X25519 stanza with a low-order share");
       memcpy(salt, share, 32);
       memcpy(salt + 32, id->pk, 32);
-      int ok = sli__age_hkdf32(key, shared, 32, salt, 64, "age-encryption.org/v1/X25519") &&
-               sli__age_unwrap_key(file_key, key, body, blen);
+      int rc = sli__age_hkdf32(key, shared, 32, salt, 64, "age-encryption.org/v1/X25519");
+      if (!rc) rc = sli__age_unwrap_key(file_key, key, body, blen);
       OPENSSL_cleanse(shared, 32);
       OPENSSL_cleanse(key, 32);
-      if (ok) return 1;
+      if (!rc) return 0;
     }
-    return 0;
+    return SLI_E_NO_MATCH;
   }
   if (!strcmp(args[0], "scrypt")) {
     uint8_t salt[16];
-    if (nargs != 3 || sli__age_b64_decode(salt, sizeof(salt), args[1], strlen(args[1])) != 16 || blen != 32 ||
+    if (nargs != 3 || sli__age_b64_decode(salt, sizeof(salt), args[1], strlen(args[1])) || blen != 32 ||
         !args[2][0] || (args[2][0] == '0') || strspn(args[2], "0123456789") != strlen(args[2]) ||
-        strlen(args[2]) > 2) {
-      *rc = dfail(d, SLI_E_HEADER, "malformed scrypt stanza");
-      return 0;
-    }
+        strlen(args[2]) > 2)
+      return dfail(d, SLI_E_HEADER, "malformed scrypt stanza");
     int log2_n = atoi(args[2]);
     for (size_t i = 0; i < d->n_ids; i++) {
       sli_age_identity *id = d->ids[i];
       if (id->kind != AGE_SCRYPT) continue;
-      if (log2_n > AGE_SCRYPT_MAX_LOG2) {
-        *rc = dfail(d, SLI_E_HEADER, "scrypt work factor 2^%d is above the limit 2^%d", log2_n, AGE_SCRYPT_MAX_LOG2);
-        return 0;
-      }
+      if (log2_n > AGE_SCRYPT_MAX_LOG2)
+        return dfail(d, SLI_E_HEADER, "scrypt work factor 2^%d is above the limit 2^%d", log2_n,
+                     AGE_SCRYPT_MAX_LOG2);
       uint8_t key[32];
-      int ok = scrypt_key(key, id->passphrase, salt, log2_n) && sli__age_unwrap_key(file_key, key, body, blen);
+      int rc = scrypt_key(key, id->passphrase, salt, log2_n);
+      if (!rc) rc = sli__age_unwrap_key(file_key, key, body, blen);
       OPENSSL_cleanse(key, 32);
-      if (ok) return 1;
+      if (!rc) return 0;
     }
-    return 0;
+    return SLI_E_NO_MATCH;
   }
   if (!strcmp(args[0], "ssh-ed25519") || !strcmp(args[0], "ssh-rsa")) {
     int kind = args[0][4] == 'e' ? AGE_SSH_ED25519 : AGE_SSH_RSA;
     for (size_t i = 0; i < d->n_ids; i++) {
       if (d->ids[i]->kind != kind) continue;
-      int r = sli__age_ssh_unwrap(d->ids[i], args, nargs, body, blen, file_key);
-      if (r < 0) {
-        *rc = dfail(d, SLI_E_HEADER, "malformed %s stanza", args[0]);
-        return 0;
-      }
-      if (r) return 1;
+      int rc = sli__age_ssh_unwrap(d->ids[i], args, nargs, body, blen, file_key);
+      if (!rc) return 0;
+      if (rc != SLI_E_NO_MATCH) return dfail(d, SLI_E_HEADER, "malformed %s stanza", args[0]);
     }
-    return 0;
+    return SLI_E_NO_MATCH;
   }
-  return 0; /* an unknown recipient type: not for us */
+  return SLI_E_NO_MATCH; /* an unknown recipient type: not for us */
 }
 
 /* parse_header checks the complete header text (ending with the MAC line) and sets up the payload
@@ -597,15 +656,15 @@ static int parse_header(sli_age_dec *d) {
   if (!mac_line || mac_line[4] != ' ') return dfail(d, SLI_E_HEADER, "malformed header MAC line");
   size_t mac_off = (size_t)(mac_line + 4 - h); /* the MAC covers up to and including "---" */
   uint8_t mac[32];
-  if (sli__age_b64_decode(mac, sizeof(mac), mac_line + 5, strlen(mac_line + 5)) != 32)
+  if (sli__age_b64_decode(mac, sizeof(mac), mac_line + 5, strlen(mac_line + 5)))
     return dfail(d, SLI_E_HEADER, "malformed header MAC");
   /* the stanza parsing below writes into the buffer: keep the bytes the MAC covers */
   buf covered = {0};
-  if (!buf_add(&covered, h, mac_off)) return dfail(d, SLI_E_NOMEM, "out of memory");
+  if (buf_add(&covered, h, mac_off)) return dfail(d, SLI_E_NOMEM, "out of memory");
   /* stanzas */
   char *p = h + sizeof(VERSION_LINE), *end = mac_line + 1;
   uint8_t file_key[16];
-  int found = 0, n_stanzas = 0, has_scrypt = 0, rc = 0;
+  int found = 0, n_stanzas = 0, has_scrypt = 0;
   while (p < end) {
     char *nl = memchr(p, '\n', (size_t)(end - p));
     if (!nl || strncmp(p, "-> ", 3) != 0) return covered_fail(&covered, d, SLI_E_HEADER, "malformed stanza line");
@@ -636,14 +695,18 @@ static int parse_header(sli_age_dec *d) {
       if (ln < 64) break;
     }
     uint8_t body[3072];
-    long blen = sli__age_b64_decode(body, sizeof(body), b64, b64n);
-    if (blen < 0) return covered_fail(&covered, d, SLI_E_HEADER, "stanza body is not canonical base64");
+    size_t blen;
+    if (sli__age_b64_decode_max(body, sizeof(body), &blen, b64, b64n))
+      return covered_fail(&covered, d, SLI_E_HEADER, "stanza body is not canonical base64");
     n_stanzas++;
     has_scrypt |= !strcmp(args[0], "scrypt");
-    if (!found && try_stanza(d, args, nargs, body, (size_t)blen, file_key, &rc)) found = 1;
-    if (rc) {
-      buf_wipe(&covered);
-      return rc;
+    if (!found) {
+      int rc = try_stanza(d, args, nargs, body, blen, file_key);
+      if (!rc) found = 1;
+      else if (rc != SLI_E_NO_MATCH) {
+        buf_wipe(&covered);
+        return rc;
+      }
     }
   }
   if (n_stanzas == 0) return covered_fail(&covered, d, SLI_E_HEADER, "no recipient stanza");
@@ -654,10 +717,11 @@ static int parse_header(sli_age_dec *d) {
                  n_stanzas == 1 ? "" : "s");
   uint8_t hk[32], want[32];
   unsigned ml = 0;
-  int ok = sli__age_hkdf32(hk, file_key, 16, NULL, 0, "header") && HMAC(EVP_sha256(), hk, 32, covered.p, mac_off, want, &ml);
+  int rc = sli__age_hkdf32(hk, file_key, 16, NULL, 0, "header");
+  if (!rc && !HMAC(EVP_sha256(), hk, 32, covered.p, mac_off, want, &ml)) rc = SLI_E_INTERNAL;
   buf_wipe(&covered);
   OPENSSL_cleanse(hk, 32);
-  if (!ok || CRYPTO_memcmp(want, mac, 32) != 0) {
+  if (rc || CRYPTO_memcmp(want, mac, 32) != 0) {
     OPENSSL_cleanse(file_key, 16);
     return covered_fail(&covered, d, SLI_E_HEADER_MAC, "the header MAC does not match (the header was modified)");
   }
@@ -705,7 +769,7 @@ static int feed(sli_age_dec *d, const uint8_t *in, size_t n, uint8_t *out, size_
       size_t take = nl ? (size_t)(nl - in) + 1 : n;
       if (d->header.len + take > HEADER_MAX) return dfail(d, SLI_E_HEADER, "header larger than 64 KiB");
       size_t line_start = d->header.len;
-      if (!buf_add(&d->header, in, take)) return dfail(d, SLI_E_NOMEM, "out of memory");
+      if (buf_add(&d->header, in, take)) return dfail(d, SLI_E_NOMEM, "out of memory");
       in += take;
       n -= take;
       if (!nl) continue;
@@ -731,11 +795,12 @@ static int feed(sli_age_dec *d, const uint8_t *in, size_t n, uint8_t *out, size_
       n -= take;
       if (d->nonce_len == 16) {
         uint8_t key[32];
-        int ok = sli__age_hkdf32(key, d->header.p, 16, d->nonce, 16, "payload") &&
-                 EVP_AEAD_CTX_init(&d->aead, EVP_aead_chacha20_poly1305(), key, 32, TAGLEN, NULL);
+        int rc = sli__age_hkdf32(key, d->header.p, 16, d->nonce, 16, "payload");
+        if (!rc && !EVP_AEAD_CTX_init(&d->aead, EVP_aead_chacha20_poly1305(), key, 32, TAGLEN, NULL))
+          rc = SLI_E_INTERNAL;
         OPENSSL_cleanse(key, 32);
         buf_wipe(&d->header);
-        if (!ok) return dfail(d, SLI_E_INTERNAL, "cannot set up the payload key");
+        if (rc) return dfail(d, rc, "cannot set up the payload key");
         d->aead_ready = 1;
         d->state = D_PAYLOAD;
       }
@@ -802,13 +867,13 @@ static int process(sli_age_dec *d, const uint8_t *in, size_t in_len, uint8_t *ou
     const uint8_t *nl = memchr(in, '\n', in_len);
     size_t take = nl ? (size_t)(nl - in) : in_len;
     if (d->line.len + take > 128) return dfail(d, SLI_E_ARMOR, "armor line too long");
-    buf_add(&d->line, in, take);
+    if (buf_add(&d->line, in, take)) return dfail(d, SLI_E_NOMEM, "out of memory");
     in += take;
     in_len -= take;
     if (nl) {
       in++;
       in_len--;
-      buf_add(&d->line, "", 1);
+      if (buf_add(&d->line, "", 1)) return dfail(d, SLI_E_NOMEM, "out of memory");
       rc = armor_line(d, (char *)d->line.p, d->line.len - 1, out, o);
       d->line.len = 0;
     }
@@ -831,17 +896,18 @@ static int decide(sli_age_dec *d, int force, uint8_t *out, size_t *o) {
 }
 
 int sli_age_dec_update(sli_age_dec *d, uint8_t *out, size_t *out_len, const uint8_t *in, size_t in_len) {
-  if (!d || !out_len || (!in && in_len)) return SLI_E_INVAL;
-  if (d->state == D_FAILED) return d->fail_code;
+  int rc = dec_usable(d, "sli_age_dec_update", out_len);
+  if (rc) return rc;
+  if (!in && in_len) return sli__fail(&d->err, SLI_E_INVAL, "sli_age_dec_update: in is NULL");
   size_t bound = sli_age_dec_update_bound(d, in_len);
   if (!out || *out_len < bound) {
     *out_len = bound;
-    return SLI_E_BUFSIZE;
+    return sli__fail(&d->err, SLI_E_BUFSIZE,
+                     "sli_age_dec_update: the output needs %zu bytes (sli_age_dec_update_bound)", bound);
   }
   size_t o = 0;
-  int rc;
   if (d->state == D_START) {
-    rc = buf_add(&d->start, in, in_len) ? decide(d, 0, out, &o) : dfail(d, SLI_E_NOMEM, "out of memory");
+    rc = buf_add(&d->start, in, in_len) ? dfail(d, SLI_E_NOMEM, "out of memory") : decide(d, 0, out, &o);
   } else {
     rc = process(d, in, in_len, out, &o);
   }
@@ -855,22 +921,21 @@ int sli_age_dec_update(sli_age_dec *d, uint8_t *out, size_t *out_len, const uint
 }
 
 int sli_age_dec_final(sli_age_dec *d, uint8_t *out, size_t *out_len) {
-  if (!d || !out_len) return SLI_E_INVAL;
-  if (d->state == D_FAILED) return d->fail_code;
+  int rc = dec_usable(d, "sli_age_dec_final", out_len);
+  if (rc) return rc;
   size_t need = CHUNK + (d->state == D_START ? d->start.len : 0); /* a short input is all here */
   if (!out || *out_len < need) {
     *out_len = need;
-    return SLI_E_BUFSIZE;
+    return sli__fail(&d->err, SLI_E_BUFSIZE, "sli_age_dec_final: the output needs %zu bytes", need);
   }
   size_t o = 0;
-  int rc = 0;
   if (d->state == D_START) { /* a short input: decide now */
     if (d->start.len == 0) rc = dfail(d, SLI_E_HEADER, "the input is empty");
     else rc = decide(d, 1, out, &o);
   }
   if (!rc && d->armor && d->line.len) { /* a last armor line without newline */
-    buf_add(&d->line, "", 1);
-    rc = armor_line(d, (char *)d->line.p, d->line.len - 1, out, &o);
+    rc = buf_add(&d->line, "", 1) ? dfail(d, SLI_E_NOMEM, "out of memory")
+                                  : armor_line(d, (char *)d->line.p, d->line.len - 1, out, &o);
     d->line.len = 0;
   }
   if (!rc && d->armor && !d->armor_ended) rc = dfail(d, SLI_E_ARMOR, "missing armor END line");

@@ -20,20 +20,22 @@ static STACK_OF(X509) *chain_rest(const sli__identity *id) {
   return rest;
 }
 
+/* use_identity_ctx makes `id` the default identity of `ctx`: 0 or SLI_E_CONFIG. */
 static int use_identity_ctx(SSL_CTX *ctx, const sli__identity *id) {
   STACK_OF(X509) *rest = chain_rest(id);
   int ok = rest && SSL_CTX_use_certificate(ctx, sk_X509_value(id->chain, 0)) &&
            SSL_CTX_use_PrivateKey(ctx, id->key) && SSL_CTX_set1_chain(ctx, rest);
   sk_X509_free(rest);
-  return ok;
+  return ok ? 0 : SLI_E_CONFIG;
 }
 
+/* use_identity_ssl makes `id` the identity of one connection: 0 or SLI_E_CONFIG. */
 static int use_identity_ssl(SSL *ssl, const sli__identity *id) {
   STACK_OF(X509) *rest = chain_rest(id);
   int ok = rest && SSL_use_certificate(ssl, sk_X509_value(id->chain, 0)) &&
            SSL_use_PrivateKey(ssl, id->key) && SSL_set1_chain(ssl, rest);
   sk_X509_free(rest);
-  return ok;
+  return ok ? 0 : SLI_E_CONFIG;
 }
 
 /* SNI: choose the first identity whose certificate matches the requested name. */
@@ -44,7 +46,7 @@ static int select_identity(SSL *ssl, void *arg) {
   for (size_t i = 0; i < s->n_ids; i++) {
     if (X509_check_host(sk_X509_value(s->ids[i].chain, 0), name, strlen(name), 0, NULL) == 1) {
       if (i == 0) return 1; /* already the context's default */
-      return use_identity_ssl(ssl, &s->ids[i]) ? 1 : 0;
+      return use_identity_ssl(ssl, &s->ids[i]) == 0;
     }
   }
   return 1; /* no match: the default identity */
@@ -68,7 +70,7 @@ static int alpn_select(SSL *ssl, const uint8_t **out, uint8_t *out_len, const ui
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-static X509_STORE *make_store(const sli_config *cfg, int is_server, char *msg, size_t cap) {
+static X509_STORE *make_store(const sli_config *cfg, int is_server) {
   X509_STORE *store = X509_STORE_new();
   if (!store) return NULL;
   if (cfg->ca) {
@@ -87,10 +89,9 @@ static X509_STORE *make_store(const sli_config *cfg, int is_server, char *msg, s
   return store;
 }
 
-/* Builds an SSL_CTX from `cfg`; on failure fills cfg's error and returns NULL. */
+/* Builds an SSL_CTX from `cfg`; on failure records why in cfg's error and returns NULL. */
 static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
-  char *msg = cfg->err;
-  size_t cap = sizeof(cfg->err);
+  sli__error *e = &cfg->err;
   int rc = SLI_E_NOMEM;
   SSL_CTX *ctx = SSL_CTX_new(TLS_method());
   sli__snapshot *s = sli__zalloc(sizeof(*s));
@@ -100,7 +101,7 @@ static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   s = NULL; /* owned by ctx now */
   snap->is_server = is_server;
   snap->handshake_timeout_ms = cfg->handshake_timeout_ms;
-  if ((rc = sli__policy_apply(ctx, cfg, msg, cap))) goto fail;
+  if ((rc = sli__policy_apply(ctx, cfg, e))) goto fail;
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   /* BoringSSL leaves Ed25519 out of the signatures it accepts unless asked. */
   static const uint16_t verify_prefs[] = {
@@ -114,31 +115,30 @@ static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   /* Identities */
   if (cfg->n_ids > 0) {
     for (size_t i = 0; i < cfg->n_ids; i++) {
-      if ((rc = sli__identity_copy(&snap->ids[i], &cfg->ids[i]))) goto fail;
+      if (sli__identity_copy(&snap->ids[i], &cfg->ids[i])) goto fail_nomem;
       snap->n_ids++;
     }
   } else if (is_server) {
     snap->ids[0].chain = NULL;
-    if ((rc = sli__default_identity(&snap->ids[0], msg, cap))) goto fail;
+    if ((rc = sli__default_identity(&snap->ids[0], e))) goto fail;
     snap->n_ids = 1;
   }
-  if (snap->n_ids > 0 && !use_identity_ctx(ctx, &snap->ids[0])) {
-    rc = sli__msg(msg, cap, SLI_E_CONFIG, "the identity cannot be used");
-    sli__append_ssl_error(msg, cap);
+  if (snap->n_ids > 0 && (rc = use_identity_ctx(ctx, &snap->ids[0]))) {
+    sli__fail_ssl(e, rc, "the identity cannot be used");
     goto fail;
   }
   if (snap->n_ids > 1) SSL_CTX_set_cert_cb(ctx, select_identity, NULL);
 
   /* Verification */
-  X509_STORE *store = make_store(cfg, is_server, msg, cap);
+  X509_STORE *store = make_store(cfg, is_server);
   if (!store) goto fail_nomem;
   SSL_CTX_set_cert_store(ctx, store);
   if (is_server) {
     if (cfg->client_cert != SLI_CLIENT_CERT_NONE) {
       if (!cfg->ca) {
-        rc = sli__msg(msg, cap, SLI_E_CONFIG,
-                      "client certificates are %s but no CA is configured to verify them",
-                      cfg->client_cert == SLI_CLIENT_CERT_REQUIRED ? "required" : "requested");
+        rc = sli__fail(e, SLI_E_CONFIG,
+                       "client certificates are %s but no CA is configured to verify them",
+                       cfg->client_cert == SLI_CLIENT_CERT_REQUIRED ? "required" : "requested");
         goto fail;
       }
       int mode = SSL_VERIFY_PEER;
@@ -181,9 +181,8 @@ static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   return ctx;
 
 fail_nomem:
-  rc = sli__msg(msg, cap, SLI_E_NOMEM, "out of memory building the context");
+  rc = sli__fail(e, SLI_E_NOMEM, "out of memory building the context");
 fail:
-  cfg->has_err = 1;
   free(s);
   SSL_CTX_free(ctx);
   ERR_clear_error();
@@ -191,16 +190,16 @@ fail:
   return NULL;
 }
 
-static int ctx_new(sli_ctx **out, sli_config *cfg, uint32_t flags, int is_server) {
-  if (!out) return SLI_E_INVAL;
+static int ctx_new(const char *fn, sli_ctx **out, sli_config *cfg, uint32_t flags, int is_server) {
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "%s: out is NULL", fn);
   *out = NULL;
-  if (!cfg) return SLI_E_INVAL;
-  sli__config_clear_error(cfg);
-  if (flags) return sli__config_fail(cfg, SLI_E_INVAL, "unknown flags 0x%x", flags);
+  if (!cfg) return sli__fail(NULL, SLI_E_INVAL, "%s: cfg is NULL", fn);
+  sli__error_clear(&cfg->err);
+  if (flags) return sli__fail(&cfg->err, SLI_E_INVAL, "unknown flags 0x%x", flags);
   int rc = sli__tls_init();
-  if (rc) return rc;
+  if (rc) return sli__fail(&cfg->err, rc, "the TLS engine cannot be initialised");
   sli_ctx *c = sli__zalloc(sizeof(*c));
-  if (!c) return SLI_E_NOMEM;
+  if (!c) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   c->ssl_ctx = build(cfg, is_server, &rc);
   if (!c->ssl_ctx) {
     free(c);
@@ -214,17 +213,17 @@ static int ctx_new(sli_ctx **out, sli_config *cfg, uint32_t flags, int is_server
 }
 
 int sli_ctx_new_server(sli_ctx **out, sli_config *cfg, uint32_t flags) {
-  return ctx_new(out, cfg, flags, 1);
+  return ctx_new("sli_ctx_new_server", out, cfg, flags, 1);
 }
 
 int sli_ctx_new_client(sli_ctx **out, sli_config *cfg, uint32_t flags) {
-  return ctx_new(out, cfg, flags, 0);
+  return ctx_new("sli_ctx_new_client", out, cfg, flags, 0);
 }
 
 int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags) {
-  if (!ctx || !cfg) return SLI_E_INVAL;
-  sli__config_clear_error(cfg);
-  if (flags) return sli__config_fail(cfg, SLI_E_INVAL, "unknown flags 0x%x", flags);
+  if (!ctx || !cfg) return sli__fail(NULL, SLI_E_INVAL, "sli_ctx_reload: ctx and cfg are needed");
+  sli__error_clear(&cfg->err);
+  if (flags) return sli__fail(&cfg->err, SLI_E_INVAL, "unknown flags 0x%x", flags);
   int rc;
   SSL_CTX *fresh = build(cfg, ctx->is_server, &rc);
   if (!fresh) return rc;
