@@ -7,6 +7,10 @@
  * - Every function that can fail returns `int` (or `ssize_t` for I/O): 0 (or a byte count) is success,
  *   a negative SLI_* code is failure. SLI_WANT_READ and SLI_WANT_WRITE are negative too, so `rv < 0`
  *   separates data from everything else. sli never reports errors through `errno`.
+ * - Every failure also says why, in one place whatever the call: `sli_last_error` returns the message
+ *   of the calling thread's most recent failing call, naming the file, peer or argument at fault. An
+ *   object that failed keeps its own copy too (`sli_config_error`, `sli_conn_error`,
+ *   `sli_age_enc_error`, `sli_age_dec_error`), as do the `out_msg` buffers of the 1.0 calls.
  * - `*_free(NULL)` does nothing. Strings passed in are borrowed for the length of the call; sli copies
  *   what it keeps. Returned `const char *` are borrowed from their object, valid until the object is
  *   freed or, for error messages, until the next call on that object.
@@ -151,6 +155,16 @@ SLI_API const char *sli_strerror(int code);
 /* sli_error_category returns the SLI_ECAT_* category of `code` (SLI_ECAT_OK for codes >= 0,
  * SLI_ECAT_INTERNAL for unknown negative codes). Since: 1.0 */
 SLI_API int sli_error_category(int code);
+
+/* sli_last_error returns the message of the most recent failing sli call on the calling thread — a
+ * call that returned a negative SLI_E_* code, or NULL from `sli_config_new` — or NULL if none has
+ * failed on this thread. Every failing call records its message there, including those that also
+ * keep it in their object or in an `out_msg` buffer. A successful call does not clear it, so read it
+ * right after the failure; SLI_WANT_READ and SLI_WANT_WRITE are not failures and leave it as it is.
+ * Each thread has its own: a failure on one thread never shows on another, so it also serves calls
+ * on objects shared by threads (a keyring, a key). The string belongs to the thread and changes with
+ * its next failure. Since: 1.1 */
+SLI_API const char *sli_last_error(void);
 
 /* sli_free zeroes `len` bytes at `p` and frees it; for memory returned by `_alloc` functions.
  * `sli_free(NULL, 0)` does nothing. Since: 1.0 */
@@ -507,8 +521,9 @@ SLI_API int sli_keyring_rotate(sli_keyring **out, const sli_keyring *kr);
 SLI_API int sli_keyring_load_file(sli_keyring **out, const char *path, char *out_msg,
                                   size_t msg_cap);
 
-/* sli_keyring_save_file writes `kr` to `path` atomically (a temporary file renamed), mode 0600.
- * Since: 1.0 */
+/* sli_keyring_save_file writes `kr` to `path` atomically (a temporary file renamed), mode 0600. It
+ * returns 0 on success or a negative SLI_E_* code (SLI_E_FILE when the file cannot be written,
+ * `sli_last_error` naming it and the system's reason). Since: 1.0 */
 SLI_API int sli_keyring_save_file(const sli_keyring *kr, const char *path);
 
 /* sli_keyring_free drops a reference to `kr` and wipes its keys when it is the last; NULL is a
@@ -763,6 +778,11 @@ SLI_API size_t sli_age_enc_final_bound(const sli_age_enc *e);
 
 /* sli_age_enc_final writes the last chunk (and the armor's end). Since: 1.0 */
 SLI_API int sli_age_enc_final(sli_age_enc *e, uint8_t *out, size_t *out_len);
+
+/* sli_age_enc_error returns a message about the last failure of a call on `e` (a misuse, such as
+ * `sli_age_enc_update` after `sli_age_enc_final`, or a buffer that is too small), or NULL; a failed
+ * `sli_age_enc_new` has no encryptor and says why in `sli_last_error`. Since: 1.1 */
+SLI_API const char *sli_age_enc_error(const sli_age_enc *e);
 
 /* sli_age_enc_free frees `e`, wiping keys; NULL is a no-op. Since: 1.0 */
 SLI_API void sli_age_enc_free(sli_age_enc *e);

@@ -80,7 +80,7 @@ int cmd_keygen(int argc, char **argv) {
   int rc = sli_key_generate(&k, t, param, flags);
   if (rc == SLI_E_WEAK_KEY)
     return cli_error("keygen", rc, "RSA keys below 2048 bits are refused (add --insecure-weak to insist)");
-  if (rc) return cli_error("keygen", rc, NULL);
+  if (rc) return cli_error("keygen", rc, sli_last_error());
   char *pw = pwfile ? cli_read_first_line(pwfile) : NULL;
   if (pwfile && !pw) {
     fprintf(stderr, "sli keygen: cannot read '%s': %s\n", pwfile, strerror(errno));

@@ -32,7 +32,7 @@ int cmd_keyring(int argc, char **argv) {
     }
     if ((rc = sli_keyring_generate(&kr)) || (rc = sli_keyring_save_file(kr, path))) {
       sli_keyring_free(kr);
-      return cli_error("keyring", rc, path);
+      return cli_error("keyring", rc, sli_last_error());
     }
     printf("%s: new keyring, primary key %08x\n", path, sli_keyring_key_id(kr, 0));
   } else if (!strcmp(verb, "rotate")) {
@@ -40,7 +40,7 @@ int cmd_keyring(int argc, char **argv) {
     if ((rc = sli_keyring_rotate(&next, kr)) || (rc = sli_keyring_save_file(next, path))) {
       sli_keyring_free(kr);
       sli_keyring_free(next);
-      return cli_error("keyring", rc, path);
+      return cli_error("keyring", rc, sli_last_error());
     }
     printf("%s: new primary key %08x; %zu key(s) in all\n", path, sli_keyring_key_id(next, 0),
            sli_keyring_count(next));

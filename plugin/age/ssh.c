@@ -1,4 +1,4 @@
-/* age_ssh.c — age's two SSH recipient types, as the `age` tool (filippo.io/age/agessh) makes them:
+/* ssh.c — age's two SSH recipient types, as the `age` tool (filippo.io/age/agessh) makes them:
  *   ssh-ed25519: "-> ssh-ed25519 <tag> <X25519 share>". The Ed25519 key is used in its Montgomery
  *     (X25519) form; shared = X25519(tweak, X25519(eph, pk)) with
  *     tweak = HKDF-SHA256(ikm = empty, salt = key blob, info = label); wrap key = HKDF(shared, salt = share || pk,
@@ -24,8 +24,9 @@
 #define ED_LABEL "age-encryption.org/v1/ssh-ed25519"
 #define RSA_LABEL "age-encryption.org/v1/ssh-rsa"
 
-/* Ed25519 public key (y, sign bit) -> X25519 u = (1 + y) / (1 - y) mod 2^255 - 19, after checking
- * that the point is on the curve (x^2 = (y^2 - 1) / (d y^2 + 1) must be a square). */
+/* ed25519_to_montgomery maps an Ed25519 public key (y, sign bit) to X25519 u = (1 + y) / (1 - y)
+ * mod 2^255 - 19, after checking that the point is on the curve (x^2 = (y^2 - 1) / (d y^2 + 1)
+ * must be a square): 0 or SLI_E_PEM. */
 static int ed25519_to_montgomery(uint8_t u_out[32], const uint8_t ed[32]) {
   uint8_t yb[32];
   memcpy(yb, ed, 32);
@@ -52,7 +53,7 @@ static int ed25519_to_montgomery(uint8_t u_out[32], const uint8_t ed[32]) {
   BN_free(p), BN_free(y), BN_free(one), BN_free(d), BN_free(t), BN_free(num), BN_free(den), BN_free(u), BN_free(e);
   BN_CTX_free(ctx);
   ERR_clear_error();
-  return ok;
+  return ok ? 0 : SLI_E_PEM;
 }
 
 /* Fills tag (and, for Ed25519, tweak and the Montgomery public key) from a key. */
@@ -70,8 +71,8 @@ static int ssh_common(EVP_PKEY *pkey, int *kind, char tag[8], uint8_t tweak[32],
   if (id == EVP_PKEY_ED25519) {
     uint8_t ed[32];
     size_t el = sizeof(ed);
-    if (!sli__age_hkdf32(tweak, NULL, 0, blob, blen, ED_LABEL) || !EVP_PKEY_get_raw_public_key(pkey, ed, &el) ||
-        !ed25519_to_montgomery(mont, ed))
+    if (sli__age_hkdf32(tweak, NULL, 0, blob, blen, ED_LABEL) ||
+        !EVP_PKEY_get_raw_public_key(pkey, ed, &el) || ed25519_to_montgomery(mont, ed))
       rc = SLI_E_PEM;
   }
   OPENSSL_free(blob);
@@ -106,16 +107,17 @@ int sli__age_ssh_identity(sli_age_identity *id, EVP_PKEY *pkey) {
   return 0;
 }
 
-/* The ssh-ed25519 wrap key from the (already computed) X25519 shared secret. */
+/* ed_wrap_key derives the ssh-ed25519 wrap key from the (already computed) X25519 shared secret:
+ * 0 or SLI_E_INTERNAL. */
 static int ed_wrap_key(uint8_t key[32], const uint8_t shared_in[32], const uint8_t tweak[32],
                        const uint8_t share[32], const uint8_t pk[32]) {
   uint8_t shared[32], salt[64];
-  int ok = X25519(shared, tweak, shared_in);
+  int rc = X25519(shared, tweak, shared_in) ? 0 : SLI_E_INTERNAL;
   memcpy(salt, share, 32);
   memcpy(salt + 32, pk, 32);
-  ok = ok && sli__age_hkdf32(key, shared, 32, salt, 64, ED_LABEL);
+  if (!rc) rc = sli__age_hkdf32(key, shared, 32, salt, 64, ED_LABEL);
   OPENSSL_cleanse(shared, sizeof(shared));
-  return ok;
+  return rc;
 }
 
 static EVP_PKEY_CTX *oaep_ctx(EVP_PKEY *pkey, int decrypt) {
@@ -139,12 +141,13 @@ int sli__age_ssh_wrap(const sli_age_recipient *r, const uint8_t file_key[16], ch
     uint8_t esk[32], epk[32], shared[32], key[32];
     char a[64];
     X25519_keypair(epk, esk);
-    int ok = X25519(shared, esk, r->pk) && ed_wrap_key(key, shared, r->tweak, epk, r->pk) &&
-             sli__age_wrap_key(body, key, file_key);
+    int rc = X25519(shared, esk, r->pk) ? 0 : SLI_E_INTERNAL;
+    if (!rc) rc = ed_wrap_key(key, shared, r->tweak, epk, r->pk);
+    if (!rc) rc = sli__age_wrap_key(body, key, file_key);
     OPENSSL_cleanse(esk, sizeof(esk));
     OPENSSL_cleanse(shared, sizeof(shared));
     OPENSSL_cleanse(key, sizeof(key));
-    if (!ok) return SLI_E_INTERNAL;
+    if (rc) return rc;
     sli__age_b64(a, epk, 32);
     snprintf(line, cap, "-> ssh-ed25519 %s %s\n", r->tag, a);
     *body_len = 32;
@@ -165,17 +168,18 @@ int sli__age_ssh_unwrap(const sli_age_identity *id, char **args, int nargs, cons
                         uint8_t file_key[16]) {
   if (id->kind == AGE_SSH_ED25519) {
     uint8_t share[32], shared[32], key[32];
-    if (nargs != 3 || sli__age_b64_decode(share, sizeof(share), args[2], strlen(args[2])) != 32 || blen != 32)
+    if (nargs != 3 || sli__age_b64_decode(share, sizeof(share), args[2], strlen(args[2])) || blen != 32)
       return SLI_E_HEADER;
-    if (strcmp(args[1], id->tag) != 0) return 0;
+    if (strcmp(args[1], id->tag) != 0) return SLI_E_NO_MATCH;
     if (!X25519(shared, id->sk, share)) return SLI_E_HEADER; /* a low-order share */
-    int ok = ed_wrap_key(key, shared, id->tweak, share, id->pk) && sli__age_unwrap_key(file_key, key, body, blen);
+    int rc = ed_wrap_key(key, shared, id->tweak, share, id->pk);
+    if (!rc) rc = sli__age_unwrap_key(file_key, key, body, blen);
     OPENSSL_cleanse(shared, sizeof(shared));
     OPENSSL_cleanse(key, sizeof(key));
-    return ok;
+    return rc ? SLI_E_NO_MATCH : 0;
   }
   if (nargs != 2) return SLI_E_HEADER;
-  if (strcmp(args[1], id->tag) != 0) return 0;
+  if (strcmp(args[1], id->tag) != 0) return SLI_E_NO_MATCH;
   EVP_PKEY_CTX *c = oaep_ctx(id->pkey, 1);
   uint8_t out[2048];
   size_t n = sizeof(out);
@@ -184,5 +188,5 @@ int sli__age_ssh_unwrap(const sli_age_identity *id, char **args, int nargs, cons
   ERR_clear_error();
   if (ok) memcpy(file_key, out, 16);
   OPENSSL_cleanse(out, sizeof(out));
-  return ok;
+  return ok ? 0 : SLI_E_NO_MATCH;
 }

@@ -15,13 +15,34 @@
 
 #define SLI_MSG_MAX 512
 
-/* errors.c: sli__msg prints into an error-message buffer (NULL or `cap` 0: nothing) and returns
- * `code`, for tail calls. Every internal function returns 0 or a negative SLI_E_* code. */
-int sli__msg(char *buf, size_t cap, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* sli__append_ssl_error appends the text of BoringSSL's first queued error (if any) to `buf` and
- * clears the queue. */
-void sli__append_ssl_error(char *buf, size_t cap);
+/* sli__error is the one carrier of a failure: its SLI_E_* code (0: none) and a message naming what
+ * failed and why. An object that reports its own failures (sli_config, sli_conn, the age encryptor
+ * and decryptor) holds one; internal functions that can say why they fail take one; every failure is
+ * also recorded in the calling thread's own carrier, the one `sli_last_error` reads (errors.c). */
+typedef struct sli__error {
+  int code;
+  char msg[SLI_MSG_MAX];
+} sli__error;
+
+/* sli__fail records `code` and the printf-style message in `e` (NULL: in no object) and in the
+ * calling thread's last error, and returns `code`, for tail calls. Every internal function returns 0
+ * or a negative SLI_E_* code. */
+int sli__fail(sli__error *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* sli__fail_ssl is sli__fail with the text of BoringSSL's first queued error (if any) appended in
+ * parentheses; it clears that queue. */
+int sli__fail_ssl(sli__error *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* sli__error_clear forgets the failure held in `e`. */
+void sli__error_clear(sli__error *e);
+/* sli__error_msg returns the message of the failure held in `e`, or NULL when it holds none. */
+const char *sli__error_msg(const sli__error *e);
+/* sli__error_to_buf copies the message of `e` into `buf` of `cap` bytes (NULL or 0: nothing), for
+ * the 1.0 calls that take an `out_msg` buffer. */
+void sli__error_to_buf(const sli__error *e, char *buf, size_t cap);
+/* sli__last_error is the calling thread's own carrier (NULL if none can be allocated). Work done on
+ * a best-effort basis saves it first and restores it afterwards, so that what it ignores is not
+ * reported as a failure. */
+sli__error *sli__last_error(void);
 
 /* library.c: sli__ensure_init initialises the crypto library once (every public entry point that
  * creates an object calls it); the allocation helpers zero and never return NULL for n == 0. */
@@ -30,20 +51,22 @@ void *sli__zalloc(size_t n);
 char *sli__strdup(const char *s);
 int64_t sli__now_ms(void);
 
-/* files.c: sli__read_file reads a whole regular file of at most 16 MiB (NUL-terminated, malloc'd;
- * free with sli_free). sli__write_file_atomic writes `data` to a fresh temporary file next to
- * `path` (never following a link, never reusing a file someone else made), fsyncs it and renames it
- * over `path` — or, with `exclusive`, links it only if `path` does not exist yet (then the existing
- * file wins and 0 is returned). */
-int sli__read_file(const char *path, char **out, size_t *out_len, char *msg, size_t cap);
+/* sli__read_file reads the whole regular file `path` of at most 16 MiB into `*out` (NUL-terminated,
+ * malloc'd; free with sli_free) and its length into `*out_len`; a failure names the file and the OS
+ * reason (files.c). */
+int sli__read_file(const char *path, char **out, size_t *out_len, sli__error *e);
+/* sli__write_file_atomic writes `data` to a fresh temporary file next to `path` (never following a
+ * link, never reusing a file someone else made), fsyncs it and renames it over `path` — or, with
+ * `exclusive`, links it only if `path` does not exist yet (then the existing file wins and 0 is
+ * returned). A failure names the file and the OS reason (files.c). */
 int sli__write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                           int exclusive, char *msg, size_t cap);
+                           int exclusive, sli__error *e);
 
-/* pem.c: sli__pem_check checks that `data` is PEM text and returns a normalised copy (LF line
- * endings, NUL-terminated, malloc'd): SLI_E_NOT_PEM, SLI_E_LINE_ENDINGS, SLI_E_PEM_TRUNCATED or
- * SLI_E_PEM otherwise. `what` names the input in messages. */
+/* sli__pem_check checks that `data` is PEM text and returns a normalised copy (LF line endings,
+ * NUL-terminated, malloc'd): SLI_E_NOT_PEM, SLI_E_LINE_ENDINGS, SLI_E_PEM_TRUNCATED or SLI_E_PEM
+ * otherwise. `what` names the input in messages (pem.c). */
 int sli__pem_check(const char *what, const char *data, size_t len, char **out_norm,
-                   size_t *out_norm_len, char *msg, size_t cap);
+                   size_t *out_norm_len, sli__error *e);
 
 /* worker.c: one helper thread that runs one job at a time for the object that owns it.
  * sli__worker_new starts it (with every signal blocked, so a host's handlers never run on it); NULL

@@ -1,5 +1,7 @@
-/* errors.c — SLI_* codes: names, descriptions, categories, and message helpers. */
+/* errors.c — SLI_* codes (names, descriptions, categories) and the error carrier: a failure's code
+ * and message, in the object that failed and in the calling thread's last error. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -88,23 +90,68 @@ int sli_error_category(int code) {
   return SLI_ECAT_INTERNAL;
 }
 
-int sli__msg(char *buf, size_t cap, int code, const char *fmt, ...) {
-  if (buf && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
+/* The calling thread's last error, what sli_last_error reads: a carrier allocated on the thread's
+ * first failure and freed (by libc's free) when the thread ends. A pthread key rather than
+ * _Thread_local, which would make libsli.so.1 need the dynamic loader's __tls_get_addr. */
+static pthread_key_t last_key;
+static pthread_once_t last_once = PTHREAD_ONCE_INIT;
+static int last_ready;
+
+static void last_init(void) { last_ready = pthread_key_create(&last_key, free) == 0; }
+
+sli__error *sli__last_error(void) {
+  pthread_once(&last_once, last_init);
+  if (!last_ready) return NULL;
+  sli__error *e = pthread_getspecific(last_key);
+  if (!e && (e = calloc(1, sizeof(*e))) && pthread_setspecific(last_key, e) != 0) {
+    free(e);
+    e = NULL;
   }
+  return e;
+}
+
+const char *sli_last_error(void) {
+  const sli__error *e = sli__last_error();
+  return e ? sli__error_msg(e) : NULL;
+}
+
+static void vfail(sli__error *e, int code, const char *ssl_error, const char *fmt, va_list ap) {
+  sli__error *last = sli__last_error(), scratch;
+  sli__error *to = e ? e : last ? last : &scratch;
+  int n = vsnprintf(to->msg, sizeof(to->msg), fmt, ap);
+  if (ssl_error && n >= 0 && (size_t)n < sizeof(to->msg))
+    snprintf(to->msg + n, sizeof(to->msg) - (size_t)n, " (%s)", ssl_error);
+  to->code = code;
+  if (last && to != last) *last = *to;
+}
+
+int sli__fail(sli__error *e, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(e, code, NULL, fmt, ap);
+  va_end(ap);
   return code;
 }
 
-void sli__append_ssl_error(char *buf, size_t cap) {
-  uint32_t e = ERR_get_error();
-  if (e && buf && cap) {
-    char tmp[256];
-    ERR_error_string_n(e, tmp, sizeof(tmp));
-    size_t n = strlen(buf);
-    if (n < cap) snprintf(buf + n, cap - n, " (%s)", tmp);
-  }
+int sli__fail_ssl(sli__error *e, int code, const char *fmt, ...) {
+  char text[256] = "";
+  uint32_t err = ERR_get_error();
+  if (err) ERR_error_string_n(err, text, sizeof(text));
   ERR_clear_error();
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(e, code, err ? text : NULL, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+void sli__error_clear(sli__error *e) {
+  e->code = 0;
+  e->msg[0] = 0;
+}
+
+const char *sli__error_msg(const sli__error *e) { return e->code ? e->msg : NULL; }
+
+void sli__error_to_buf(const sli__error *e, char *buf, size_t cap) {
+  if (buf && cap) snprintf(buf, cap, "%s", e->code ? e->msg : "");
 }

@@ -76,44 +76,44 @@ sli_cert *sli__cert_from_x509(X509 *x509, STACK_OF(X509) *chain) {
   return c;
 }
 
-static int load_common(sli_cert **out, const char *what, const char *pem, size_t len, char *msg,
-                       size_t cap) {
-  if (!out) return SLI_E_INVAL;
-  *out = NULL;
-  int rc = sli__ensure_init();
-  if (rc) return rc;
+static int load_common(sli_cert **out, const char *what, const char *pem, size_t len,
+                       sli__error *e) {
   STACK_OF(X509) *chain;
-  char m[SLI_MSG_MAX];
-  rc = sli__parse_chain(what, pem, len, &chain, m, sizeof(m));
-  if (rc) {
-    if (msg && cap) snprintf(msg, cap, "%s", m);
-    return rc;
-  }
+  int rc = sli__parse_chain(what, pem, len, &chain, e);
+  if (rc) return rc;
   *out = sli__cert_from_x509(sk_X509_value(chain, 0), chain);
   sk_X509_pop_free(chain, X509_free);
-  return *out ? 0 : SLI_E_NOMEM;
+  return *out ? 0 : sli__fail(e, SLI_E_NOMEM, "out of memory reading %s", what);
 }
 
 int sli_cert_load_file(sli_cert **out, const char *path, char *msg, size_t cap) {
-  if (out) *out = NULL;
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "sli_cert_load_file: out is NULL");
+  *out = NULL;
+  sli__error err = {0};
+  int rc = sli__ensure_init();
+  if (rc) return sli__fail(NULL, rc, "sli_cert_load_file: the library cannot be initialised");
   char *data;
   size_t len;
-  char m[SLI_MSG_MAX];
-  int rc = sli__read_file(path, &data, &len, m, sizeof(m));
-  if (rc) {
-    if (msg && cap) snprintf(msg, cap, "%s", m);
-    return rc;
+  rc = sli__read_file(path, &data, &len, &err);
+  if (!rc) {
+    char what[600];
+    snprintf(what, sizeof(what), "certificate file '%s'", path);
+    rc = load_common(out, what, data, len, &err);
+    free(data);
   }
-  char what[600];
-  snprintf(what, sizeof(what), "certificate file '%s'", path);
-  rc = load_common(out, what, data, len, msg, cap);
-  free(data);
+  if (rc) sli__error_to_buf(&err, msg, cap);
   return rc;
 }
 
 int sli_cert_load_mem(sli_cert **out, const char *pem, size_t len, char *msg, size_t cap) {
-  if (!pem) return SLI_E_INVAL;
-  return load_common(out, "certificate PEM", pem, len, msg, cap);
+  if (!out || !pem) return sli__fail(NULL, SLI_E_INVAL, "sli_cert_load_mem: out and pem are needed");
+  *out = NULL;
+  sli__error err = {0};
+  int rc = sli__ensure_init();
+  if (rc) return sli__fail(NULL, rc, "sli_cert_load_mem: the library cannot be initialised");
+  rc = load_common(out, "certificate PEM", pem, len, &err);
+  if (rc) sli__error_to_buf(&err, msg, cap);
+  return rc;
 }
 
 void sli_cert_free(sli_cert *c) {

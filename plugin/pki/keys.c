@@ -28,16 +28,23 @@ static sli_key *wrap(EVP_PKEY *pkey, int has_private) {
 }
 
 int sli_key_generate(sli_key **out, int type, int param, uint32_t flags) {
-  if (!out) return SLI_E_INVAL;
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "sli_key_generate: out is NULL");
   *out = NULL;
-  if (flags & ~SLI_KEYGEN_INSECURE_WEAK) return SLI_E_INVAL;
+  if (flags & ~SLI_KEYGEN_INSECURE_WEAK)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_key_generate: unknown flags 0x%x", flags);
   int rc = sli__ensure_init();
-  if (rc) return rc;
+  if (rc) return sli__fail(NULL, rc, "sli_key_generate: the library cannot be initialised");
   EVP_PKEY *pkey = NULL;
   if (type == SLI_KEY_RSA) {
     int bits = param ? param : 2048;
-    if (bits < 2048 && !(flags & SLI_KEYGEN_INSECURE_WEAK)) return SLI_E_WEAK_KEY;
-    if (bits < 1024 || bits > 16384 || bits % 8) return SLI_E_INVAL;
+    if (bits < 2048 && !(flags & SLI_KEYGEN_INSECURE_WEAK))
+      return sli__fail(NULL, SLI_E_WEAK_KEY,
+                       "an RSA key of %d bits is too weak: at least 2048 (SLI_KEYGEN_INSECURE_WEAK "
+                       "allows down to 1024)",
+                       bits);
+    if (bits < 1024 || bits > 16384 || bits % 8)
+      return sli__fail(NULL, SLI_E_INVAL,
+                       "RSA keys have 1024 to 16384 bits, a multiple of 8 (%d asked)", bits);
     RSA *rsa = RSA_new();
     BIGNUM *e = BN_new();
     if (!rsa || !e || !BN_set_word(e, RSA_F4) || !RSA_generate_key_ex(rsa, bits, e, NULL) ||
@@ -45,7 +52,7 @@ int sli_key_generate(sli_key **out, int type, int param, uint32_t flags) {
       RSA_free(rsa);
       EVP_PKEY_free(pkey);
       BN_free(e);
-      return SLI_E_INTERNAL;
+      return sli__fail_ssl(NULL, SLI_E_INTERNAL, "cannot generate an RSA key of %d bits", bits);
     }
     BN_free(e);
   } else if (type == SLI_KEY_EC) {
@@ -53,72 +60,71 @@ int sli_key_generate(sli_key **out, int type, int param, uint32_t flags) {
               : param == 384             ? NID_secp384r1
               : param == 521             ? NID_secp521r1
                                          : 0;
-    if (!nid) return SLI_E_INVAL;
+    if (!nid)
+      return sli__fail(NULL, SLI_E_INVAL, "EC keys are on P-256, P-384 or P-521 (256, 384, 521; %d asked)",
+                       param);
     EC_KEY *ec = EC_KEY_new_by_curve_name(nid);
     if (!ec || !EC_KEY_generate_key(ec) || !(pkey = EVP_PKEY_new()) || !EVP_PKEY_assign_EC_KEY(pkey, ec)) {
       EC_KEY_free(ec);
       EVP_PKEY_free(pkey);
-      return SLI_E_INTERNAL;
+      return sli__fail_ssl(NULL, SLI_E_INTERNAL, "cannot generate an EC key");
     }
   } else if (type == SLI_KEY_ED25519 || type == SLI_KEY_X25519) {
-    if (param) return SLI_E_INVAL;
+    const char *name = type == SLI_KEY_ED25519 ? "Ed25519" : "X25519";
+    if (param) return sli__fail(NULL, SLI_E_INVAL, "%s keys take no parameter (%d given)", name, param);
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(type == SLI_KEY_ED25519 ? EVP_PKEY_ED25519 : EVP_PKEY_X25519, NULL);
     int ok = ctx && EVP_PKEY_keygen_init(ctx) && EVP_PKEY_keygen(ctx, &pkey);
     EVP_PKEY_CTX_free(ctx);
-    if (!ok) return SLI_E_INTERNAL;
+    if (!ok) return sli__fail_ssl(NULL, SLI_E_INTERNAL, "cannot generate an %s key", name);
   } else {
-    return SLI_E_INVAL;
+    return sli__fail(NULL, SLI_E_INVAL, "sli_key_generate: unknown key type %d", type);
   }
   ERR_clear_error();
   *out = wrap(pkey, 1);
   if (!*out) {
     EVP_PKEY_free(pkey);
-    return SLI_E_NOMEM;
+    return sli__fail(NULL, SLI_E_NOMEM, "out of memory making a key");
   }
   return 0;
 }
 
 int sli_key_load_file(sli_key **out, const char *path, const char *password, char *msg, size_t cap) {
-  if (!out) return SLI_E_INVAL;
+  sli__error err = {0};
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "sli_key_load_file: out is NULL");
   *out = NULL;
   int rc = sli__ensure_init();
-  if (rc) return rc;
-  char m[SLI_MSG_MAX] = "", *data = NULL, *norm = NULL;
+  if (rc) return sli__fail(NULL, rc, "sli_key_load_file: the library cannot be initialised");
+  char *data = NULL, *norm = NULL;
   size_t len = 0, nlen = 0;
   char what[600];
   snprintf(what, sizeof(what), "key file '%s'", path ? path : "");
   EVP_PKEY *pkey = NULL;
   int has_private = 1;
-  if ((rc = sli__read_file(path, &data, &len, m, sizeof(m)))) goto done;
+  if ((rc = sli__read_file(path, &data, &len, &err))) goto done;
   if (!strncmp(data, "ssh-", 4)) { /* an OpenSSH public-key line */
     has_private = 0;
-    char m2[SLI_MSG_MAX];
-    if ((rc = sli__openssh_public_parse(data, &pkey, m2, sizeof(m2))))
-      sli__msg(m, sizeof(m), rc, "%s: %s", what, m2);
+    sli__error why = {0};
+    if ((rc = sli__openssh_public_parse(data, &pkey, &why))) sli__fail(&err, rc, "%s: %s", what, why.msg);
   } else if (strstr(data, "-----BEGIN PUBLIC KEY-----")) { /* SubjectPublicKeyInfo */
     has_private = 0;
-    if ((rc = sli__pem_check(what, data, len, &norm, &nlen, m, sizeof(m)))) goto done;
+    if ((rc = sli__pem_check(what, data, len, &norm, &nlen, &err))) goto done;
     BIO *bio = BIO_new_mem_buf(norm, (int)nlen);
     pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
-    if (!pkey) rc = sli__msg(m, sizeof(m), SLI_E_PEM, "%s: the public key cannot be parsed", what);
+    if (!pkey) rc = sli__fail(&err, SLI_E_PEM, "%s: the public key cannot be parsed", what);
   } else {
-    rc = sli__parse_key(what, data, len, password, &pkey, m, sizeof(m));
+    rc = sli__parse_key(what, data, len, password, &pkey, &err);
+  }
+  if (!rc && !(*out = wrap(pkey, has_private))) {
+    EVP_PKEY_free(pkey);
+    rc = sli__fail(&err, SLI_E_NOMEM, "out of memory reading %s", what);
   }
 done:
   ERR_clear_error();
   if (data) sli_free(data, len + 1);
   if (norm) sli_free(norm, nlen + 1);
-  if (rc) {
-    if (msg && cap) snprintf(msg, cap, "%s", m);
-    return rc;
-  }
-  *out = wrap(pkey, has_private);
-  if (!*out) {
-    EVP_PKEY_free(pkey);
-    return SLI_E_NOMEM;
-  }
-  return 0;
+  if (rc) sli__error_to_buf(&err, msg, cap);
+  return rc;
 }
 
 void sli_key_free(sli_key *k) {
@@ -146,15 +152,18 @@ int sli_key_bits(const sli_key *k) {
 int sli_key_has_private(const sli_key *k) { return k && k->has_private; }
 
 int sli_key_private_pem_alloc(const sli_key *k, const char *passphrase, char **out, size_t *out_len) {
-  if (!k || !out || !out_len) return SLI_E_INVAL;
+  if (!k || !out || !out_len)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_key_private_pem_alloc: k, out and out_len are needed");
   *out = NULL;
   *out_len = 0;
-  if (!k->has_private) return SLI_E_INVAL;
+  if (!k->has_private)
+    return sli__fail(NULL, SLI_E_INVAL, "the key is a public key: it has no private part");
   BIO *bio = BIO_new(BIO_s_mem());
   int ok = bio && PEM_write_bio_PKCS8PrivateKey(bio, k->pkey, passphrase ? EVP_aes_256_cbc() : NULL,
                                                  (char *)passphrase,
                                                  passphrase ? (int)strlen(passphrase) : 0, NULL, NULL);
   int rc = ok ? sli__bio_string(bio, out, out_len) : SLI_E_INTERNAL;
+  if (rc) sli__fail_ssl(NULL, rc, "cannot write the private key as PEM");
   if (bio) {
     const uint8_t *d;
     size_t l;
@@ -166,42 +175,56 @@ int sli_key_private_pem_alloc(const sli_key *k, const char *passphrase, char **o
 }
 
 int sli_key_public_pem_alloc(const sli_key *k, char **out, size_t *out_len) {
-  if (!k || !out || !out_len) return SLI_E_INVAL;
+  if (!k || !out || !out_len)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_key_public_pem_alloc: k, out and out_len are needed");
   *out = NULL;
   BIO *bio = BIO_new(BIO_s_mem());
   int rc = bio && PEM_write_bio_PUBKEY(bio, k->pkey) ? sli__bio_string(bio, out, out_len) : SLI_E_INTERNAL;
+  if (rc) sli__fail_ssl(NULL, rc, "cannot write the public key as PEM");
   BIO_free(bio);
   ERR_clear_error();
   return rc;
 }
 
+/* openssh_type_check fails `fn` for a key that has no OpenSSH form. */
+static int openssh_type_check(const char *fn, const sli_key *k) {
+  int t = sli_key_type(k);
+  if (t != SLI_KEY_RSA && t != SLI_KEY_ED25519)
+    return sli__fail(NULL, SLI_E_UNSUPPORTED, "%s: OpenSSH keys exist for RSA and Ed25519 only", fn);
+  return 0;
+}
+
 int sli_key_openssh_private_alloc(const sli_key *k, const char *comment, char **out, size_t *out_len) {
-  if (!k || !out || !out_len) return SLI_E_INVAL;
+  if (!k || !out || !out_len)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_key_openssh_private_alloc: k, out and out_len are needed");
   *out = NULL;
   *out_len = 0;
-  int t = sli_key_type(k);
-  if (t != SLI_KEY_RSA && t != SLI_KEY_ED25519) return SLI_E_UNSUPPORTED;
-  if (!k->has_private) return SLI_E_INVAL;
-  return sli__openssh_private_write(k->pkey, comment, out, out_len);
+  int rc = openssh_type_check("sli_key_openssh_private_alloc", k);
+  if (rc) return rc;
+  if (!k->has_private)
+    return sli__fail(NULL, SLI_E_INVAL, "the key is a public key: it has no private part");
+  rc = sli__openssh_private_write(k->pkey, comment, out, out_len);
+  return rc ? sli__fail(NULL, rc, "cannot write the OpenSSH private key: %s", sli_strerror(rc)) : 0;
 }
 
 int sli_key_openssh_public_alloc(const sli_key *k, const char *comment, char **out, size_t *out_len) {
-  if (!k || !out || !out_len) return SLI_E_INVAL;
+  if (!k || !out || !out_len)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_key_openssh_public_alloc: k, out and out_len are needed");
   *out = NULL;
-  int t = sli_key_type(k);
-  if (t != SLI_KEY_RSA && t != SLI_KEY_ED25519) return SLI_E_UNSUPPORTED;
-  const char *name = t == SLI_KEY_RSA ? "ssh-rsa" : "ssh-ed25519";
+  int rc = openssh_type_check("sli_key_openssh_public_alloc", k);
+  if (rc) return rc;
+  const char *name = sli_key_type(k) == SLI_KEY_RSA ? "ssh-rsa" : "ssh-ed25519";
   uint8_t *blob = NULL;
   size_t blen = 0;
-  int rc = sli__openssh_blob(k->pkey, &blob, &blen);
-  if (rc) return rc;
+  rc = sli__openssh_blob(k->pkey, &blob, &blen);
+  if (rc) return sli__fail(NULL, rc, "cannot write the OpenSSH public key: %s", sli_strerror(rc));
   size_t b64len;
   EVP_EncodedLength(&b64len, blen);
   size_t total = strlen(name) + 1 + b64len + 1 + (comment ? strlen(comment) : 0) + 2;
   char *line = malloc(total);
   if (!line) {
     OPENSSL_free(blob);
-    return SLI_E_NOMEM;
+    return sli__fail(NULL, SLI_E_NOMEM, "out of memory writing an OpenSSH public key");
   }
   int n = snprintf(line, total, "%s ", name);
   size_t w = EVP_EncodeBlock((uint8_t *)line + n, blob, blen);

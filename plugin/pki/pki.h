@@ -30,32 +30,35 @@ struct sli_cert {
  * memory. */
 sli_cert *sli__cert_from_x509(X509 *x509, STACK_OF(X509) *chain);
 
-/* load.c: sli__parse_chain reads every certificate of a PEM text (leaf first); sli__parse_key reads
- * one private key (PKCS#8, traditional, or OpenSSH; `password` for an encrypted one) of a supported
- * type. `what` names the input in messages. */
+/* sli__parse_chain reads every certificate of a PEM text, leaf first (load.c). `what` names the
+ * input in messages. */
 int sli__parse_chain(const char *what, const char *pem, size_t len, STACK_OF(X509) **out,
-                     char *msg, size_t cap);
+                     sli__error *e);
+/* sli__parse_key reads one private key (PKCS#8, traditional, or OpenSSH; `password` for an
+ * encrypted one) of a supported type (load.c). `what` names the input in messages. */
 int sli__parse_key(const char *what, const char *pem, size_t len, const char *password,
-                   EVP_PKEY **out, char *msg, size_t cap);
+                   EVP_PKEY **out, sli__error *e);
 
-/* openssh.c: sli__openssh_public_parse reads "ssh-ed25519|ssh-rsa BASE64 [comment]" into `*out`.
- * Returns 0 or SLI_E_PEM / SLI_E_UNSUPPORTED with a message. */
-int sli__openssh_public_parse(const char *line, EVP_PKEY **out, char *msg, size_t cap);
+/* sli__openssh_public_parse reads "ssh-ed25519|ssh-rsa BASE64 [comment]" into `*out` (openssh.c).
+ * Returns 0 or SLI_E_PEM / SLI_E_UNSUPPORTED / SLI_E_NOMEM, with a message. */
+int sli__openssh_public_parse(const char *line, EVP_PKEY **out, sli__error *e);
 /* sli__openssh_private_parse reads an unencrypted "OPENSSH PRIVATE KEY" PEM block (Ed25519, RSA).
- * An encrypted one is SLI_E_KEY_ENCRYPTED. */
+ * An encrypted one is SLI_E_KEY_ENCRYPTED. `what` names the input in messages. */
 int sli__openssh_private_parse(const char *what, const char *pem, size_t len, EVP_PKEY **out,
-                               char *msg, size_t cap);
-/* sli__openssh_blob writes the public-key wire blob of an Ed25519 or RSA key (OPENSSL_malloc'd). */
+                               sli__error *e);
+/* sli__openssh_blob writes the public-key wire blob of an Ed25519 or RSA key (OPENSSL_malloc'd):
+ * 0, SLI_E_UNSUPPORTED for another type, SLI_E_NOMEM or SLI_E_INTERNAL. */
 int sli__openssh_blob(const EVP_PKEY *pkey, uint8_t **out, size_t *out_len);
 /* sli__openssh_private_write writes an unencrypted openssh-key-v1 PEM block (malloc'd,
- * NUL-terminated; `*out_len` counts the NUL) for an Ed25519 or RSA private key. */
+ * NUL-terminated; `*out_len` counts the NUL) for an Ed25519 or RSA private key: 0 or a code as
+ * sli__openssh_blob's. */
 int sli__openssh_private_write(const EVP_PKEY *pkey, const char *comment, char **out,
                                size_t *out_len);
 
 /* x509.c: the one X.509 builder. sli__x509_subject fills `name` from an OpenSSL-style subject
  * ("/CN=x/O=y/C=FR"; fields CN, C, ST, L, O, OU, emailAddress); sli__x509_sans makes a
  * subjectAltName extension from "DNS:x", "IP:x", "email:x" strings (NULL for none). Both return 0
- * or SLI_E_INVAL. */
+ * or SLI_E_INVAL with a message (sli__fail: the thread's last error). */
 int sli__x509_subject(X509_NAME *name, const char *subject);
 int sli__x509_sans(const char *const *sans, size_t n, X509_EXTENSION **out);
 

@@ -15,40 +15,53 @@
 static const char *const fields[] = {"CN", "C", "ST", "L", "O", "OU", "emailAddress", NULL};
 
 int sli__x509_subject(X509_NAME *name, const char *subject) {
-  if (!subject || subject[0] != '/') return SLI_E_INVAL;
+  static const char expected[] = "/K=V/..., K one of CN, C, ST, L, O, OU, emailAddress";
+  if (!subject || subject[0] != '/')
+    return sli__fail(NULL, SLI_E_INVAL, "the subject '%s' does not start with '/' (%s)",
+                     subject ? subject : "(null)", expected);
   char buf[1024];
   snprintf(buf, sizeof(buf), "%s", subject + 1);
   int n = 0;
   for (char *save, *part = strtok_r(buf, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
     char *eq = strchr(part, '=');
-    if (!eq || eq == part || !eq[1]) return SLI_E_INVAL;
+    if (!eq || eq == part || !eq[1])
+      return sli__fail(NULL, SLI_E_INVAL, "subject '%s': '%s' is not K=V (%s)", subject, part, expected);
     *eq = 0;
     int known = 0;
     for (int i = 0; fields[i]; i++) known |= !strcmp(part, fields[i]);
-    if (!known || (!strcmp(part, "C") && strlen(eq + 1) != 2)) return SLI_E_INVAL;
+    if (!known)
+      return sli__fail(NULL, SLI_E_INVAL, "subject '%s': unknown field '%s' (%s)", subject, part,
+                       expected);
+    if (!strcmp(part, "C") && strlen(eq + 1) != 2)
+      return sli__fail(NULL, SLI_E_INVAL, "subject '%s': C is a two-letter country code", subject);
     if (!X509_NAME_add_entry_by_txt(name, part, MBSTRING_UTF8, (const uint8_t *)eq + 1, -1, -1, 0))
-      return SLI_E_INVAL;
+      return sli__fail_ssl(NULL, SLI_E_INVAL, "subject '%s': the value of %s is refused", subject, part);
     n++;
   }
-  return n ? 0 : SLI_E_INVAL;
+  return n ? 0 : sli__fail(NULL, SLI_E_INVAL, "the subject '%s' names no field (%s)", subject, expected);
 }
 
 int sli__x509_sans(const char *const *sans, size_t n, X509_EXTENSION **out) {
   *out = NULL;
   if (!n) return 0;
+  if (!sans)
+    return sli__fail(NULL, SLI_E_INVAL, "%zu subject alternative names announced, none given", n);
   char buf[4096] = "";
   for (size_t i = 0; i < n; i++) {
     const char *s = sans[i];
     if (!s || strchr(s, ',') ||
         !(strncmp(s, "DNS:", 4) == 0 || strncmp(s, "IP:", 3) == 0 || strncmp(s, "email:", 6) == 0) ||
         strlen(buf) + strlen(s) + 2 >= sizeof(buf))
-      return SLI_E_INVAL;
+      return sli__fail(NULL, SLI_E_INVAL,
+                       "subject alternative name '%s' is not DNS:name, IP:address or email:address "
+                       "(without commas, at most 4 KiB in all)",
+                       s ? s : "(null)");
     if (i) strcat(buf, ",");
     strcat(buf, s);
   }
   *out = X509V3_EXT_nconf_nid(NULL, NULL, NID_subject_alt_name, buf);
-  ERR_clear_error();
-  return *out ? 0 : SLI_E_INVAL;
+  if (!*out) return sli__fail_ssl(NULL, SLI_E_INVAL, "subject alternative names '%s' are refused", buf);
+  return 0;
 }
 
 static int add_ext(X509 *x, X509 *issuer, int nid, const char *value) {
@@ -111,16 +124,16 @@ int sli__x509_build(X509 **out, const X509_NAME *subject, EVP_PKEY *pub, X509 *i
                     EVP_PKEY *signer, int profile, int days, X509_EXTENSION *san) {
   *out = NULL;
   X509 *x = new_cert(days > 0 ? days : 365);
-  if (!x) return SLI_E_NOMEM;
+  if (!x) return sli__fail_ssl(NULL, SLI_E_NOMEM, "cannot start a certificate");
   int ok = X509_set_subject_name(x, (X509_NAME *)subject) &&
            X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : (X509_NAME *)subject) &&
            X509_set_pubkey(x, pub) && profile_exts(x, issuer ? issuer : x, profile) &&
            (!san || X509_add_ext(x, san, -1)) && X509_sign(x, signer, sli__x509_digest(signer));
-  ERR_clear_error();
   if (!ok) {
     X509_free(x);
-    return SLI_E_INTERNAL;
+    return sli__fail_ssl(NULL, SLI_E_INTERNAL, "cannot make or sign the certificate");
   }
+  ERR_clear_error();
   *out = x;
   return 0;
 }
@@ -128,9 +141,10 @@ int sli__x509_build(X509 **out, const X509_NAME *subject, EVP_PKEY *pub, X509 *i
 int sli__bio_string(BIO *bio, char **out, size_t *out_len) {
   const uint8_t *d;
   size_t l;
-  if (!bio || !BIO_mem_contents(bio, &d, &l)) return SLI_E_INTERNAL;
+  if (!bio || !BIO_mem_contents(bio, &d, &l))
+    return sli__fail_ssl(NULL, SLI_E_INTERNAL, "cannot write the result as PEM");
   char *p = malloc(l + 1);
-  if (!p) return SLI_E_NOMEM;
+  if (!p) return sli__fail(NULL, SLI_E_NOMEM, "out of memory writing the result as PEM");
   memcpy(p, d, l);
   p[l] = 0;
   *out = p;

@@ -28,21 +28,24 @@ static sli_keyring *kr_new(size_t n) {
 }
 
 /* ready sets up every key's AEAD context; a keyring is immutable afterwards. */
-static int ready(sli_keyring *kr) {
+static int ready(sli_keyring *kr, sli__error *e) {
   for (size_t i = 0; i < kr->n; i++) {
     if (kr->keys[i].aead_ready) continue;
     if (!EVP_AEAD_CTX_init(&kr->keys[i].aead, EVP_aead_aes_256_gcm(), kr->keys[i].key, 32,
                            SLI_SEAL_TAG, NULL))
-      return SLI_E_INTERNAL;
+      return sli__fail_ssl(e, SLI_E_INTERNAL, "cannot set up AES-256-GCM for key %08x",
+                           kr->keys[i].id);
     kr->keys[i].aead_ready = 1;
   }
   return 0;
 }
 
+/* fresh_key makes a random key whose ID is none of `avoid`'s. */
 static int fresh_key(sli__ring_key *k, const sli_keyring *avoid) {
   for (int tries = 0; tries < 16; tries++) {
     uint8_t id[4];
-    if (!RAND_bytes(id, 4) || !RAND_bytes(k->key, 32)) return SLI_E_INTERNAL;
+    if (!RAND_bytes(id, 4) || !RAND_bytes(k->key, 32))
+      return sli__fail(NULL, SLI_E_INTERNAL, "no random bytes for a new key");
     k->id = (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 | (uint32_t)id[2] << 8 | id[3];
     int clash = k->id == 0;
     for (size_t i = 0; avoid && i < avoid->n; i++) clash |= avoid->keys[i].id == k->id;
@@ -51,17 +54,17 @@ static int fresh_key(sli__ring_key *k, const sli_keyring *avoid) {
       return 0;
     }
   }
-  return SLI_E_INTERNAL;
+  return sli__fail(NULL, SLI_E_INTERNAL, "no fresh key ID after 16 random draws");
 }
 
 int sli_keyring_generate(sli_keyring **out) {
-  if (!out) return SLI_E_INVAL;
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "sli_keyring_generate: out is NULL");
   *out = NULL;
   int rc = sli__ensure_init();
-  if (rc) return rc;
+  if (rc) return sli__fail(NULL, rc, "sli_keyring_generate: the library cannot be initialised");
   sli_keyring *kr = kr_new(1);
-  if (!kr) return SLI_E_NOMEM;
-  if ((rc = fresh_key(&kr->keys[0], NULL)) || (rc = ready(kr))) {
+  if (!kr) return sli__fail(NULL, SLI_E_NOMEM, "out of memory making a keyring");
+  if ((rc = fresh_key(&kr->keys[0], NULL)) || (rc = ready(kr, NULL))) {
     sli_keyring_free(kr);
     return rc;
   }
@@ -70,11 +73,12 @@ int sli_keyring_generate(sli_keyring **out) {
 }
 
 int sli_keyring_rotate(sli_keyring **out, const sli_keyring *old) {
-  if (!out || !old) return SLI_E_INVAL;
+  if (!out || !old) return sli__fail(NULL, SLI_E_INVAL, "sli_keyring_rotate: out and kr are needed");
   *out = NULL;
-  if (old->n >= SLI_KEYRING_MAX) return SLI_E_INVAL;
+  if (old->n >= SLI_KEYRING_MAX)
+    return sli__fail(NULL, SLI_E_INVAL, "the keyring holds %d keys, the most it can", SLI_KEYRING_MAX);
   sli_keyring *kr = kr_new(old->n + 1);
-  if (!kr) return SLI_E_NOMEM;
+  if (!kr) return sli__fail(NULL, SLI_E_NOMEM, "out of memory making a keyring");
   int rc = fresh_key(&kr->keys[0], old);
   if (rc) {
     sli_keyring_free(kr);
@@ -85,7 +89,7 @@ int sli_keyring_rotate(sli_keyring **out, const sli_keyring *old) {
     kr->keys[i + 1].created = old->keys[i].created;
     memcpy(kr->keys[i + 1].key, old->keys[i].key, 32);
   }
-  if ((rc = ready(kr))) {
+  if ((rc = ready(kr, NULL))) {
     sli_keyring_free(kr);
     return rc;
   }
@@ -117,25 +121,26 @@ const sli__ring_key *sli__keyring_find(const sli_keyring *kr, uint32_t id) {
   return NULL;
 }
 
+/* hex32 reads 64 hex digits into `out`: 0 or SLI_E_CONFIG. */
 static int hex32(const char *s, uint8_t out[32]) {
   for (int i = 0; i < 32; i++) {
     unsigned v;
-    if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
+    if (sscanf(s + 2 * i, "%2x", &v) != 1) return SLI_E_CONFIG;
     out[i] = (uint8_t)v;
   }
   return 0;
 }
 
 int sli_keyring_load_file(sli_keyring **out, const char *path, char *msg, size_t cap) {
-  if (!out) return SLI_E_INVAL;
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "sli_keyring_load_file: out is NULL");
   *out = NULL;
   int rc = sli__ensure_init();
-  if (rc) return rc;
+  if (rc) return sli__fail(NULL, rc, "sli_keyring_load_file: the library cannot be initialised");
   char *data;
   size_t len;
-  char m[SLI_MSG_MAX];
-  if ((rc = sli__read_file(path, &data, &len, m, sizeof(m)))) {
-    if (msg && cap) snprintf(msg, cap, "%s", m);
+  sli__error err = {0};
+  if ((rc = sli__read_file(path, &data, &len, &err))) {
+    sli__error_to_buf(&err, msg, cap);
     return rc;
   }
   sli__ring_key keys[SLI_KEYRING_MAX];
@@ -145,8 +150,8 @@ int sli_keyring_load_file(sli_keyring **out, const char *path, char *msg, size_t
   int have_primary = 0;
   rc = strncmp(data, "# sli keyring v1", 16) == 0
            ? 0
-           : sli__msg(m, sizeof(m), SLI_E_CONFIG,
-                      "'%s' is not an sli keyring (its first line is not '# sli keyring v1')", path);
+           : sli__fail(&err, SLI_E_CONFIG,
+                       "'%s' is not an sli keyring (its first line is not '# sli keyring v1')", path);
   for (char *save, *line = rc ? NULL : strtok_r(data, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
     lineno++;
     line[strcspn(line, "\r")] = 0;
@@ -162,27 +167,27 @@ int sli_keyring_load_file(sli_keyring **out, const char *path, char *msg, size_t
       keys[n].id = id;
       keys[n].created = created;
       for (size_t i = 0; i < n; i++)
-        if (keys[i].id == id) rc = sli__msg(m, sizeof(m), SLI_E_CONFIG, "keyring '%s', line %zu: key %08x appears twice", path, lineno, id);
+        if (keys[i].id == id) rc = sli__fail(&err, SLI_E_CONFIG, "keyring '%s', line %zu: key %08x appears twice", path, lineno, id);
       n++;
     } else {
-      rc = sli__msg(m, sizeof(m), SLI_E_CONFIG, "keyring '%s', line %zu: expected 'primary ID' or 'key ID CREATED HEX64'", path, lineno);
+      rc = sli__fail(&err, SLI_E_CONFIG, "keyring '%s', line %zu: expected 'primary ID' or 'key ID CREATED HEX64'", path, lineno);
     }
   }
   OPENSSL_cleanse(data, len);
   free(data);
-  if (!rc && (n == 0 || !have_primary)) rc = sli__msg(m, sizeof(m), SLI_E_CONFIG, "keyring '%s' has no %s", path, n ? "primary line" : "key");
+  if (!rc && (n == 0 || !have_primary)) rc = sli__fail(&err, SLI_E_CONFIG, "keyring '%s' has no %s", path, n ? "primary line" : "key");
   /* the primary goes first */
   size_t pi = n;
   for (size_t i = 0; !rc && i < n; i++)
     if (keys[i].id == primary) pi = i;
-  if (!rc && pi == n) rc = sli__msg(m, sizeof(m), SLI_E_CONFIG, "keyring '%s': the primary %08x is not one of its keys", path, primary);
+  if (!rc && pi == n) rc = sli__fail(&err, SLI_E_CONFIG, "keyring '%s': the primary %08x is not one of its keys", path, primary);
   sli_keyring *kr = rc ? NULL : kr_new(n);
-  if (!rc && !kr) rc = SLI_E_NOMEM;
+  if (!rc && !kr) rc = sli__fail(&err, SLI_E_NOMEM, "out of memory reading keyring '%s'", path);
   if (!rc) {
     kr->keys[0] = keys[pi];
     for (size_t i = 0, o = 1; i < n; i++)
       if (i != pi) kr->keys[o++] = keys[i];
-    if ((rc = ready(kr))) {
+    if ((rc = ready(kr, &err))) {
       sli_keyring_free(kr);
       kr = NULL;
     } else {
@@ -190,16 +195,16 @@ int sli_keyring_load_file(sli_keyring **out, const char *path, char *msg, size_t
     }
   }
   OPENSSL_cleanse(keys, sizeof(keys));
-  if (rc && msg && cap) snprintf(msg, cap, "%s", m);
+  if (rc) sli__error_to_buf(&err, msg, cap);
   return rc;
 }
 
 int sli_keyring_save_file(const sli_keyring *kr, const char *path) {
-  if (!kr || !path) return SLI_E_INVAL;
+  if (!kr || !path) return sli__fail(NULL, SLI_E_INVAL, "sli_keyring_save_file: kr and path are needed");
   /* "key %08x %lld %64x\n" per key, after two comment lines and the primary */
   size_t cap = 200 + kr->n * 110, len = 0;
   char *text = malloc(cap);
-  if (!text) return SLI_E_NOMEM;
+  if (!text) return sli__fail(NULL, SLI_E_NOMEM, "out of memory saving keyring '%s'", path);
   len += (size_t)snprintf(text + len, cap - len,
                           "# sli keyring v1\n# keys seal with the primary; every key opens. Keep "
                           "this file secret.\nprimary %08x\n",
@@ -210,7 +215,7 @@ int sli_keyring_save_file(const sli_keyring *kr, const char *path) {
     for (int k = 0; k < 32; k++) len += (size_t)snprintf(text + len, cap - len, "%02x", kr->keys[i].key[k]);
     text[len++] = '\n';
   }
-  int rc = sli__write_file_atomic(path, text, len, 0600, 0, NULL, 0);
+  int rc = sli__write_file_atomic(path, text, len, 0600, 0, NULL);
   sli_free(text, cap);
   return rc;
 }

@@ -21,7 +21,7 @@ static int make_ad(uint8_t **out, const uint8_t *hdr, const uint8_t *ad, size_t 
                    uint8_t *stack, size_t stack_cap) {
   size_t n = 5 + ad_len;
   uint8_t *p = n <= stack_cap ? stack : malloc(n);
-  if (!p) return SLI_E_NOMEM;
+  if (!p) return sli__fail(NULL, SLI_E_NOMEM, "out of memory for %zu bytes of associated data", ad_len);
   memcpy(p, hdr, 5);
   if (ad_len) memcpy(p + 5, ad, ad_len);
   *out = p;
@@ -31,11 +31,11 @@ static int make_ad(uint8_t **out, const uint8_t *hdr, const uint8_t *ad, size_t 
 int sli_seal(const sli_keyring *kr, uint8_t *out, size_t *out_len, const uint8_t *in,
              size_t in_len, const uint8_t *ad, size_t ad_len) {
   if (!kr || !out_len || (!in && in_len) || (!ad && ad_len) || in_len > SIZE_MAX - SLI_SEAL_OVERHEAD)
-    return SLI_E_INVAL;
+    return sli__fail(NULL, SLI_E_INVAL, "sli_seal: kr, out_len, in and ad are needed");
   size_t need = in_len + SLI_SEAL_OVERHEAD;
   if (!out || *out_len < need) {
     *out_len = need;
-    return SLI_E_BUFSIZE;
+    return sli__fail(NULL, SLI_E_BUFSIZE, "sli_seal: the sealed blob needs %zu bytes", need);
   }
   const sli__ring_key *k = &kr->keys[0];
   out[0] = VERSION;
@@ -43,8 +43,8 @@ int sli_seal(const sli_keyring *kr, uint8_t *out, size_t *out_len, const uint8_t
   out[2] = (uint8_t)(k->id >> 16);
   out[3] = (uint8_t)(k->id >> 8);
   out[4] = (uint8_t)k->id;
-  if (!RAND_bytes(out + 5, 12)) return SLI_E_INTERNAL;
-  uint8_t stack[256], *aad;
+  if (!RAND_bytes(out + 5, 12)) return sli__fail(NULL, SLI_E_INTERNAL, "no random bytes for a nonce");
+  uint8_t stack[256], *aad = NULL;
   int rc = make_ad(&aad, out, ad, ad_len, stack, sizeof(stack));
   if (rc) return rc;
   size_t written = 0;
@@ -54,21 +54,27 @@ int sli_seal(const sli_keyring *kr, uint8_t *out, size_t *out_len, const uint8_t
   if (!ok) {
     OPENSSL_cleanse(out, need);
     *out_len = 0;
-    return SLI_E_INTERNAL;
+    return sli__fail_ssl(NULL, SLI_E_INTERNAL, "cannot seal with key %08x", k->id);
   }
   *out_len = HDR + written;
   return 0;
 }
 
 int sli_sealed_key_id(const uint8_t *in, size_t in_len, uint32_t *out_id) {
-  if (!in || in_len < SLI_SEAL_OVERHEAD || in[0] != VERSION) return SLI_E_HEADER;
+  if (!in || in_len < SLI_SEAL_OVERHEAD)
+    return sli__fail(NULL, SLI_E_HEADER, "not a sealed blob: %zu bytes, fewer than the %d of the overhead",
+                     in ? in_len : 0, SLI_SEAL_OVERHEAD);
+  if (in[0] != VERSION)
+    return sli__fail(NULL, SLI_E_HEADER, "not a sealed blob of a known version (version byte 0x%02x)",
+                     in[0]);
   if (out_id) *out_id = (uint32_t)in[1] << 24 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 8 | in[4];
   return 0;
 }
 
 int sli_open(const sli_keyring *kr, uint8_t *out, size_t *out_len, const uint8_t *in,
              size_t in_len, const uint8_t *ad, size_t ad_len) {
-  if (!kr || !out_len || !in || (!ad && ad_len)) return SLI_E_INVAL;
+  if (!kr || !out_len || !in || (!ad && ad_len))
+    return sli__fail(NULL, SLI_E_INVAL, "sli_open: kr, out_len, in and ad are needed");
   uint32_t id;
   size_t cap = out ? *out_len : 0;
   int rc = sli_sealed_key_id(in, in_len, &id);
@@ -76,14 +82,14 @@ int sli_open(const sli_keyring *kr, uint8_t *out, size_t *out_len, const uint8_t
   size_t need = in_len - SLI_SEAL_OVERHEAD;
   if (!out || cap < need) {
     *out_len = need;
-    return SLI_E_BUFSIZE;
+    return sli__fail(NULL, SLI_E_BUFSIZE, "sli_open: the plaintext needs %zu bytes", need);
   }
   const sli__ring_key *k = sli__keyring_find(kr, id);
   if (!k) {
-    rc = SLI_E_NO_MATCH;
+    rc = sli__fail(NULL, SLI_E_NO_MATCH, "the blob was sealed with key %08x, which the keyring lacks", id);
     goto fail;
   }
-  uint8_t stack[256], *aad;
+  uint8_t stack[256], *aad = NULL;
   if ((rc = make_ad(&aad, in, ad, ad_len, stack, sizeof(stack)))) goto fail;
   size_t written = 0;
   int ok = EVP_AEAD_CTX_open(&k->aead, out, &written, cap, in + 5, 12, in + HDR, in_len - HDR,
@@ -91,7 +97,10 @@ int sli_open(const sli_keyring *kr, uint8_t *out, size_t *out_len, const uint8_t
   if (aad != stack) free(aad);
   ERR_clear_error();
   if (!ok) {
-    rc = SLI_E_PAYLOAD;
+    rc = sli__fail(NULL, SLI_E_PAYLOAD,
+                   "the blob sealed with key %08x does not open: it was modified, truncated or "
+                   "extended, or the associated data differs",
+                   id);
     goto fail;
   }
   *out_len = written;
@@ -104,11 +113,12 @@ fail:
 
 int sli_seal_alloc(const sli_keyring *kr, uint8_t **out, size_t *out_len, const uint8_t *in,
                    size_t in_len, const uint8_t *ad, size_t ad_len) {
-  if (!out || !out_len || in_len > SIZE_MAX - SLI_SEAL_OVERHEAD) return SLI_E_INVAL;
+  if (!out || !out_len || in_len > SIZE_MAX - SLI_SEAL_OVERHEAD)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_seal_alloc: out, out_len and in are needed");
   *out = NULL;
   *out_len = in_len + SLI_SEAL_OVERHEAD;
   uint8_t *p = malloc(*out_len);
-  if (!p) return SLI_E_NOMEM;
+  if (!p) return sli__fail(NULL, SLI_E_NOMEM, "out of memory for a sealed blob of %zu bytes", *out_len);
   int rc = sli_seal(kr, p, out_len, in, in_len, ad, ad_len);
   if (rc) {
     free(p);
@@ -121,14 +131,14 @@ int sli_seal_alloc(const sli_keyring *kr, uint8_t **out, size_t *out_len, const 
 
 int sli_open_alloc(const sli_keyring *kr, uint8_t **out, size_t *out_len, const uint8_t *in,
                    size_t in_len, const uint8_t *ad, size_t ad_len) {
-  if (!out || !out_len) return SLI_E_INVAL;
+  if (!out || !out_len) return sli__fail(NULL, SLI_E_INVAL, "sli_open_alloc: out and out_len are needed");
   *out = NULL;
   *out_len = 0;
   int rc = sli_sealed_key_id(in, in_len, NULL);
   if (rc) return rc;
   size_t cap = in_len - SLI_SEAL_OVERHEAD;
   uint8_t *p = malloc(cap ? cap : 1);
-  if (!p) return SLI_E_NOMEM;
+  if (!p) return sli__fail(NULL, SLI_E_NOMEM, "out of memory for a plaintext of %zu bytes", cap);
   size_t n = cap;
   rc = sli_open(kr, p, &n, in, in_len, ad, ad_len);
   if (rc) {

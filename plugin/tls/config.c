@@ -1,5 +1,6 @@
 /* config.c — the sli_config builder and its setters. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,36 +12,23 @@
 
 #include "tls/tls.h"
 
-int sli__config_fail(sli_config *cfg, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cfg->err, sizeof(cfg->err), fmt, ap);
-  va_end(ap);
-  cfg->has_err = 1;
-  return code;
-}
-
-void sli__config_clear_error(sli_config *cfg) {
-  cfg->err[0] = 0;
-  cfg->has_err = 0;
-}
-
-/* Every setter starts with this: clears the message and checks its arguments. */
-#define BEGIN(cfg)                                  \
-  do {                                              \
-    if (!(cfg)) return SLI_E_INVAL;                 \
-    sli__config_clear_error(cfg);                   \
+/* Every setter starts with this: checks that there is a config and clears its message. */
+#define BEGIN(cfg)                                                                 \
+  do {                                                                             \
+    if (!(cfg)) return sli__fail(NULL, SLI_E_INVAL, "%s: cfg is NULL", __func__); \
+    sli__error_clear(&(cfg)->err);                                                 \
   } while (0)
 
-static int fail_msg(sli_config *cfg, int code) {
-  cfg->has_err = code != 0;
-  return code;
-}
-
 sli_config *sli_config_new(void) {
-  if (sli__tls_init() != 0) return NULL;
+  if (sli__tls_init() != 0) {
+    sli__fail(NULL, SLI_E_INTERNAL, "sli_config_new: the TLS engine cannot be initialised");
+    return NULL;
+  }
   sli_config *cfg = sli__zalloc(sizeof(*cfg));
-  if (!cfg) return NULL;
+  if (!cfg) {
+    sli__fail(NULL, SLI_E_NOMEM, "sli_config_new: out of memory");
+    return NULL;
+  }
   atomic_init(&cfg->refs, 1);
   cfg->min_version = SLI_TLS1_2;
   cfg->max_version = SLI_TLS1_3;
@@ -50,6 +38,7 @@ sli_config *sli_config_new(void) {
   cfg->policy = sli__strdup("default");
   if (!cfg->policy) {
     free(cfg);
+    sli__fail(NULL, SLI_E_NOMEM, "sli_config_new: out of memory");
     return NULL;
   }
   return cfg;
@@ -70,19 +59,17 @@ void sli_config_free(sli_config *cfg) {
   free(cfg);
 }
 
-const char *sli_config_error(const sli_config *cfg) {
-  return cfg && cfg->has_err && cfg->err[0] ? cfg->err : NULL;
-}
+const char *sli_config_error(const sli_config *cfg) { return cfg ? sli__error_msg(&cfg->err) : NULL; }
 
 static int add_identity_mem(sli_config *cfg, int replace, const char *cert_what,
                             const char *cert_pem, size_t cert_len, const char *key_what,
                             const char *key_pem, size_t key_len, const char *password) {
   if (!replace && cfg->n_ids >= SLI_MAX_IDENTITIES)
-    return sli__config_fail(cfg, SLI_E_INVAL, "at most %d identities", SLI_MAX_IDENTITIES);
+    return sli__fail(&cfg->err, SLI_E_INVAL, "at most %d identities", SLI_MAX_IDENTITIES);
   sli__identity id;
   int rc = sli__load_identity(&id, cert_what, cert_pem, cert_len, key_what, key_pem, key_len,
-                              password, cfg->err, sizeof(cfg->err));
-  if (rc) return fail_msg(cfg, rc);
+                              password, &cfg->err);
+  if (rc) return rc;
   if (replace) {
     if (cfg->n_ids == 0) cfg->n_ids = 1;
     sli__identity_clear(&cfg->ids[0]);
@@ -97,11 +84,11 @@ static int keypair_file(sli_config *cfg, int replace, const char *cert_file, con
                         const char *password) {
   BEGIN(cfg);
   if (!cert_file || !key_file)
-    return sli__config_fail(cfg, SLI_E_INVAL, "both a certificate file and a key file are needed");
+    return sli__fail(&cfg->err, SLI_E_INVAL, "both a certificate file and a key file are needed");
   char *c = NULL, *k = NULL;
   size_t cl, kl;
-  int rc = sli__read_file(cert_file, &c, &cl, cfg->err, sizeof(cfg->err));
-  if (!rc) rc = sli__read_file(key_file, &k, &kl, cfg->err, sizeof(cfg->err));
+  int rc = sli__read_file(cert_file, &c, &cl, &cfg->err);
+  if (!rc) rc = sli__read_file(key_file, &k, &kl, &cfg->err);
   if (!rc) {
     char cw[300], kw[300];
     snprintf(cw, sizeof(cw), "certificate file '%s'", cert_file);
@@ -110,24 +97,25 @@ static int keypair_file(sli_config *cfg, int replace, const char *cert_file, con
   }
   if (c) sli_free(c, cl + 1);
   if (k) sli_free(k, kl + 1);
-  return fail_msg(cfg, rc);
+  return rc;
 }
 
 int sli_config_set_keypair_file(sli_config *cfg, const char *cert_file, const char *key_file,
                                 const char *password) {
+  if (!cfg) return sli__fail(NULL, SLI_E_INVAL, "sli_config_set_keypair_file: cfg is NULL");
   return keypair_file(cfg, 1, cert_file, key_file, password);
 }
 
 int sli_config_add_keypair_file(sli_config *cfg, const char *cert_file, const char *key_file,
                                 const char *password) {
-  if (cfg && cfg->n_ids == 0) return keypair_file(cfg, 1, cert_file, key_file, password);
-  return keypair_file(cfg, 0, cert_file, key_file, password);
+  if (!cfg) return sli__fail(NULL, SLI_E_INVAL, "sli_config_add_keypair_file: cfg is NULL");
+  return keypair_file(cfg, cfg->n_ids == 0, cert_file, key_file, password);
 }
 
 int sli_config_set_keypair_mem(sli_config *cfg, const char *cert_pem, size_t cert_len,
                                const char *key_pem, size_t key_len, const char *password) {
   BEGIN(cfg);
-  if (!cert_pem || !key_pem) return sli__config_fail(cfg, SLI_E_INVAL, "certificate and key needed");
+  if (!cert_pem || !key_pem) return sli__fail(&cfg->err, SLI_E_INVAL, "certificate and key needed");
   return add_identity_mem(cfg, 1, "certificate PEM", cert_pem, cert_len, "key PEM", key_pem,
                           key_len, password);
 }
@@ -135,13 +123,13 @@ int sli_config_set_keypair_mem(sli_config *cfg, const char *cert_pem, size_t cer
 static int store_add_pem(sli_config *cfg, STACK_OF(X509) *store, const char *what,
                          const char *pem, size_t len, size_t *added) {
   STACK_OF(X509) *certs;
-  int rc = sli__parse_chain(what, pem, len, &certs, cfg->err, sizeof(cfg->err));
-  if (rc) return fail_msg(cfg, rc);
+  int rc = sli__parse_chain(what, pem, len, &certs, &cfg->err);
+  if (rc) return rc;
   X509 *x;
   while ((x = sk_X509_shift(certs)) != NULL) {
     if (!sk_X509_push(store, x)) {
       X509_free(x);
-      rc = SLI_E_NOMEM;
+      rc = sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory reading %s", what);
       break;
     }
     (*added)++;
@@ -153,8 +141,8 @@ static int store_add_pem(sli_config *cfg, STACK_OF(X509) *store, const char *wha
 static int add_ca_file(sli_config *cfg, STACK_OF(X509) *store, const char *path, size_t *added) {
   char *data;
   size_t len;
-  int rc = sli__read_file(path, &data, &len, cfg->err, sizeof(cfg->err));
-  if (rc) return fail_msg(cfg, rc);
+  int rc = sli__read_file(path, &data, &len, &cfg->err);
+  if (rc) return rc;
   char what[300];
   snprintf(what, sizeof(what), "CA file '%s'", path);
   rc = store_add_pem(cfg, store, what, data, len, added);
@@ -169,16 +157,16 @@ static int ends_with(const char *s, const char *suffix) {
 
 int sli_config_set_ca_file(sli_config *cfg, const char *path) {
   BEGIN(cfg);
-  if (!path) return sli__config_fail(cfg, SLI_E_INVAL, "no CA path given");
+  if (!path) return sli__fail(&cfg->err, SLI_E_INVAL, "no CA path given");
   STACK_OF(X509) *store = sk_X509_new_null();
-  if (!store) return SLI_E_NOMEM;
+  if (!store) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   size_t added = 0;
   int rc = 0;
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
     DIR *d = opendir(path);
     if (!d) {
-      rc = sli__config_fail(cfg, SLI_E_FILE, "cannot open CA directory '%s'", path);
+      rc = sli__fail(&cfg->err, SLI_E_FILE, "cannot open CA directory '%s': %s", path, strerror(errno));
     } else {
       struct dirent *de;
       while (!rc && (de = readdir(d)) != NULL) {
@@ -191,8 +179,7 @@ int sli_config_set_ca_file(sli_config *cfg, const char *path) {
       }
       closedir(d);
       if (!rc && added == 0)
-        rc = sli__config_fail(cfg, SLI_E_FILE, "CA directory '%s' holds no *.pem or *.crt file",
-                              path);
+        rc = sli__fail(&cfg->err, SLI_E_FILE, "CA directory '%s' holds no *.pem or *.crt file", path);
     }
   } else {
     rc = add_ca_file(cfg, store, path, &added);
@@ -208,9 +195,9 @@ int sli_config_set_ca_file(sli_config *cfg, const char *path) {
 
 int sli_config_set_ca_mem(sli_config *cfg, const char *pem, size_t len) {
   BEGIN(cfg);
-  if (!pem) return sli__config_fail(cfg, SLI_E_INVAL, "no CA PEM given");
+  if (!pem) return sli__fail(&cfg->err, SLI_E_INVAL, "no CA PEM given");
   STACK_OF(X509) *store = sk_X509_new_null();
-  if (!store) return SLI_E_NOMEM;
+  if (!store) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   size_t added = 0;
   int rc = store_add_pem(cfg, store, "CA PEM", pem, len, &added);
   if (rc) {
@@ -226,14 +213,14 @@ int sli_config_set_crl_file(sli_config *cfg, const char *path) {
   BEGIN(cfg);
   char *data;
   size_t len;
-  int rc = sli__read_file(path, &data, &len, cfg->err, sizeof(cfg->err));
-  if (rc) return fail_msg(cfg, rc);
+  int rc = sli__read_file(path, &data, &len, &cfg->err);
+  if (rc) return rc;
   char what[300], *norm;
   size_t nlen;
   snprintf(what, sizeof(what), "CRL file '%s'", path);
-  rc = sli__pem_check(what, data, len, &norm, &nlen, cfg->err, sizeof(cfg->err));
+  rc = sli__pem_check(what, data, len, &norm, &nlen, &cfg->err);
   sli_free(data, len + 1);
-  if (rc) return fail_msg(cfg, rc);
+  if (rc) return rc;
   STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
   BIO *bio = BIO_new_mem_buf(norm, (int)nlen);
   X509_CRL *crl;
@@ -244,7 +231,7 @@ int sli_config_set_crl_file(sli_config *cfg, const char *path) {
   sli_free(norm, nlen + 1);
   if (!crls || sk_X509_CRL_num(crls) == 0) {
     sk_X509_CRL_pop_free(crls, X509_CRL_free);
-    return sli__config_fail(cfg, SLI_E_PEM, "%s holds no X509 CRL block", what);
+    return sli__fail(&cfg->err, crls ? SLI_E_PEM : SLI_E_NOMEM, "%s holds no X509 CRL block", what);
   }
   sk_X509_CRL_pop_free(cfg->crls, X509_CRL_free);
   cfg->crls = crls;
@@ -254,7 +241,7 @@ int sli_config_set_crl_file(sli_config *cfg, const char *path) {
 int sli_config_set_client_cert(sli_config *cfg, int mode) {
   BEGIN(cfg);
   if (mode < SLI_CLIENT_CERT_NONE || mode > SLI_CLIENT_CERT_REQUIRED)
-    return sli__config_fail(cfg, SLI_E_INVAL, "client-cert mode must be none, optional or required");
+    return sli__fail(&cfg->err, SLI_E_INVAL, "client-cert mode must be none, optional or required");
   cfg->client_cert = mode;
   return 0;
 }
@@ -262,10 +249,10 @@ int sli_config_set_client_cert(sli_config *cfg, int mode) {
 int sli_config_set_policy(sli_config *cfg, const char *name) {
   BEGIN(cfg);
   if (!name || !sli__policy_known(name))
-    return sli__config_fail(cfg, SLI_E_INVAL, "unknown policy '%s' (default, modern, compat)",
-                            name ? name : "(null)");
+    return sli__fail(&cfg->err, SLI_E_INVAL, "unknown policy '%s' (default, modern, compat)",
+                     name ? name : "(null)");
   char *p = sli__strdup(name);
-  if (!p) return SLI_E_NOMEM;
+  if (!p) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   free(cfg->policy);
   cfg->policy = p;
   free(cfg->ciphers);
@@ -278,11 +265,11 @@ int sli_config_set_policy(sli_config *cfg, const char *name) {
 
 int sli_config_set_ciphers(sli_config *cfg, const char *ciphers) {
   BEGIN(cfg);
-  if (!ciphers || !*ciphers) return sli__config_fail(cfg, SLI_E_INVAL, "empty cipher list");
-  int rc = sli__ciphers_check(ciphers, cfg->err, sizeof(cfg->err));
-  if (rc) return fail_msg(cfg, rc);
+  if (!ciphers || !*ciphers) return sli__fail(&cfg->err, SLI_E_INVAL, "empty cipher list");
+  int rc = sli__ciphers_check(ciphers, &cfg->err);
+  if (rc) return rc;
   char *c = sli__strdup(ciphers);
-  if (!c) return SLI_E_NOMEM;
+  if (!c) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   free(cfg->ciphers);
   cfg->ciphers = c;
   return 0;
@@ -290,8 +277,8 @@ int sli_config_set_ciphers(sli_config *cfg, const char *ciphers) {
 
 static int version_ok(sli_config *cfg, int v) {
   if (v == SLI_TLS1_2 || v == SLI_TLS1_3) return 0;
-  return sli__config_fail(cfg, SLI_E_INVAL,
-                          "protocol version 0x%04x not available: TLS 1.2 and 1.3 only", v);
+  return sli__fail(&cfg->err, SLI_E_INVAL,
+                   "protocol version 0x%04x not available: TLS 1.2 and 1.3 only", v);
 }
 
 int sli_config_set_min_version(sli_config *cfg, int version) {
@@ -319,10 +306,10 @@ int sli_config_set_dhparams_file(sli_config *cfg, const char *path) {
 
 int sli_config_set_alpn(sli_config *cfg, const char *list) {
   BEGIN(cfg);
-  if (!list) return sli__config_fail(cfg, SLI_E_INVAL, "no ALPN list given");
+  if (!list) return sli__fail(&cfg->err, SLI_E_INVAL, "no ALPN list given");
   size_t n = strlen(list);
   uint8_t *wire = malloc(n + 1);
-  if (!wire) return SLI_E_NOMEM;
+  if (!wire) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   size_t o = 0;
   const char *p = list;
   while (*p) {
@@ -330,7 +317,7 @@ int sli_config_set_alpn(sli_config *cfg, const char *list) {
     size_t l = comma ? (size_t)(comma - p) : strlen(p);
     if (l == 0 || l > 255) {
       free(wire);
-      return sli__config_fail(cfg, SLI_E_INVAL, "bad ALPN list '%s' (empty or overlong name)", list);
+      return sli__fail(&cfg->err, SLI_E_INVAL, "bad ALPN list '%s' (empty or overlong name)", list);
     }
     wire[o++] = (uint8_t)l;
     memcpy(wire + o, p, l);
@@ -349,15 +336,15 @@ int sli_config_set_ticket_keys_file(sli_config *cfg, const char *path) {
   BEGIN(cfg);
   char *data;
   size_t len;
-  int rc = sli__read_file(path, &data, &len, cfg->err, sizeof(cfg->err));
-  if (rc) return fail_msg(cfg, rc);
+  int rc = sli__read_file(path, &data, &len, &cfg->err);
+  if (rc) return rc;
   sli__ticket_key keys[SLI_MAX_TICKET_KEYS];
   size_t n = 0;
-  rc = sli__ticket_keys_parse(path, data, len, keys, &n, cfg->err, sizeof(cfg->err));
+  rc = sli__ticket_keys_parse(path, data, len, keys, &n, &cfg->err);
   sli_free(data, len + 1);
   if (rc) {
     OPENSSL_cleanse(keys, sizeof(keys));
-    return fail_msg(cfg, rc);
+    return rc;
   }
   memcpy(cfg->tkeys, keys, sizeof(keys));
   cfg->n_tkeys = n;

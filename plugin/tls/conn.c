@@ -102,13 +102,13 @@ static ssize_t fd_write(sli_conn *c, const void *buf, size_t len, void *arg) {
 static int conn_fail(sli_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int conn_fail(sli_conn *c, int code, const char *fmt, ...) {
+  char what[SLI_MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(c->err, sizeof(c->err), fmt, ap);
+  vsnprintf(what, sizeof(what), fmt, ap);
   va_end(ap);
-  if (c->peer[0] && n >= 0 && (size_t)n < sizeof(c->err))
-    snprintf(c->err + n, sizeof(c->err) - (size_t)n, " [peer %s]", c->peer);
-  c->has_err = 1;
+  if (c->peer[0]) sli__fail(&c->err, code, "%s [peer %s]", what, c->peer);
+  else sli__fail(&c->err, code, "%s", what);
   if (code != SLI_WANT_READ && code != SLI_WANT_WRITE) c->fatal = code;
   return code;
 }
@@ -236,16 +236,18 @@ static int map_error(sli_conn *c, int r, const char *op) {
 
 /* ---- Connections ---- */
 
-static int conn_new(sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn, sli_write_fn wfn,
-                    void *arg, const char *servername, uint32_t flags) {
-  if (!out) return SLI_E_INVAL;
+static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn,
+                    sli_write_fn wfn, void *arg, const char *servername, uint32_t flags) {
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "%s: out is NULL", fn);
   *out = NULL;
-  if (!ctx || flags) return SLI_E_INVAL;
-  if (ctx->is_server && servername) return SLI_E_INVAL;
+  if (!ctx) return sli__fail(NULL, SLI_E_INVAL, "%s: ctx is NULL", fn);
+  if (flags) return sli__fail(NULL, SLI_E_INVAL, "%s: unknown flags 0x%x", fn, flags);
+  if (ctx->is_server && servername)
+    return sli__fail(NULL, SLI_E_INVAL, "%s: a server connection takes no servername", fn);
   pthread_once(&bio_once, make_method);
-  if (!bio_method) return SLI_E_NOMEM;
+  if (!bio_method) return sli__fail(NULL, SLI_E_NOMEM, "%s: out of memory", fn);
   sli_conn *c = sli__zalloc(sizeof(*c));
-  if (!c) return SLI_E_NOMEM;
+  if (!c) return sli__fail(NULL, SLI_E_NOMEM, "%s: out of memory", fn);
   c->fd = fd;
   c->rfn = rfn;
   c->wfn = wfn;
@@ -261,7 +263,7 @@ static int conn_new(sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn, sli_w
     BIO_free(bio);
     SSL_free(c->ssl);
     free(c);
-    return SLI_E_NOMEM;
+    return sli__fail_ssl(NULL, SLI_E_NOMEM, "%s: out of memory", fn);
   }
   BIO_set_data(bio, c);
   SSL_set_bio(c->ssl, bio, bio);
@@ -283,7 +285,8 @@ static int conn_new(sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn, sli_w
                   : !X509_VERIFY_PARAM_set1_host(p, servername, strlen(servername))) {
           SSL_free(c->ssl);
           free(c);
-          return SLI_E_INVAL;
+          return sli__fail_ssl(NULL, SLI_E_INVAL, "%s: the servername '%s' cannot be verified", fn,
+                               servername);
         }
       }
       snprintf(c->servername, sizeof(c->servername), "%s", servername);
@@ -291,7 +294,8 @@ static int conn_new(sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn, sli_w
       /* Verifying a certificate without a name to check proves nothing. */
       SSL_free(c->ssl);
       free(c);
-      return SLI_E_INVAL;
+      return sli__fail(NULL, SLI_E_INVAL,
+                       "%s: a client that verifies the server needs its name (servername)", fn);
     }
   }
   if (fd >= 0) {
@@ -306,14 +310,15 @@ static int conn_new(sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn, sli_w
 }
 
 int sli_conn_new_fd(sli_conn **out, sli_ctx *ctx, int fd, const char *servername, uint32_t flags) {
-  if (fd < 0) return SLI_E_INVAL;
-  return conn_new(out, ctx, fd, fd_read, fd_write, NULL, servername, flags);
+  if (fd < 0) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_new_fd: fd %d is not a descriptor", fd);
+  return conn_new("sli_conn_new_fd", out, ctx, fd, fd_read, fd_write, NULL, servername, flags);
 }
 
 int sli_conn_new_cbs(sli_conn **out, sli_ctx *ctx, sli_read_fn read_fn, sli_write_fn write_fn,
                      void *arg, const char *servername, uint32_t flags) {
-  if (!read_fn || !write_fn) return SLI_E_INVAL;
-  return conn_new(out, ctx, -1, read_fn, write_fn, arg, servername, flags);
+  if (!read_fn || !write_fn)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_conn_new_cbs: read_fn and write_fn are needed");
+  return conn_new("sli_conn_new_cbs", out, ctx, -1, read_fn, write_fn, arg, servername, flags);
 }
 
 void sli_conn_free(sli_conn *c) {
@@ -326,8 +331,7 @@ void sli_conn_free(sli_conn *c) {
 
 /* Before each engine call: clear the message, enforce the handshake deadline. */
 static int enter(sli_conn *c) {
-  c->has_err = 0;
-  c->err[0] = 0;
+  sli__error_clear(&c->err);
   c->transport_err = 0;
   if (c->fatal) return conn_fail(c, c->fatal, "the connection already failed: %s",
                                  sli_strerror(c->fatal));
@@ -389,7 +393,7 @@ static void after_handshake(sli_conn *c) {
 }
 
 int sli_conn_handshake(sli_conn *c) {
-  if (!c) return SLI_E_INVAL;
+  if (!c) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_handshake: conn is NULL");
   int rc = enter(c);
   if (rc) return rc;
   if (c->handshake_done) return 0;
@@ -408,7 +412,7 @@ int sli_conn_handshake(sli_conn *c) {
 }
 
 ssize_t sli_conn_read(sli_conn *c, void *buf, size_t len) {
-  if (!c || (!buf && len)) return SLI_E_INVAL;
+  if (!c || (!buf && len)) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_read: conn and buf are needed");
   int rc = enter(c);
   if (rc) return rc;
   if (c->peer_closed) return 0; /* our own close_notify does not end the peer's direction */
@@ -431,7 +435,7 @@ ssize_t sli_conn_read(sli_conn *c, void *buf, size_t len) {
 }
 
 ssize_t sli_conn_write(sli_conn *c, const void *buf, size_t len) {
-  if (!c || (!buf && len)) return SLI_E_INVAL;
+  if (!c || (!buf && len)) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_write: conn and buf are needed");
   int rc = enter(c);
   if (rc) return rc;
   /* TLS 1.3 closes each direction on its own (RFC 8446 §6.1): after the peer's close_notify we may
@@ -466,9 +470,8 @@ ssize_t sli_conn_write(sli_conn *c, const void *buf, size_t len) {
 }
 
 int sli_conn_close(sli_conn *c) {
-  if (!c) return SLI_E_INVAL;
-  c->has_err = 0;
-  c->err[0] = 0;
+  if (!c) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_close: conn is NULL");
+  sli__error_clear(&c->err);
   if (!c->handshake_done || c->fatal || c->shutdown_sent) return 0;
   for (;;) {
     int r = SSL_shutdown(c->ssl);
@@ -494,7 +497,7 @@ size_t sli_conn_pending(const sli_conn *c) {
 
 int sli_conn_want(const sli_conn *c) { return c ? c->want : 0; }
 
-const char *sli_conn_error(const sli_conn *c) { return c && c->has_err ? c->err : NULL; }
+const char *sli_conn_error(const sli_conn *c) { return c ? sli__error_msg(&c->err) : NULL; }
 
 int sli_conn_sys_error(const sli_conn *c) { return c ? c->sys_err : 0; }
 

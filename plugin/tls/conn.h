@@ -32,8 +32,7 @@ struct sli_conn {
   char peer[64];
   char alpn[256];
   sli_cert *peer_cert;
-  int has_err;
-  char err[SLI_MSG_MAX];
+  sli__error err; /* the last failure of a call on it (sli_conn_error) */
 };
 
 #endif

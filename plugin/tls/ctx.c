@@ -20,20 +20,22 @@ static STACK_OF(X509) *chain_rest(const sli__identity *id) {
   return rest;
 }
 
+/* use_identity_ctx makes `id` the default identity of `ctx`: 0 or SLI_E_CONFIG. */
 static int use_identity_ctx(SSL_CTX *ctx, const sli__identity *id) {
   STACK_OF(X509) *rest = chain_rest(id);
   int ok = rest && SSL_CTX_use_certificate(ctx, sk_X509_value(id->chain, 0)) &&
            SSL_CTX_use_PrivateKey(ctx, id->key) && SSL_CTX_set1_chain(ctx, rest);
   sk_X509_free(rest);
-  return ok;
+  return ok ? 0 : SLI_E_CONFIG;
 }
 
+/* use_identity_ssl makes `id` the identity of one connection: 0 or SLI_E_CONFIG. */
 static int use_identity_ssl(SSL *ssl, const sli__identity *id) {
   STACK_OF(X509) *rest = chain_rest(id);
   int ok = rest && SSL_use_certificate(ssl, sk_X509_value(id->chain, 0)) &&
            SSL_use_PrivateKey(ssl, id->key) && SSL_set1_chain(ssl, rest);
   sk_X509_free(rest);
-  return ok;
+  return ok ? 0 : SLI_E_CONFIG;
 }
 
 /* SNI: choose the first identity whose certificate matches the requested name. */
@@ -44,7 +46,7 @@ static int select_identity(SSL *ssl, void *arg) {
   for (size_t i = 0; i < s->n_ids; i++) {
     if (X509_check_host(sk_X509_value(s->ids[i].chain, 0), name, strlen(name), 0, NULL) == 1) {
       if (i == 0) return 1; /* already the context's default */
-      return use_identity_ssl(ssl, &s->ids[i]) ? 1 : 0;
+      return use_identity_ssl(ssl, &s->ids[i]) == 0;
     }
   }
   return 1; /* no match: the default identity */
@@ -68,7 +70,7 @@ static int alpn_select(SSL *ssl, const uint8_t **out, uint8_t *out_len, const ui
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-static X509_STORE *make_store(const sli_config *cfg, int is_server, char *msg, size_t cap) {
+static X509_STORE *make_store(const sli_config *cfg, int is_server) {
   X509_STORE *store = X509_STORE_new();
   if (!store) return NULL;
   if (cfg->ca) {
@@ -90,35 +92,31 @@ static X509_STORE *make_store(const sli_config *cfg, int is_server, char *msg, s
 /* identities puts the config's identities (or, for a server without one, the per-install default
  * identity) into the snapshot and the context. */
 static int identities(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, int is_server,
-                      char *msg, size_t cap) {
+                      sli__error *e) {
   int rc;
   if (cfg->n_ids > 0) {
     for (size_t i = 0; i < cfg->n_ids; i++) {
-      if ((rc = sli__identity_copy(&snap->ids[i], &cfg->ids[i]))) return rc;
+      if (sli__identity_copy(&snap->ids[i], &cfg->ids[i])) return SLI_E_NOMEM;
       snap->n_ids++;
     }
   } else if (is_server) {
     snap->ids[0].chain = NULL;
-    if ((rc = sli__default_identity(&snap->ids[0], msg, cap))) return rc;
+    if ((rc = sli__default_identity(&snap->ids[0], e))) return rc;
     snap->n_ids = 1;
   }
-  if (snap->n_ids > 0 && !use_identity_ctx(ctx, &snap->ids[0])) {
-    rc = sli__msg(msg, cap, SLI_E_CONFIG, "the identity cannot be used");
-    sli__append_ssl_error(msg, cap);
-    return rc;
-  }
+  if (snap->n_ids > 0 && (rc = use_identity_ctx(ctx, &snap->ids[0])))
+    return sli__fail_ssl(e, rc, "the identity cannot be used");
   if (snap->n_ids > 1) SSL_CTX_set_cert_cb(ctx, select_identity, NULL);
   return 0;
 }
 
 /* server_side: client certificates, resumption (tickets), ALPN selection. */
-static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, char *msg,
-                       size_t cap) {
+static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, sli__error *e) {
   if (cfg->client_cert != SLI_CLIENT_CERT_NONE) {
     if (!cfg->ca)
-      return sli__msg(msg, cap, SLI_E_CONFIG,
-                      "client certificates are %s but no CA is configured to verify them",
-                      cfg->client_cert == SLI_CLIENT_CERT_REQUIRED ? "required" : "requested");
+      return sli__fail(e, SLI_E_CONFIG,
+                       "client certificates are %s but no CA is configured to verify them",
+                       cfg->client_cert == SLI_CLIENT_CERT_REQUIRED ? "required" : "requested");
     int mode = SSL_VERIFY_PEER;
     if (cfg->client_cert == SLI_CLIENT_CERT_REQUIRED) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx, mode, NULL);
@@ -165,8 +163,7 @@ static int client_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg)
  * the trust store), then the server's or the client's part. On failure fills cfg's error and
  * returns NULL. */
 static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
-  char *msg = cfg->err;
-  size_t cap = sizeof(cfg->err);
+  sli__error *e = &cfg->err;
   int rc = SLI_E_NOMEM;
   SSL_CTX *ctx = SSL_CTX_new(TLS_method());
   sli__snapshot *s = sli__zalloc(sizeof(*s));
@@ -176,7 +173,7 @@ static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   s = NULL; /* owned by ctx now */
   snap->is_server = is_server;
   snap->handshake_timeout_ms = cfg->handshake_timeout_ms;
-  if ((rc = sli__policy_apply(ctx, cfg, msg, cap))) goto fail;
+  if ((rc = sli__policy_apply(ctx, cfg, e))) goto fail;
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   /* BoringSSL leaves Ed25519 out of the signatures it accepts unless asked. */
   static const uint16_t verify_prefs[] = {
@@ -186,20 +183,21 @@ static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   if (!SSL_CTX_set_verify_algorithm_prefs(ctx, verify_prefs,
                                           sizeof(verify_prefs) / sizeof(verify_prefs[0])))
     goto fail_nomem;
-  if ((rc = identities(ctx, snap, cfg, is_server, msg, cap))) goto fail;
-  X509_STORE *store = make_store(cfg, is_server, msg, cap);
+  rc = identities(ctx, snap, cfg, is_server, e);
+  if (rc == SLI_E_NOMEM) goto fail_nomem;
+  if (rc) goto fail;
+  X509_STORE *store = make_store(cfg, is_server);
   if (!store) goto fail_nomem;
   SSL_CTX_set_cert_store(ctx, store);
-  rc = is_server ? server_side(ctx, snap, cfg, msg, cap) : client_side(ctx, snap, cfg);
+  rc = is_server ? server_side(ctx, snap, cfg, e) : client_side(ctx, snap, cfg);
   if (rc == SLI_E_NOMEM) goto fail_nomem;
   if (rc) goto fail;
   *out_rc = 0;
   return ctx;
 
 fail_nomem:
-  rc = sli__msg(msg, cap, SLI_E_NOMEM, "out of memory building the context");
+  rc = sli__fail(e, SLI_E_NOMEM, "out of memory building the context");
 fail:
-  cfg->has_err = 1;
   free(s);
   SSL_CTX_free(ctx);
   ERR_clear_error();
@@ -207,16 +205,16 @@ fail:
   return NULL;
 }
 
-static int ctx_new(sli_ctx **out, sli_config *cfg, uint32_t flags, int is_server) {
-  if (!out) return SLI_E_INVAL;
+static int ctx_new(const char *fn, sli_ctx **out, sli_config *cfg, uint32_t flags, int is_server) {
+  if (!out) return sli__fail(NULL, SLI_E_INVAL, "%s: out is NULL", fn);
   *out = NULL;
-  if (!cfg) return SLI_E_INVAL;
-  sli__config_clear_error(cfg);
-  if (flags) return sli__config_fail(cfg, SLI_E_INVAL, "unknown flags 0x%x", flags);
+  if (!cfg) return sli__fail(NULL, SLI_E_INVAL, "%s: cfg is NULL", fn);
+  sli__error_clear(&cfg->err);
+  if (flags) return sli__fail(&cfg->err, SLI_E_INVAL, "unknown flags 0x%x", flags);
   int rc = sli__tls_init();
-  if (rc) return rc;
+  if (rc) return sli__fail(&cfg->err, rc, "the TLS engine cannot be initialised");
   sli_ctx *c = sli__zalloc(sizeof(*c));
-  if (!c) return SLI_E_NOMEM;
+  if (!c) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   c->ssl_ctx = build(cfg, is_server, &rc);
   if (!c->ssl_ctx) {
     free(c);
@@ -230,17 +228,17 @@ static int ctx_new(sli_ctx **out, sli_config *cfg, uint32_t flags, int is_server
 }
 
 int sli_ctx_new_server(sli_ctx **out, sli_config *cfg, uint32_t flags) {
-  return ctx_new(out, cfg, flags, 1);
+  return ctx_new("sli_ctx_new_server", out, cfg, flags, 1);
 }
 
 int sli_ctx_new_client(sli_ctx **out, sli_config *cfg, uint32_t flags) {
-  return ctx_new(out, cfg, flags, 0);
+  return ctx_new("sli_ctx_new_client", out, cfg, flags, 0);
 }
 
 int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags) {
-  if (!ctx || !cfg) return SLI_E_INVAL;
-  sli__config_clear_error(cfg);
-  if (flags) return sli__config_fail(cfg, SLI_E_INVAL, "unknown flags 0x%x", flags);
+  if (!ctx || !cfg) return sli__fail(NULL, SLI_E_INVAL, "sli_ctx_reload: ctx and cfg are needed");
+  sli__error_clear(&cfg->err);
+  if (flags) return sli__fail(&cfg->err, SLI_E_INVAL, "unknown flags 0x%x", flags);
   int rc;
   SSL_CTX *fresh = build(cfg, ctx->is_server, &rc);
   if (!fresh) return rc;

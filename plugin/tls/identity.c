@@ -28,12 +28,12 @@
 
 #define VALID_DAYS 825
 
-static int state_dir(char *out, size_t cap, char *msg, size_t mcap) {
-  const char *e = getenv("SLI_STATE_DIR");
-  if (e && *e) {
-    snprintf(out, cap, "%s", e);
-  } else if ((e = getenv("XDG_STATE_HOME")) && *e) {
-    snprintf(out, cap, "%s/sli", e);
+static int state_dir(char *out, size_t cap, sli__error *e) {
+  const char *env = getenv("SLI_STATE_DIR");
+  if (env && *env) {
+    snprintf(out, cap, "%s", env);
+  } else if ((env = getenv("XDG_STATE_HOME")) && *env) {
+    snprintf(out, cap, "%s/sli", env);
   } else if (geteuid() == 0) {
     snprintf(out, cap, "/var/lib/sli");
   } else {
@@ -42,7 +42,7 @@ static int state_dir(char *out, size_t cap, char *msg, size_t mcap) {
       struct passwd *pw = getpwuid(geteuid());
       home = pw ? pw->pw_dir : NULL;
     }
-    if (!home) return sli__msg(msg, mcap, SLI_E_FILE, "no state directory: set SLI_STATE_DIR");
+    if (!home) return sli__fail(e, SLI_E_FILE, "no state directory: set SLI_STATE_DIR");
     snprintf(out, cap, "%s/.local/state/sli", home);
   }
   /* mkdir -p, 0700 for what we create */
@@ -55,15 +55,14 @@ static int state_dir(char *out, size_t cap, char *msg, size_t mcap) {
     *p = '/';
   }
   if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-    return sli__msg(msg, mcap, SLI_E_FILE, "cannot create state directory '%s': %s", out,
-                    strerror(errno));
+    return sli__fail(e, SLI_E_FILE, "cannot create state directory '%s': %s", out, strerror(errno));
   return 0;
 }
 
 /* generate builds a new ECDSA P-256 key and its self-signed certificate (the one builder's
  * self-signed profile: its own path-length-0 authority, serverAuth and clientAuth, named for
  * localhost, 127.0.0.1, ::1 and the host name) as one PEM text, key first. */
-static int generate(char **out_pem, size_t *out_len, char *msg, size_t cap) {
+static int generate(char **out_pem, size_t *out_len, sli__error *e) {
   int rc = SLI_E_INTERNAL;
   EVP_PKEY *pkey = EVP_PKEY_new();
   EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
@@ -93,7 +92,7 @@ static int generate(char **out_pem, size_t *out_len, char *msg, size_t cap) {
     goto done;
   if ((rc = sli__bio_string(bio, out_pem, out_len)) == 0) (*out_len)--; /* without the NUL */
 done:
-  if (rc) sli__msg(msg, cap, rc, "cannot generate the default identity");
+  if (rc) sli__fail_ssl(e, rc, "cannot generate the default identity");
   ERR_clear_error();
   if (bio) {
     const uint8_t *d;
@@ -110,21 +109,20 @@ done:
 }
 
 static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__identity *out,
-                          char *msg, size_t cap) {
+                          sli__error *e) {
   char dir[PATH_MAX - 64];
-  int rc = state_dir(dir, sizeof(dir), msg, cap);
+  int rc = state_dir(dir, sizeof(dir), e);
   if (rc) return rc;
   snprintf(key_path, pcap, "%s/default-identity.pem", dir);
   snprintf(cert_path, pcap, "%s/default-cert.pem", dir);
-  for (int attempt = 0; attempt < 2; attempt++) {
+  /* an expired identity takes three rounds: set aside, generate, read back */
+  for (int attempt = 0; attempt < 3; attempt++) {
     char *data = NULL;
     size_t len = 0;
-    char rmsg[SLI_MSG_MAX];
-    rc = sli__read_file(key_path, &data, &len, rmsg, sizeof(rmsg));
-    if (rc == SLI_E_FILE && access(key_path, F_OK) != 0) {
-      rc = generate(&data, &len, msg, cap);
+    if (access(key_path, F_OK) != 0) {
+      rc = generate(&data, &len, e);
       if (rc) return rc;
-      rc = sli__write_file_atomic(key_path, data, len, 0600, 1, msg, cap);
+      rc = sli__write_file_atomic(key_path, data, len, 0600, 1, e);
       sli_free(data, len + 1);
       if (rc) return rc;
       fprintf(stderr,
@@ -135,11 +133,12 @@ static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__ide
               VALID_DAYS, key_path, cert_path);
       continue; /* read back what is on disk (another process may have won the race) */
     }
-    if (rc) return sli__msg(msg, cap, rc, "%s", rmsg);
+    rc = sli__read_file(key_path, &data, &len, e);
+    if (rc) return rc;
     char what[PATH_MAX + 40];
     snprintf(what, sizeof(what), "default identity '%s'", key_path);
     sli__identity id;
-    rc = sli__load_identity(&id, what, data, len, what, data, len, NULL, msg, cap);
+    rc = sli__load_identity(&id, what, data, len, what, data, len, NULL, e);
     if (rc == 0 && X509_cmp_current_time(X509_get0_notAfter(sk_X509_value(id.chain, 0))) < 0) {
       fprintf(stderr, "sli: NOTICE: the default identity in %s has expired; generating a new one\n",
               key_path);
@@ -149,10 +148,12 @@ static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__ide
       rename(key_path, old);
       sli_free(data, len + 1);
       if (attempt == 0) continue;
-      return sli__msg(msg, cap, SLI_E_INTERNAL, "cannot renew the default identity");
+      return sli__fail(e, SLI_E_INTERNAL, "cannot renew the default identity in %s", key_path);
     }
     if (rc == 0) {
-      /* Publish the certificate alone for clients. */
+      /* Publish the certificate alone for clients, on a best-effort basis: a failure here is not
+       * the caller's, so the thread's last error is kept as it was. */
+      sli__error *last = sli__last_error(), kept = last ? *last : (sli__error){0};
       BIO *bio = BIO_new(BIO_s_mem());
       char *cd = NULL;
       size_t cl = 0;
@@ -161,14 +162,14 @@ static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__ide
         cl--; /* without the NUL */
         char *cur = NULL;
         size_t curl = 0;
-        char ignore[SLI_MSG_MAX];
-        int same = sli__read_file(cert_path, &cur, &curl, ignore, sizeof(ignore)) == 0 &&
-                   curl == cl && memcmp(cur, cd, cl) == 0;
+        int same = sli__read_file(cert_path, &cur, &curl, NULL) == 0 && curl == cl &&
+                   memcmp(cur, cd, cl) == 0;
         free(cur);
-        if (!same) sli__write_file_atomic(cert_path, cd, cl, 0644, 0, ignore, sizeof(ignore));
+        if (!same) sli__write_file_atomic(cert_path, cd, cl, 0644, 0, NULL);
       }
       free(cd);
       BIO_free(bio);
+      if (last) *last = kept;
       if (out)
         *out = id;
       else
@@ -180,22 +181,26 @@ static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__ide
   return rc;
 }
 
-int sli__default_identity(sli__identity *out, char *msg, size_t cap) {
+int sli__default_identity(sli__identity *out, sli__error *e) {
   char c[PATH_MAX], k[PATH_MAX];
-  return load_or_create(c, k, sizeof(c), out, msg, cap);
+  return load_or_create(c, k, sizeof(c), out, e);
 }
 
 int sli_default_identity(char *out_cert, char *out_key, size_t cap) {
-  if (!out_cert || !out_key || cap == 0) return SLI_E_INVAL;
+  if (!out_cert || !out_key || cap == 0)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_default_identity: out_cert, out_key and cap are needed");
   int rc = sli__tls_init();
-  if (rc) return rc;
-  char c[PATH_MAX], k[PATH_MAX], msg[SLI_MSG_MAX];
-  rc = load_or_create(c, k, sizeof(c), NULL, msg, sizeof(msg));
+  if (rc) return sli__fail(NULL, rc, "sli_default_identity: the TLS engine cannot be initialised");
+  char c[PATH_MAX], k[PATH_MAX];
+  sli__error err = {0};
+  rc = load_or_create(c, k, sizeof(c), NULL, &err);
   if (rc) {
-    fprintf(stderr, "sli: %s\n", msg);
+    fprintf(stderr, "sli: %s\n", err.msg);
     return rc;
   }
-  if (strlen(c) >= cap || strlen(k) >= cap) return SLI_E_BUFSIZE;
+  if (strlen(c) >= cap || strlen(k) >= cap)
+    return sli__fail(NULL, SLI_E_BUFSIZE, "sli_default_identity: the paths need %zu bytes",
+                     (strlen(c) > strlen(k) ? strlen(c) : strlen(k)) + 1);
   strcpy(out_cert, c);
   strcpy(out_key, k);
   return 0;
@@ -218,14 +223,14 @@ int sli__identity_copy(sli__identity *dst, const sli__identity *src) {
 
 int sli__load_identity(sli__identity *id, const char *cert_what, const char *cert_pem,
                        size_t cert_len, const char *key_what, const char *key_pem, size_t key_len,
-                       const char *password, char *msg, size_t cap) {
+                       const char *password, sli__error *e) {
   id->chain = NULL;
   id->key = NULL;
   STACK_OF(X509) *chain;
-  int rc = sli__parse_chain(cert_what, cert_pem, cert_len, &chain, msg, cap);
+  int rc = sli__parse_chain(cert_what, cert_pem, cert_len, &chain, e);
   if (rc) return rc;
   EVP_PKEY *key;
-  rc = sli__parse_key(key_what, key_pem, key_len, password, &key, msg, cap);
+  rc = sli__parse_key(key_what, key_pem, key_len, password, &key, e);
   if (rc) {
     sk_X509_pop_free(chain, X509_free);
     return rc;
@@ -233,9 +238,9 @@ int sli__load_identity(sli__identity *id, const char *cert_what, const char *cer
   if (EVP_PKEY_id(key) == EVP_PKEY_X25519) {
     sk_X509_pop_free(chain, X509_free);
     EVP_PKEY_free(key);
-    return sli__msg(msg, cap, SLI_E_UNSUPPORTED,
-                    "%s holds an X25519 key, which cannot sign: a TLS identity needs RSA, ECDSA or "
-                    "Ed25519", key_what);
+    return sli__fail(e, SLI_E_UNSUPPORTED,
+                     "%s holds an X25519 key, which cannot sign: a TLS identity needs RSA, ECDSA or "
+                     "Ed25519", key_what);
   }
   if (!X509_check_private_key(sk_X509_value(chain, 0), key)) {
     ERR_clear_error();
@@ -243,9 +248,9 @@ int sli__load_identity(sli__identity *id, const char *cert_what, const char *cer
     X509_NAME_oneline(X509_get_subject_name(sk_X509_value(chain, 0)), subj, sizeof(subj));
     sk_X509_pop_free(chain, X509_free);
     EVP_PKEY_free(key);
-    return sli__msg(msg, cap, SLI_E_KEY_MISMATCH,
-                    "the private key in %s does not match the certificate in %s (subject %s)",
-                    key_what, cert_what, subj);
+    return sli__fail(e, SLI_E_KEY_MISMATCH,
+                     "the private key in %s does not match the certificate in %s (subject %s)",
+                     key_what, cert_what, subj);
   }
   id->chain = chain;
   id->key = key;

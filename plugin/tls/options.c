@@ -7,20 +7,11 @@
 
 #include "tls/tls.h"
 
-static int parse_version(const char *v) {
-  if (!strcmp(v, "1.2") || !strcmp(v, "TLSv1.2") || !strcmp(v, "tls1.2")) return SLI_TLS1_2;
-  if (!strcmp(v, "1.3") || !strcmp(v, "TLSv1.3") || !strcmp(v, "tls1.3")) return SLI_TLS1_3;
-  return -1;
-}
-
 static int read_password_file(sli_config *cfg, const char *path, char **out) {
   char *data;
   size_t len;
-  int rc = sli__read_file(path, &data, &len, cfg->err, sizeof(cfg->err));
-  if (rc) {
-    cfg->has_err = 1;
-    return rc;
-  }
+  int rc = sli__read_file(path, &data, &len, &cfg->err);
+  if (rc) return rc;
   /* The password is the first line, without its line ending. */
   data[strcspn(data, "\r\n")] = 0;
   *out = data;
@@ -38,9 +29,9 @@ static int try_keypair(sli_config *cfg) {
   return rc;
 }
 
-static int set_str(char **slot, const char *v) {
+static int set_str(sli_config *cfg, char **slot, const char *v) {
   char *c = sli__strdup(v);
-  if (!c) return SLI_E_NOMEM;
+  if (!c) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   free(*slot);
   *slot = c;
   return 0;
@@ -61,12 +52,12 @@ static int set_PASSWORD_FILE(sli_config *cfg, const char *name, const char *valu
 }
 
 static int set_CERT(sli_config *cfg, const char *name, const char *value) {
-  int rc = set_str(&cfg->pending_cert, value);
+  int rc = set_str(cfg, &cfg->pending_cert, value);
   return rc ? rc : try_keypair(cfg);
 }
 
 static int set_KEY(sli_config *cfg, const char *name, const char *value) {
-  int rc = set_str(&cfg->pending_key, value);
+  int rc = set_str(cfg, &cfg->pending_key, value);
   return rc ? rc : try_keypair(cfg);
 }
 
@@ -84,8 +75,8 @@ static int set_CLIENT_CERT(sli_config *cfg, const char *name, const char *value)
              : !strcmp(value, "required") ? SLI_CLIENT_CERT_REQUIRED
                                           : -1;
   if (mode < 0)
-    return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not none, optional or required", name,
-                            value);
+    return sli__fail(&cfg->err, SLI_E_INVAL, "%s: '%s' is not none, optional or required", name,
+                     value);
   return sli_config_set_client_cert(cfg, mode);
 }
 
@@ -97,20 +88,25 @@ static int set_CIPHERS(sli_config *cfg, const char *name, const char *value) {
   return sli_config_set_ciphers(cfg, value);
 }
 
-static int version(sli_config *cfg, const char *name, const char *value) {
-  int v = parse_version(value);
-  if (v < 0) return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not 1.2 or 1.3", name, value);
-  return v;
+/* version reads "1.2" or "1.3" (or TLSv1.x, tls1.x) into `*out` (SLI_TLS1_*): 0 or SLI_E_INVAL. */
+static int version(sli_config *cfg, const char *name, const char *value, int *out) {
+  if (!strcmp(value, "1.2") || !strcmp(value, "TLSv1.2") || !strcmp(value, "tls1.2"))
+    *out = SLI_TLS1_2;
+  else if (!strcmp(value, "1.3") || !strcmp(value, "TLSv1.3") || !strcmp(value, "tls1.3"))
+    *out = SLI_TLS1_3;
+  else
+    return sli__fail(&cfg->err, SLI_E_INVAL, "%s: '%s' is not 1.2 or 1.3", name, value);
+  return 0;
 }
 
 static int set_MIN_VERSION(sli_config *cfg, const char *name, const char *value) {
-  int v = version(cfg, name, value);
-  return v < 0 ? v : sli_config_set_min_version(cfg, v);
+  int v = 0, rc = version(cfg, name, value, &v);
+  return rc ? rc : sli_config_set_min_version(cfg, v);
 }
 
 static int set_MAX_VERSION(sli_config *cfg, const char *name, const char *value) {
-  int v = version(cfg, name, value);
-  return v < 0 ? v : sli_config_set_max_version(cfg, v);
+  int v = 0, rc = version(cfg, name, value, &v);
+  return rc ? rc : sli_config_set_max_version(cfg, v);
 }
 
 static int set_ALPN(sli_config *cfg, const char *name, const char *value) {
@@ -123,7 +119,7 @@ static int set_TICKET_KEYS(sli_config *cfg, const char *name, const char *value)
 
 static int set_SESSION_RESUMPTION(sli_config *cfg, const char *name, const char *value) {
   if (strcmp(value, "0") && strcmp(value, "1"))
-    return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not 0 or 1", name, value);
+    return sli__fail(&cfg->err, SLI_E_INVAL, "%s: '%s' is not 0 or 1", name, value);
   return sli_config_set_session_resumption(cfg, value[0] == '1');
 }
 
@@ -132,8 +128,8 @@ static int set_HANDSHAKE_TIMEOUT(sli_config *cfg, const char *name, const char *
   errno = 0;
   unsigned long ms = strtoul(value, &end, 10);
   if (errno || end == value || *end || ms > 86400000UL || value[0] == '-')
-    return sli__config_fail(cfg, SLI_E_INVAL, "%s: '%s' is not a number of milliseconds", name,
-                            value);
+    return sli__fail(&cfg->err, SLI_E_INVAL, "%s: '%s' is not a number of milliseconds", name,
+                     value);
   return sli_config_set_handshake_timeout(cfg, (uint32_t)ms);
 }
 
@@ -157,10 +153,11 @@ static const struct {
 };
 
 int sli_config_set_option(sli_config *cfg, const char *name, const char *value) {
-  if (!cfg || !name) return SLI_E_INVAL;
-  sli__config_clear_error(cfg);
-  if (!value) return sli__config_fail(cfg, SLI_E_INVAL, "%s: no value given", name);
+  if (!cfg) return sli__fail(NULL, SLI_E_INVAL, "sli_config_set_option: cfg is NULL");
+  sli__error_clear(&cfg->err);
+  if (!name) return sli__fail(&cfg->err, SLI_E_INVAL, "sli_config_set_option: no setting name given");
+  if (!value) return sli__fail(&cfg->err, SLI_E_INVAL, "%s: no value given", name);
   for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
     if (!strcmp(name, settings[i].name)) return settings[i].set(cfg, name, value);
-  return sli__config_fail(cfg, SLI_E_INVAL, "unknown setting '%s'", name);
+  return sli__fail(&cfg->err, SLI_E_INVAL, "unknown setting '%s'", name);
 }

@@ -28,7 +28,7 @@ static int contains_ci(const char *hay, const char *needle) {
   return 0;
 }
 
-int sli__ciphers_check(const char *list, char *msg, size_t cap) {
+int sli__ciphers_check(const char *list, sli__error *e) {
   static const char *const banned[] = {"RC4", "3DES", "DES", "NULL", "EXP", "MD5", "ADH",
                                        "AECDH", "SRP"};
   char tok[256];
@@ -43,10 +43,10 @@ int sli__ciphers_check(const char *list, char *msg, size_t cap) {
       if (tok[0] != '!' && tok[0] != '-') {
         for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
           if (contains_ci(tok, banned[i]))
-            return sli__msg(msg, cap, SLI_E_CIPHERS,
-                            "cipher list names '%s': RC4, 3DES, NULL, export, anonymous and "
-                            "non-forward-secret suites are never enabled",
-                            tok);
+            return sli__fail(e, SLI_E_CIPHERS,
+                             "cipher list names '%s': RC4, 3DES, NULL, export, anonymous and "
+                             "non-forward-secret suites are never enabled",
+                             tok);
       }
     }
     p += l;
@@ -55,13 +55,13 @@ int sli__ciphers_check(const char *list, char *msg, size_t cap) {
   return 0;
 }
 
-int sli__policy_apply(SSL_CTX *ctx, const sli_config *cfg, char *msg, size_t cap) {
+int sli__policy_apply(SSL_CTX *ctx, const sli_config *cfg, sli__error *e) {
   uint16_t min = cfg->min_version, max = cfg->max_version;
   if (!strcmp(cfg->policy, "modern")) min = max = SLI_TLS1_3;
   if (min > max)
-    return sli__msg(msg, cap, SLI_E_CONFIG, "minimum protocol version is above the maximum");
+    return sli__fail(e, SLI_E_CONFIG, "minimum protocol version is above the maximum");
   if (!SSL_CTX_set_min_proto_version(ctx, min) || !SSL_CTX_set_max_proto_version(ctx, max))
-    return sli__msg(msg, cap, SLI_E_INTERNAL, "cannot set protocol versions");
+    return sli__fail(e, SLI_E_INTERNAL, "cannot set protocol versions");
 
   char list[1024];
   if (cfg->ciphers) /* group names such as HIGH may pull in non-ECDHE suites: take them out */
@@ -72,7 +72,7 @@ int sli__policy_apply(SSL_CTX *ctx, const sli_config *cfg, char *msg, size_t cap
     snprintf(list, sizeof(list), "%s", default_ciphers);
   if (!SSL_CTX_set_strict_cipher_list(ctx, list)) {
     ERR_clear_error();
-    return sli__msg(msg, cap, SLI_E_CIPHERS, "cipher list '%s' is not understood", list);
+    return sli__fail(e, SLI_E_CIPHERS, "cipher list '%s' is not understood", list);
   }
   /* Whatever the list said: ECDHE key exchange only (forward secrecy), no 3DES. */
   STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
@@ -80,12 +80,12 @@ int sli__policy_apply(SSL_CTX *ctx, const sli_config *cfg, char *msg, size_t cap
   for (size_t i = 0; i < sk_SSL_CIPHER_num(ciphers); i++) {
     const SSL_CIPHER *c = sk_SSL_CIPHER_value(ciphers, i);
     if (SSL_CIPHER_get_kx_nid(c) != NID_kx_ecdhe || SSL_CIPHER_get_cipher_nid(c) == NID_des_ede3_cbc)
-      return sli__msg(msg, cap, SLI_E_CIPHERS,
-                      "cipher list enables '%s', which lacks forward secrecy or uses a weak cipher",
-                      SSL_CIPHER_get_name(c));
+      return sli__fail(e, SLI_E_CIPHERS,
+                       "cipher list enables '%s', which lacks forward secrecy or uses a weak cipher",
+                       SSL_CIPHER_get_name(c));
     usable++;
   }
   if (usable == 0 && min < SLI_TLS1_3)
-    return sli__msg(msg, cap, SLI_E_CIPHERS, "cipher list '%s' selects no suite", list);
+    return sli__fail(e, SLI_E_CIPHERS, "cipher list '%s' selects no suite", list);
   return 0;
 }

@@ -21,7 +21,7 @@ static int hexval(int c) {
 }
 
 int sli__ticket_keys_parse(const char *path, const char *text, size_t len, sli__ticket_key *out,
-                           size_t *out_n, char *msg, size_t cap) {
+                           size_t *out_n, sli__error *e) {
   size_t n = 0, lineno = 0;
   const char *p = text, *end = text + len;
   while (p < end) {
@@ -33,20 +33,20 @@ int sli__ticket_keys_parse(const char *path, const char *text, size_t len, sli__
     while (b > a && isspace((unsigned char)b[-1])) b--;
     if (a < b && *a != '#') {
       if (b - a != 160)
-        return sli__msg(msg, cap, SLI_E_CONFIG,
-                        "ticket-key file '%s', line %zu: expected 160 hex digits, found %zu "
-                        "characters (make keys with 'sli tickets rotate FILE')",
-                        path, lineno, (size_t)(b - a));
+        return sli__fail(e, SLI_E_CONFIG,
+                         "ticket-key file '%s', line %zu: expected 160 hex digits, found %zu "
+                         "characters (make keys with 'sli tickets rotate FILE')",
+                         path, lineno, (size_t)(b - a));
       if (n == SLI_MAX_TICKET_KEYS)
-        return sli__msg(msg, cap, SLI_E_CONFIG, "ticket-key file '%s' holds more than %d keys",
-                        path, SLI_MAX_TICKET_KEYS);
+        return sli__fail(e, SLI_E_CONFIG, "ticket-key file '%s' holds more than %d keys",
+                         path, SLI_MAX_TICKET_KEYS);
       uint8_t raw[80];
       for (size_t i = 0; i < 80; i++) {
         int hi = hexval(a[2 * i]), lo = hexval(a[2 * i + 1]);
         if (hi < 0 || lo < 0) {
           OPENSSL_cleanse(raw, sizeof(raw));
-          return sli__msg(msg, cap, SLI_E_CONFIG,
-                          "ticket-key file '%s', line %zu: not a hex digit", path, lineno);
+          return sli__fail(e, SLI_E_CONFIG,
+                           "ticket-key file '%s', line %zu: not a hex digit", path, lineno);
         }
         raw[i] = (uint8_t)(hi << 4 | lo);
       }
@@ -59,7 +59,7 @@ int sli__ticket_keys_parse(const char *path, const char *text, size_t len, sli__
     p = nl ? nl + 1 : end;
   }
   if (n == 0)
-    return sli__msg(msg, cap, SLI_E_CONFIG, "ticket-key file '%s' holds no key", path);
+    return sli__fail(e, SLI_E_CONFIG, "ticket-key file '%s' holds no key", path);
   *out_n = n;
   return 0;
 }

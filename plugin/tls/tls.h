@@ -24,8 +24,7 @@ typedef struct sli__ticket_key {
 
 struct sli_config {
   atomic_int refs;
-  char err[SLI_MSG_MAX];
-  int has_err;
+  sli__error err; /* the last failure of a call on it (sli_config_error) */
 
   sli__identity ids[SLI_MAX_IDENTITIES];
   size_t n_ids;
@@ -78,26 +77,26 @@ int sli__tls_init(void);
  * sli__identity_copy takes references; sli__identity_clear drops them. */
 int sli__load_identity(sli__identity *id, const char *cert_what, const char *cert_pem,
                        size_t cert_len, const char *key_what, const char *key_pem, size_t key_len,
-                       const char *password, char *msg, size_t cap);
+                       const char *password, sli__error *e);
 void sli__identity_clear(sli__identity *id);
 int sli__identity_copy(sli__identity *dst, const sli__identity *src);
 
-/* config.c */
-int sli__config_fail(sli_config *cfg, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void sli__config_clear_error(sli_config *cfg);
-
-/* policy.c: apply versions and ciphers of `cfg` to `ctx`. */
-int sli__policy_apply(SSL_CTX *ctx, const sli_config *cfg, char *msg, size_t cap);
-int sli__ciphers_check(const char *list, char *msg, size_t cap);
+/* sli__policy_apply applies the versions and cipher suites of `cfg` to `ctx` (policy.c). */
+int sli__policy_apply(SSL_CTX *ctx, const sli_config *cfg, sli__error *e);
+/* sli__ciphers_check refuses a cipher list that names a banned suite: 0 or SLI_E_CIPHERS. */
+int sli__ciphers_check(const char *list, sli__error *e);
+/* sli__policy_known says whether `name` is a policy (default, modern, compat). */
 int sli__policy_known(const char *name);
 
-/* identity.c */
-int sli__default_identity(sli__identity *out, char *msg, size_t cap);
+/* sli__default_identity loads the per-install default identity into `out`, making it the first
+ * time (identity.c). */
+int sli__default_identity(sli__identity *out, sli__error *e);
 
-/* tickets.c */
+/* sli__ticket_keys_parse reads the keys of a ticket-key file's text; `path` names it in messages
+ * (tickets.c). */
 int sli__ticket_keys_parse(const char *path, const char *text, size_t len, sli__ticket_key *out,
-                           size_t *out_n, char *msg, size_t cap);
+                           size_t *out_n, sli__error *e);
+/* sli__ticket_keys_install makes `ctx` seal and open tickets with its snapshot's keys. */
 void sli__ticket_keys_install(SSL_CTX *ctx);
 
 /* verify.c */

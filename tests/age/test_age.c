@@ -1,6 +1,6 @@
 /* test_age.c — the age streaming API through libsli.so.1: any split of the input into updates
- * (down to one byte at a time) gives the same file, binary and armored; errors by class; keys of
- * each type (X25519, Ed25519, RSA) as identities and recipients. */
+ * (down to one byte at a time) gives the same file, binary and armored; errors by class, each with
+ * its message; keys of each type (X25519, Ed25519, RSA) as identities and recipients. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +58,9 @@ static int decrypt(const uint8_t *in, size_t n, size_t step, uint8_t **out, size
   size_t tl = cap;
   if (!rc) rc = sli_age_dec_final(d, tmp, &tl);
   if (!rc) memcpy(buf + o, tmp, tl), o += tl;
-  if (rc && !sli_age_dec_error(d)) rc = -2; /* a failure must say why */
+  /* a failure must say why, in the decryptor and in the thread's last error alike */
+  if (rc && (!sli_age_dec_error(d) || !sli_last_error() || strcmp(sli_age_dec_error(d), sli_last_error())))
+    rc = -2;
   free(tmp);
   sli_age_dec_free(d);
   *out = buf;
@@ -133,6 +135,49 @@ static int test_errors_by_class(void) {
   sli_age_enc *e;
   CHECK_EQ(sli_age_enc_new(&e, mix, 2, 0), SLI_E_INVAL); /* a passphrase stands alone */
   sli_age_recipient_free(pw);
+  return 0;
+}
+
+/* The encryptor says why a call on it failed (sli_age_enc_error: a misuse, a short buffer), and so
+ * does sli_last_error; sli_age_enc_new, which has no encryptor to return, says it there only. */
+static int test_encryptor_errors(void) {
+  sli_age_enc *e;
+  const sli_age_recipient *r[1] = {rc_};
+  CHECK_EQ(sli_age_enc_new(&e, r, 1, 0x80), SLI_E_INVAL);
+  CHECK(e == NULL && sli_last_error() && strstr(sli_last_error(), "flags 0x80"));
+  sli_age_recipient *pw;
+  CHECK_EQ(sli_age_recipient_scrypt(&pw, "pw", 10), 0);
+  const sli_age_recipient *mix[2] = {rc_, pw};
+  CHECK_EQ(sli_age_enc_new(&e, mix, 2, 0), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "passphrase recipient must be the only"));
+  sli_age_recipient_free(pw);
+
+  CHECK_EQ(sli_age_enc_new(&e, r, 1, 0), 0);
+  CHECK(sli_age_enc_error(e) == NULL && sli_age_enc_error(NULL) == NULL);
+  uint8_t small[16];
+  size_t n = sizeof(small);
+  CHECK_EQ(sli_age_enc_update(e, small, &n, (const uint8_t *)"x", 1), SLI_E_BUFSIZE);
+  CHECK_EQ(n, sli_age_enc_update_bound(e, 1));
+  CHECK(sli_age_enc_error(e) && strstr(sli_age_enc_error(e), "sli_age_enc_update_bound"));
+  CHECK(strcmp(sli_age_enc_error(e), sli_last_error()) == 0);
+  size_t cap = sli_age_enc_update_bound(e, 1) + sli_age_enc_final_bound(e);
+  uint8_t *buf = malloc(cap);
+  n = cap;
+  CHECK_EQ(sli_age_enc_update(e, buf, &n, (const uint8_t *)"x", 1), 0);
+  CHECK(strstr(sli_age_enc_error(e), "sli_age_enc_update_bound")); /* a success keeps the message */
+  n = cap;
+  CHECK_EQ(sli_age_enc_final(e, buf, &n), 0);
+  n = cap;
+  CHECK_EQ(sli_age_enc_update(e, buf, &n, (const uint8_t *)"x", 1), SLI_E_INVAL);
+  CHECK(strstr(sli_age_enc_error(e), "sli_age_enc_update: the file is finished"));
+  n = cap;
+  CHECK_EQ(sli_age_enc_final(e, buf, &n), SLI_E_INVAL);
+  CHECK(strstr(sli_age_enc_error(e), "sli_age_enc_final: the file is finished"));
+  CHECK(strcmp(sli_age_enc_error(e), sli_last_error()) == 0);
+  CHECK_EQ(sli_age_enc_update(NULL, buf, &n, NULL, 0), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "the encryptor is NULL"));
+  free(buf);
+  sli_age_enc_free(e);
   return 0;
 }
 
@@ -246,6 +291,7 @@ int main(void) {
   if (sli_age_identity_generate(&id) || sli_age_identity_recipient(id, &rc_)) return 1;
   run("any_split", test_any_split);
   run("errors_by_class", test_errors_by_class);
+  run("encryptor_errors", test_encryptor_errors);
   run("identities_from_keys", test_identities_from_keys);
   run("parallel", test_parallel);
   sli_age_identity_free(id);

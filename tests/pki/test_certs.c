@@ -71,17 +71,25 @@ static int test_bad_input(void) {
   CHECK(k);
   pem p = {0};
   const char *bad_san[] = {"FOO:bar"};
+  /* each failure says why in sli_last_error, naming the part of the input at fault */
   CHECK_EQ(sli_csr_create_alloc(k, "CN=no-slash", NULL, 0, &p.s, &p.n), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "'CN=no-slash' does not start with '/'"));
   CHECK_EQ(sli_csr_create_alloc(k, "/XX=unknown", NULL, 0, &p.s, &p.n), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "unknown field 'XX'"));
   CHECK_EQ(sli_csr_create_alloc(k, "/CN=ok", bad_san, 1, &p.s, &p.n), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "'FOO:bar'"));
   CHECK_EQ(sli_cert_selfsign_alloc(k, "/CN=ok", bad_san, 1, 1, 0, &p.s, &p.n), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "'FOO:bar'"));
   CHECK_EQ(sli_csr_create_alloc(NULL, "/CN=ok", NULL, 0, &p.s, &p.n), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "sli_csr_create_alloc: no key given"));
   CHECK(p.s == NULL);
   /* a key that cannot sign makes no request */
   sli_key *x = key(SLI_KEY_X25519, 0);
   CHECK(x);
   CHECK(sli_csr_create_alloc(x, "/CN=ok", NULL, 0, &p.s, &p.n) < 0);
+  CHECK(strstr(sli_last_error(), "private RSA, ECDSA or Ed25519 key"));
   CHECK(sli_cert_selfsign_alloc(x, "/CN=ok", NULL, 0, 1, 0, &p.s, &p.n) < 0);
+  CHECK(strstr(sli_last_error(), "sli_cert_selfsign_alloc"));
   sli_key_free(x);
   sli_key_free(k);
   return 0;

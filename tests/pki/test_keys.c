@@ -32,6 +32,7 @@ static int test_generate_sign_verify(void) {
     sig[n / 2] ^= 0x10;
     CHECK_EQ(sli_key_verify(k, sig, n, msg, sizeof(msg)), SLI_E_SIGNATURE);
     CHECK_EQ(sli_key_verify(k, sig, 0, msg, sizeof(msg)), SLI_E_SIGNATURE);
+    CHECK(strstr(sli_last_error(), "signature does not verify"));
     sli_key_free(k);
   }
   sli_key *x;
@@ -47,13 +48,23 @@ static int test_generate_sign_verify(void) {
 static int test_weak_and_invalid(void) {
   sli_key *k = (sli_key *)1;
   CHECK_EQ(sli_key_generate(&k, SLI_KEY_RSA, 1024, 0), SLI_E_WEAK_KEY);
-  CHECK(k == NULL);
+  CHECK(k == NULL && strstr(sli_last_error(), "1024 bits is too weak"));
   CHECK_EQ(sli_key_generate(&k, SLI_KEY_RSA, 1024, SLI_KEYGEN_INSECURE_WEAK), 0);
   CHECK_EQ(sli_key_bits(k), 1024);
   sli_key_free(k);
+  /* key generation has no object to carry a message: each failure says why in sli_last_error */
   CHECK_EQ(sli_key_generate(&k, SLI_KEY_EC, 123, 0), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "P-256, P-384 or P-521") && strstr(sli_last_error(), "123 asked"));
   CHECK_EQ(sli_key_generate(&k, 99, 0, 0), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "unknown key type 99"));
   CHECK_EQ(sli_key_generate(&k, SLI_KEY_EC, 0, 0x80), SLI_E_INVAL);
+  CHECK(strstr(sli_last_error(), "unknown flags 0x80"));
+  CHECK_EQ(sli_key_generate(&k, SLI_KEY_X25519, 0, 0), 0);
+  uint8_t sig[8];
+  size_t n = sizeof(sig);
+  CHECK_EQ(sli_key_sign(k, sig, &n, (const uint8_t *)"x", 1), SLI_E_UNSUPPORTED);
+  CHECK(strstr(sli_last_error(), "X25519 key cannot sign"));
+  sli_key_free(k);
   sli_key_free(NULL);
   return 0;
 }
@@ -98,6 +109,7 @@ static int test_pem_round_trip(void) {
   sli_key_free(back);
   sli_key_free(pubk);
   CHECK_EQ(sli_key_load_file(&back, "/nonexistent.pem", NULL, msg, sizeof(msg)), SLI_E_FILE);
+  CHECK(strstr(msg, "/nonexistent.pem") && strcmp(msg, sli_last_error()) == 0); /* one message */
   return 0;
 }
 

@@ -1,6 +1,9 @@
 /* test_seal.c — sealed blobs and keyrings through the public API only (linked against
  * libsli.so.1): round trips, every single-bit flip, truncation and extension, associated data,
- * size queries, rotation, unknown keys, keyring files. */
+ * size queries, rotation, unknown keys, keyring files; the messages of failures, one thread's apart
+ * from another's. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +166,74 @@ static int test_rotation_and_files(void) {
   return 0;
 }
 
+/* A keyring has no message of its own (threads share it): a call on it that fails says why in
+ * sli_last_error, naming the file and the system's reason; a later success leaves that message. */
+static int test_last_error_names_the_file(void) {
+  char path[256], saved[1024];
+  snprintf(path, sizeof(path), "%s/missing-dir/keyring", dir);
+  CHECK_EQ(sli_keyring_save_file(kr, path), SLI_E_FILE);
+  const char *m = sli_last_error();
+  CHECK(m && strstr(m, path) && strstr(m, strerror(ENOENT)));
+  snprintf(saved, sizeof(saved), "%s", m);
+  sli_keyring *k;
+  CHECK_EQ(sli_keyring_generate(&k), 0);
+  CHECK(sli_last_error() && strcmp(sli_last_error(), saved) == 0);
+  sli_keyring_free(k);
+  /* a call with an out_msg buffer writes the same message there and in the thread's */
+  char msg[1024];
+  CHECK_EQ(sli_keyring_load_file(&k, path, msg, sizeof(msg)), SLI_E_FILE);
+  CHECK(strstr(msg, path) && strcmp(msg, sli_last_error()) == 0);
+  uint8_t out[8];
+  size_t ol = sizeof(out);
+  CHECK_EQ(sli_open(kr, out, &ol, (const uint8_t *)"short", 5, NULL, 0), SLI_E_HEADER);
+  CHECK(strstr(sli_last_error(), "not a sealed blob"));
+  return 0;
+}
+
+/* One failure per thread: each thread reads its own failure's message, after both have failed. */
+typedef struct {
+  const char *path; /* save the keyring there, or (NULL) open a blob that is not one */
+  pthread_barrier_t *both_failed;
+  int fresh, rc;
+  char msg[1024];
+} failing_thread;
+
+static void *fail_once(void *arg) {
+  failing_thread *t = arg;
+  t->fresh = sli_last_error() == NULL;
+  uint8_t out[8];
+  size_t ol = sizeof(out);
+  t->rc = t->path ? sli_keyring_save_file(kr, t->path)
+                  : sli_open(kr, out, &ol, (const uint8_t *)"\x02 not a blob of version 1 at all",
+                             SLI_SEAL_OVERHEAD + 1, NULL, 0);
+  pthread_barrier_wait(t->both_failed);
+  snprintf(t->msg, sizeof(t->msg), "%s", sli_last_error() ? sli_last_error() : "(none)");
+  return NULL;
+}
+
+static int test_last_error_per_thread(void) {
+  char path[256], mine[1024];
+  snprintf(path, sizeof(path), "%s/no-such-dir/kr", dir);
+  CHECK_EQ(sli_keyring_save_file(NULL, path), SLI_E_INVAL);
+  snprintf(mine, sizeof(mine), "%s", sli_last_error());
+  pthread_barrier_t b;
+  pthread_barrier_init(&b, NULL, 2);
+  failing_thread saver = {path, &b, 0, 0, ""}, opener = {NULL, &b, 0, 0, ""};
+  pthread_t t1, t2;
+  CHECK(pthread_create(&t1, NULL, fail_once, &saver) == 0);
+  CHECK(pthread_create(&t2, NULL, fail_once, &opener) == 0);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  pthread_barrier_destroy(&b);
+  CHECK(saver.fresh && opener.fresh); /* a new thread has no failure yet */
+  CHECK_EQ(saver.rc, SLI_E_FILE);
+  CHECK_EQ(opener.rc, SLI_E_HEADER);
+  CHECK(strstr(saver.msg, path) && !strstr(saver.msg, "sealed blob"));
+  CHECK(strstr(opener.msg, "version byte 0x02") && !strstr(opener.msg, path));
+  CHECK(strcmp(sli_last_error(), mine) == 0); /* the main thread's own is untouched */
+  return 0;
+}
+
 int main(void) {
   if (!mkdtemp(dir) || sli_keyring_generate(&kr)) return 1;
   run("round_trip_sizes", test_round_trip_sizes);
@@ -170,6 +241,8 @@ int main(void) {
   run("truncation_extension_ad", test_truncation_extension_ad);
   run("size_queries_and_alloc", test_size_queries_and_alloc);
   run("rotation_and_files", test_rotation_and_files);
+  run("last_error_names_the_file", test_last_error_names_the_file);
+  run("last_error_per_thread", test_last_error_per_thread);
   sli_keyring_free(kr);
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

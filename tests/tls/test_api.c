@@ -127,11 +127,15 @@ static int test_config_errors(void) {
   CHECK_EQ(sli_config_set_option(cfg, "SLI_CLIENT_CERT", "sometimes"), SLI_E_INVAL);
   CHECK_EQ(sli_config_set_keypair_file(cfg, "/nonexistent/c.pem", "/nonexistent/k.pem", NULL), SLI_E_FILE);
   CHECK(strstr(sli_config_error(cfg), "/nonexistent/c.pem"));
+  CHECK(strcmp(sli_config_error(cfg), sli_last_error()) == 0); /* the same message in both */
   CHECK_EQ(sli_config_set_keypair_mem(cfg, "junk", 4, "junk", 4, NULL), SLI_E_PEM);
   CHECK_EQ(sli_config_set_ca_mem(cfg, "\x30\x82\x01\x00", 4), SLI_E_NOT_PEM);
   sli_ctx *ctx = (sli_ctx *)1;
   CHECK_EQ(sli_ctx_new_client(&ctx, cfg, 0x80), SLI_E_INVAL);
-  CHECK(ctx == NULL);
+  CHECK(ctx == NULL && strstr(sli_last_error(), "flags 0x80"));
+  sli_conn *c = (sli_conn *)1;
+  CHECK_EQ(sli_conn_new_fd(&c, NULL, 0, NULL, 0), SLI_E_INVAL); /* no conn: the thread's message */
+  CHECK(c == NULL && strstr(sli_last_error(), "sli_conn_new_fd: ctx is NULL"));
   /* client cert required without a CA: refused at context time, explained */
   sli_config *s = sli_config_new();
   CHECK_EQ(sli_config_set_client_cert(s, SLI_CLIENT_CERT_REQUIRED), 0);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """key.pem / cert.pem as administrators bring them: what works (CRLF, encrypted keys, RSA, Ed25519,
 a chain) and one named error for each way they are wrong, through `sli serve` and `sli cert inspect`.
-Also the default identity: generated once, 0600, reused."""
+Also the default identity: generated once, 0600, reused, renewed when it has expired."""
 import os
 import re
 import subprocess
@@ -202,6 +202,44 @@ def default_identity_generated_once():
     rc, out, err = run([SLI, "demo"], env=env)
     expect(rc == 0 and "SELF-SIGNED" not in err, "regenerated or failed: " + err)
     expect(read(ident) == first, "default identity changed between runs")
+
+
+@checks.case
+def default_identity_renewed_when_expired():
+    """An expired default identity is set aside (.expired) and a new one serves at once."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+    state = d("state-expired")
+    os.makedirs(state, mode=0o700)
+    k = new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old default identity")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    old = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
+           .serial_number(1).not_valid_before(now - datetime.timedelta(days=30))
+           .not_valid_after(now - datetime.timedelta(days=1)).sign(k, hashes.SHA256()))
+    ident = os.path.join(state, "default-identity.pem")
+    write(ident, k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()) +
+          old.public_bytes(serialization.Encoding.PEM))
+    p = subprocess.Popen([SLI, "serve", "--listen", "127.0.0.1:0", "--echo"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=dict(os.environ, SLI_STATE_DIR=state),
+                         start_new_session=True)
+    try:
+        line = p.stdout.readline().decode()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        expect(m, "sli serve did not start with an expired default identity: %r %s" % (
+            line, p.stderr.read1(4096).decode() if p.poll() is not None else ""))
+        rc, out, err = run([SLI, "connect", "127.0.0.1:%s" % m.group(1), "--ca",
+                            os.path.join(state, "default-cert.pem"), "--servername", "localhost",
+                            "--linger", "300"], input=b"ping")
+        expect(rc == 0 and out == "ping", "the renewed identity does not serve: rc=%d %s" % (rc, err))
+    finally:
+        p.terminate()
+        p.wait()
+    expect(os.path.exists(ident + ".expired"), "the expired identity was not set aside")
+    expect(read(ident) != read(ident + ".expired"), "the identity was not renewed")
 
 
 checks.finish(d)
