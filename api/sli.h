@@ -43,7 +43,7 @@ extern "C" {
 /* SLI_VERSION_MAJOR, SLI_VERSION_MINOR and SLI_VERSION_PATCH give the version of this header;
  * SLI_VERSION_HEX packs them 8 bits each. Since: 1.0 */
 #define SLI_VERSION_MAJOR 1
-#define SLI_VERSION_MINOR 0
+#define SLI_VERSION_MINOR 1
 #define SLI_VERSION_PATCH 0
 #define SLI_VERSION_HEX ((SLI_VERSION_MAJOR << 16) | (SLI_VERSION_MINOR << 8) | SLI_VERSION_PATCH)
 

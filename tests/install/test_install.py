@@ -102,12 +102,12 @@ def install():
 
 @case
 def installed_files():
-    want = [L["bindir"] + "/sli", L["includedir"] + "/sli.h", L["libdir"] + "/libsli.so.1.0.0",
+    want = [L["bindir"] + "/sli", L["includedir"] + "/sli.h", L["libdir"] + "/libsli.so.1.1.0",
             L["libdir"] + "/pkgconfig/libsli.pc", L["preload"], L["mandir"] + "/man1/sli.1",
             L["mandir"] + "/man3/libsli.3", L["mandir"] + "/man8/sli-preload.8"]
     missing = [p for p in want if not os.path.isfile(dest(p))]
     expect(not missing, "not installed: %s" % missing)
-    for link, target in (("libsli.so.1", "libsli.so.1.0.0"), ("libsli.so", "libsli.so.1")):
+    for link, target in (("libsli.so.1", "libsli.so.1.1.0"), ("libsli.so", "libsli.so.1")):
         p = dest(os.path.join(L["libdir"], link))
         expect(os.path.islink(p) and os.readlink(p) == target,
                "%s is not a symlink to %s" % (link, target))
