@@ -1,4 +1,5 @@
 /* sli.c — the `sli` command: dispatches to one file per subcommand. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  /* A peer that goes away while we write must cost that connection, not the process: writes to a
+   * closed socket or pipe return EPIPE instead of raising SIGPIPE (which killed `sli serve`). */
+  signal(SIGPIPE, SIG_IGN);
   if (argc < 2 || cli_is_help(argv[1])) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? EXIT_USAGE : EXIT_OK;

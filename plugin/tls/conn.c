@@ -25,6 +25,12 @@ static int bio_read(BIO *b, char *buf, int len) {
   sli_conn *c = BIO_get_data(b);
   BIO_clear_retry_flags(b);
   ssize_t r = c->rfn(c, buf, (size_t)len, c->arg);
+  if (r > len) { /* the callback broke its contract: fail this connection, never the process */
+    snprintf(c->contract, sizeof(c->contract),
+             "the read callback returned %zd for a buffer of %d bytes", r, len);
+    c->transport_err = 1;
+    return -1;
+  }
   if (r > 0) {
     if (c->first_byte < 0) c->first_byte = (unsigned char)buf[0];
     return (int)r;
@@ -45,6 +51,12 @@ static int bio_write(BIO *b, const char *buf, int len) {
   sli_conn *c = BIO_get_data(b);
   BIO_clear_retry_flags(b);
   ssize_t r = c->wfn(c, buf, (size_t)len, c->arg);
+  if (r > len) {
+    snprintf(c->contract, sizeof(c->contract),
+             "the write callback returned %zd for %d bytes", r, len);
+    c->transport_err = 1;
+    return -1;
+  }
   if (r >= 0) return (int)r;
   if (r == SLI_WANT_WRITE) {
     BIO_set_retry_write(b);
@@ -166,6 +178,8 @@ static int map_error(sli_conn *c, int r, const char *op) {
   ERR_clear_error();
   int in_handshake = !SSL_is_init_finished(c->ssl);
 
+  if (c->transport_err && c->contract[0])
+    return conn_fail(c, SLI_E_INVAL, "%s: %s", op, c->contract);
   if (c->transport_err)
     return conn_fail(c, SLI_E_IO, "%s: transport error: %s", op,
                      c->sys_err ? strerror(c->sys_err) : "the I/O callback failed");
