@@ -229,13 +229,21 @@ static int map_error(sli_conn *c, int r, const char *op) {
     switch (reason) {
       case SSL_R_NO_SHARED_CIPHER:
       case SSL_R_NO_CIPHER_MATCH:
-      case SSL_R_NO_SHARED_GROUP:
         return conn_fail(c, SLI_E_NO_SHARED_CIPHER, "%s: no cipher suite in common with the peer", op);
+      case SSL_R_NO_SHARED_GROUP:
+        return conn_fail(c, SLI_E_NO_SHARED_CIPHER,
+                         "%s: no key-exchange group in common with the peer (none of the groups it "
+                         "supports is one of ours)",
+                         op);
       case SSL_R_UNSUPPORTED_PROTOCOL:
-      case SSL_R_WRONG_VERSION_NUMBER:
         return conn_fail(c, SLI_E_VERSION,
                          "%s: the peer offered only protocol versions we refuse (TLS 1.2 is the "
                          "minimum)",
+                         op);
+      case SSL_R_WRONG_VERSION_NUMBER:
+        return conn_fail(c, SLI_E_VERSION,
+                         "%s: a record carried a protocol version other than the one negotiated "
+                         "(or the peer's records are not TLS 1.x)",
                          op);
       case SSL_R_HTTP_REQUEST:
       case SSL_R_HTTPS_PROXY_REQUEST:

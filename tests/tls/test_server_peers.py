@@ -293,6 +293,21 @@ def tls12_suite_chosen_in_the_servers_order():
     expect("Ciphersuite: ECDHE-ECDSA-CHACHA20-POLY1305" in err, err)
 
 
+@checks.case
+def handshake_failures_name_their_cause():
+    """The server's log names why a handshake failed: no key-exchange group in common (a client
+    offering only FFDHE) is not "no cipher suite in common" (a TLS 1.2 client offering only CBC)."""
+    p, port = serve("causes", "--cert", cert, "--key", key, "--echo")
+    run(s_client(port, "-tls1_3", "-groups", "ffdhe2048"), input=b"x", timeout=10)
+    run(s_client(port, "-tls1_2", "-cipher", "AES128-SHA256"), input=b"x", timeout=10)
+    deadline = time.time() + 5
+    while time.time() < deadline and p.stderr().count("SLI_E_NO_SHARED_CIPHER") < 2:
+        time.sleep(0.05)
+    log = p.stderr()
+    expect("no key-exchange group in common" in log, "group cause not named: " + log[-600:])
+    expect("no cipher suite in common" in log, "suite cause not named: " + log[-600:])
+
+
 def close_notify_while_writing(port, rounds):
     """`rounds` clients each send 64 KiB, then close_notify and close at once, while the server is
     still writing its answer (an echo, or a backend's): its next writes meet a closed socket."""
