@@ -166,6 +166,26 @@ SLI_API int sli_error_category(int code);
  * its next failure. Since: 1.1 */
 SLI_API const char *sli_last_error(void);
 
+/* SLI_LOG_ERROR, SLI_LOG_WARN, SLI_LOG_NOTICE, SLI_LOG_INFO and SLI_LOG_DEBUG are the levels of the
+ * library's log messages, most severe first. Since: 1.1 */
+#define SLI_LOG_ERROR 1
+#define SLI_LOG_WARN 2
+#define SLI_LOG_NOTICE 3
+#define SLI_LOG_INFO 4
+#define SLI_LOG_DEBUG 5
+
+/* sli_log_fn receives one log message (one line, no newline) at `level`, with the `arg` given to
+ * `sli_set_log_callback`. It may be called from any thread that calls into sli, and must not call
+ * back into sli. Since: 1.1 */
+typedef void (*sli_log_fn)(int level, const char *message, void *arg);
+
+/* sli_set_log_callback routes the library's notices and warnings — a self-signed default identity
+ * generated, verification turned off, a weakened policy, ignored DH parameters, a missing system CA
+ * store — to `fn`, for those at `level` or more severe. The library never writes to the host's file
+ * descriptors: without a callback (the default, or `fn` NULL) the messages are dropped. Failures are
+ * not logged: they are returned, with `sli_last_error` saying why. Thread-safe. Since: 1.1 */
+SLI_API void sli_set_log_callback(sli_log_fn fn, int level, void *arg);
+
 /* sli_free zeroes `len` bytes at `p` and frees it; for memory returned by `_alloc` functions.
  * `sli_free(NULL, 0)` does nothing. Since: 1.0 */
 SLI_API void sli_free(void *p, size_t len);

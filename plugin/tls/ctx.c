@@ -77,8 +77,7 @@ static X509_STORE *make_store(const sli_config *cfg, int is_server) {
     for (size_t i = 0; i < sk_X509_num(cfg->ca); i++) X509_STORE_add_cert(store, sk_X509_value(cfg->ca, i));
   } else if (!is_server) {
     if (!X509_STORE_load_locations(store, SYSTEM_CA_FILE, NULL))
-      fprintf(stderr, "sli: warning: cannot load the system CA store %s; set a CA file\n",
-              SYSTEM_CA_FILE);
+      sli__log(SLI_LOG_WARN, "cannot load the system CA store %s; set a CA file", SYSTEM_CA_FILE);
   }
   if (cfg->crls) {
     for (size_t i = 0; i < sk_X509_CRL_num(cfg->crls); i++)
@@ -154,8 +153,8 @@ static int client_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg)
   snap->verify_name = !cfg->insecure_noname;
   SSL_CTX_set_verify(ctx, snap->verify_cert ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   if (cfg->insecure_nocert)
-    fprintf(stderr, "sli: WARNING: certificate verification is OFF (insecure): any server can "
-                    "impersonate the peer\n");
+    sli__log(SLI_LOG_WARN, "certificate verification is OFF (insecure): any server can "
+                           "impersonate the peer");
   if (cfg->alpn_wire && SSL_CTX_set_alpn_protos(ctx, cfg->alpn_wire, cfg->alpn_len) != 0)
     return SLI_E_NOMEM;
   SSL_CTX_set_session_cache_mode(ctx, cfg->resumption ? SSL_SESS_CACHE_CLIENT : SSL_SESS_CACHE_OFF);
