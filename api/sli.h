@@ -166,6 +166,26 @@ SLI_API int sli_error_category(int code);
  * its next failure. Since: 1.1 */
 SLI_API const char *sli_last_error(void);
 
+/* SLI_LOG_ERROR, SLI_LOG_WARN, SLI_LOG_NOTICE, SLI_LOG_INFO and SLI_LOG_DEBUG are the levels of the
+ * library's log messages, most severe first. Since: 1.1 */
+#define SLI_LOG_ERROR 1
+#define SLI_LOG_WARN 2
+#define SLI_LOG_NOTICE 3
+#define SLI_LOG_INFO 4
+#define SLI_LOG_DEBUG 5
+
+/* sli_log_fn receives one log message (one line, no newline) at `level`, with the `arg` given to
+ * `sli_set_log_callback`. It may be called from any thread that calls into sli, and must not call
+ * back into sli. Since: 1.1 */
+typedef void (*sli_log_fn)(int level, const char *message, void *arg);
+
+/* sli_set_log_callback routes the library's notices and warnings — a self-signed default identity
+ * generated, verification turned off, a weakened policy, ignored DH parameters, a missing system CA
+ * store — to `fn`, for those at `level` or more severe. The library never writes to the host's file
+ * descriptors: without a callback (the default, or `fn` NULL) the messages are dropped. Failures are
+ * not logged: they are returned, with `sli_last_error` saying why. Thread-safe. Since: 1.1 */
+SLI_API void sli_set_log_callback(sli_log_fn fn, int level, void *arg);
+
 /* sli_free zeroes `len` bytes at `p` and frees it; for memory returned by `_alloc` functions.
  * `sli_free(NULL, 0)` does nothing. Since: 1.0 */
 SLI_API void sli_free(void *p, size_t len);
@@ -336,8 +356,9 @@ SLI_API int sli_ctx_new_client(sli_ctx **out, sli_config *cfg, uint32_t flags);
 
 /* sli_ctx_reload atomically replaces the settings of `ctx` with a snapshot of `cfg`: connections
  * created afterwards use it, live connections keep the settings they started with. If building the
- * new snapshot fails, `ctx` is unchanged and `sli_config_error(cfg)` says why. Thread-safe.
- * Since: 1.0 */
+ * new snapshot fails, `ctx` is unchanged and `sli_config_error(cfg)` says why. A server context
+ * made with its own certificate and key refuses a `cfg` without one (SLI_E_NO_IDENTITY): it never
+ * falls back to the default identity on a reload. Thread-safe. Since: 1.0 */
 SLI_API int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags);
 
 /* sli_ctx_free drops a reference to `ctx`; NULL is a no-op. Connections keep their own reference. */
@@ -356,11 +377,13 @@ SLI_API int sli_default_identity(char *out_cert, char *out_key, size_t cap);
 
 /* sli_read_fn is a caller-supplied transport read: it reads up to `len` bytes into `buf` and returns
  * the count, 0 at end of stream, SLI_WANT_READ if it would block, or SLI_E_IO. It must not call
- * back into `conn`. Since: 1.0 */
+ * back into `conn`. A count above `len` breaks the contract: the connection fails with SLI_E_INVAL
+ * and a message saying so. Since: 1.0 */
 typedef ssize_t (*sli_read_fn)(sli_conn *conn, void *buf, size_t len, void *arg);
 
 /* sli_write_fn is a caller-supplied transport write; it returns the count written, SLI_WANT_WRITE if
- * it would block, or SLI_E_IO. Since: 1.0 */
+ * it would block, or SLI_E_IO. A count above `len` fails the connection with SLI_E_INVAL, as for
+ * sli_read_fn. Since: 1.0 */
 typedef ssize_t (*sli_write_fn)(sli_conn *conn, const void *buf, size_t len, void *arg);
 
 /* sli_conn_new_fd creates a connection on the socket `fd` into `*out`. On a client context

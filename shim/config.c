@@ -207,6 +207,13 @@ sli_ctx *shim_ctx(int server) {
   return c;
 }
 
+/* engine_log: the library's notices and warnings, through the shim's own log (SLI_LOG, never into
+ * a TLS connection). */
+static void engine_log(int level, const char *message, void *arg) {
+  shim_log(level <= SLI_LOG_ERROR ? LOG_ERR_ : level == SLI_LOG_WARN ? LOG_WARN_
+           : level <= SLI_LOG_INFO ? LOG_INFO_ : LOG_DEBUG_, "%s", message);
+}
+
 /* Runs from the constructor: reads the settings and checks what can be checked without the
  * engine; the contexts (keys, certificates) are made on first need (shim_ctx). */
 __attribute__((constructor)) static void shim_init(void) {
@@ -219,6 +226,7 @@ __attribute__((constructor)) static void shim_init(void) {
   const char *file = getenv("SLI_CONFIG");
   if (file && *file && read_config_file(file)) bad = 1;
   cfg.log_level = parse_level(lookup("SLI_LOG"));
+  sli_set_log_callback(engine_log, SLI_LOG_DEBUG, NULL);
   if (!lookup("SLI_SERVER_PORTS") && !lookup("SLI_CLIENT_TARGETS") && !bad) return; /* inert */
   /* Unknown SLI_* variables are typos that would silently change nothing: refuse them. */
   extern char **environ;

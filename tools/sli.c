@@ -1,4 +1,5 @@
 /* sli.c — the `sli` command: dispatches to one file per subcommand. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,7 +31,17 @@ static void usage(FILE *f) {
           "3 configuration, 4 peer certificate refused, 5 TLS connection failed,\n6 a blob or signature failed.\n");
 }
 
+/* log_stderr prints the library's notices and warnings, the command's own voice: "sli: warning: …". */
+static void log_stderr(int level, const char *message, void *arg) {
+  static const char *const names[] = {"", "error", "warning", "notice", "info", "debug"};
+  fprintf(stderr, "sli: %s: %s\n", level >= 1 && level <= 5 ? names[level] : "log", message);
+}
+
 int main(int argc, char **argv) {
+  sli_set_log_callback(log_stderr, SLI_LOG_NOTICE, NULL);
+  /* A peer that goes away while we write must cost that connection, not the process: writes to a
+   * closed socket or pipe return EPIPE instead of raising SIGPIPE (which killed `sli serve`). */
+  signal(SIGPIPE, SIG_IGN);
   if (argc < 2 || cli_is_help(argv[1])) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? EXIT_USAGE : EXIT_OK;

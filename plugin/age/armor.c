@@ -1,7 +1,8 @@
 /* armor.c — age's ASCII armor (age's armor package): "-----BEGIN AGE ENCRYPTED FILE-----", the
  * binary file in base64 lines of 64 characters (the last one shorter), "-----END AGE ENCRYPTED
- * FILE-----"; written as the encryptor goes, read line by line by the decryptor (CRLF line endings,
- * and blanks after the END line, accepted). */
+ * FILE-----"; written as the encryptor goes, read line by line by the decryptor as strictly as
+ * age reads it: canonical base64, no empty line, CRLF line endings and whitespace after the END
+ * line accepted. */
 #include <string.h>
 
 #include <openssl/base64.h>
@@ -49,9 +50,9 @@ static int armor_line(sli__age_armor_reader *r, char *line, size_t len, sli__age
                       sli__error *e) {
   while (len && (line[len - 1] == '\r')) len--;
   line[len] = 0;
-  if (r->ended) {
+  if (r->ended) { /* whitespace only, as age's bytes.TrimSpace has it */
     for (size_t i = 0; i < len; i++)
-      if (line[i] != ' ' && line[i] != '\t')
+      if (!strchr(" \t\r\v\f", line[i]) || !line[i])
         return sli__fail(e, SLI_E_ARMOR, "data after the armor's END line");
     return 0;
   }
@@ -64,6 +65,7 @@ static int armor_line(sli__age_armor_reader *r, char *line, size_t len, sli__age
     r->ended = 1;
     return 0;
   }
+  if (len == 0) return sli__fail(e, SLI_E_ARMOR, "an empty line in the armor");
   if (len > 64 || len % 4) return sli__fail(e, SLI_E_ARMOR, "armor line of %zu characters", len);
   if (r->stage == 3) return sli__fail(e, SLI_E_ARMOR, "armor data after a short line");
   if (len < 64) r->stage = 3; /* the last data line */
@@ -71,6 +73,10 @@ static int armor_line(sli__age_armor_reader *r, char *line, size_t len, sli__age
   size_t rn;
   if (!EVP_DecodeBase64(raw, &rn, sizeof(raw), (const uint8_t *)line, len))
     return sli__fail(e, SLI_E_ARMOR, "bad base64 in the armor");
+  /* strict, as age's decoder: the one encoding of those bytes (no stray bits before the padding) */
+  char again[65];
+  if (EVP_EncodeBlock((uint8_t *)again, raw, rn) != len || memcmp(again, line, len) != 0)
+    return sli__fail(e, SLI_E_ARMOR, "non-canonical base64 in the armor (stray bits before the padding)");
   return sink(arg, raw, rn);
 }
 

@@ -44,6 +44,10 @@ void sli__error_to_buf(const sli__error *e, char *buf, size_t cap);
  * reported as a failure. */
 sli__error *sli__last_error(void);
 
+/* log.c: sli__log hands a printf-style message to the host's log callback (sli_set_log_callback)
+ * if one is set for `level` (SLI_LOG_*); the library prints nothing by itself. */
+void sli__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* library.c: sli__ensure_init initialises the crypto library once (every public entry point that
  * creates an object calls it); the allocation helpers zero and never return NULL for n == 0. */
 int sli__ensure_init(void);

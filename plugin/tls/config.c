@@ -258,8 +258,8 @@ int sli_config_set_policy(sli_config *cfg, const char *name) {
   free(cfg->ciphers);
   cfg->ciphers = NULL;
   if (strcmp(name, "compat") == 0)
-    fprintf(stderr, "sli: notice: policy 'compat' adds ECDHE CBC-SHA cipher suites for old TLS 1.2 "
-                    "peers; prefer 'default' once they are gone\n");
+    sli__log(SLI_LOG_NOTICE, "policy 'compat' adds ECDHE CBC-SHA cipher suites for old TLS 1.2 "
+                             "peers; prefer 'default' once they are gone");
   return 0;
 }
 
@@ -297,10 +297,10 @@ int sli_config_set_max_version(sli_config *cfg, int version) {
 
 int sli_config_set_dhparams_file(sli_config *cfg, const char *path) {
   BEGIN(cfg);
-  fprintf(stderr,
-          "sli: notice: ignoring DH parameters '%s': sli offers no finite-field DHE; ECDHE key "
-          "exchange provides perfect forward secrecy on every connection\n",
-          path ? path : "");
+  sli__log(SLI_LOG_NOTICE,
+           "ignoring DH parameters '%s': sli offers no finite-field DHE; ECDHE key exchange "
+           "provides perfect forward secrecy on every connection",
+           path ? path : "");
   return 0;
 }
 

@@ -25,6 +25,12 @@ static int bio_read(BIO *b, char *buf, int len) {
   sli_conn *c = BIO_get_data(b);
   BIO_clear_retry_flags(b);
   ssize_t r = c->rfn(c, buf, (size_t)len, c->arg);
+  if (r > len) { /* the callback broke its contract: fail this connection, never the process */
+    snprintf(c->contract, sizeof(c->contract),
+             "the read callback returned %zd for a buffer of %d bytes", r, len);
+    c->transport_err = 1;
+    return -1;
+  }
   if (r > 0) {
     if (c->first_byte < 0) c->first_byte = (unsigned char)buf[0];
     return (int)r;
@@ -45,6 +51,12 @@ static int bio_write(BIO *b, const char *buf, int len) {
   sli_conn *c = BIO_get_data(b);
   BIO_clear_retry_flags(b);
   ssize_t r = c->wfn(c, buf, (size_t)len, c->arg);
+  if (r > len) {
+    snprintf(c->contract, sizeof(c->contract),
+             "the write callback returned %zd for %d bytes", r, len);
+    c->transport_err = 1;
+    return -1;
+  }
   if (r >= 0) return (int)r;
   if (r == SLI_WANT_WRITE) {
     BIO_set_retry_write(b);
@@ -166,6 +178,8 @@ static int map_error(sli_conn *c, int r, const char *op) {
   ERR_clear_error();
   int in_handshake = !SSL_is_init_finished(c->ssl);
 
+  if (c->transport_err && c->contract[0])
+    return conn_fail(c, SLI_E_INVAL, "%s: %s", op, c->contract);
   if (c->transport_err)
     return conn_fail(c, SLI_E_IO, "%s: transport error: %s", op,
                      c->sys_err ? strerror(c->sys_err) : "the I/O callback failed");
@@ -215,13 +229,21 @@ static int map_error(sli_conn *c, int r, const char *op) {
     switch (reason) {
       case SSL_R_NO_SHARED_CIPHER:
       case SSL_R_NO_CIPHER_MATCH:
-      case SSL_R_NO_SHARED_GROUP:
         return conn_fail(c, SLI_E_NO_SHARED_CIPHER, "%s: no cipher suite in common with the peer", op);
+      case SSL_R_NO_SHARED_GROUP:
+        return conn_fail(c, SLI_E_NO_SHARED_CIPHER,
+                         "%s: no key-exchange group in common with the peer (none of the groups it "
+                         "supports is one of ours)",
+                         op);
       case SSL_R_UNSUPPORTED_PROTOCOL:
-      case SSL_R_WRONG_VERSION_NUMBER:
         return conn_fail(c, SLI_E_VERSION,
                          "%s: the peer offered only protocol versions we refuse (TLS 1.2 is the "
                          "minimum)",
+                         op);
+      case SSL_R_WRONG_VERSION_NUMBER:
+        return conn_fail(c, SLI_E_VERSION,
+                         "%s: a record carried a protocol version other than the one negotiated "
+                         "(or the peer's records are not TLS 1.x)",
                          op);
       case SSL_R_HTTP_REQUEST:
       case SSL_R_HTTPS_PROXY_REQUEST:

@@ -19,6 +19,7 @@ struct sli_conn {
   int peer_closed;   /* the peer's close_notify arrived: reads return 0, writes still work */
   int shutdown_sent; /* our close_notify went out: writes fail, reads go on until the peer's */
   int transport_err, transport_eof;
+  char contract[96]; /* how a callback broke its contract (returned more than asked), or "" */
   int write_failed; /* the transport refused a write: writes fail, reads go on */
   int read_truncated; /* the peer's direction ended without close_notify: reads fail, writes go on */
   int first_byte; /* the peer's first byte, or -1: tells plaintext from TLS */

@@ -77,8 +77,7 @@ static X509_STORE *make_store(const sli_config *cfg, int is_server) {
     for (size_t i = 0; i < sk_X509_num(cfg->ca); i++) X509_STORE_add_cert(store, sk_X509_value(cfg->ca, i));
   } else if (!is_server) {
     if (!X509_STORE_load_locations(store, SYSTEM_CA_FILE, NULL))
-      fprintf(stderr, "sli: warning: cannot load the system CA store %s; set a CA file\n",
-              SYSTEM_CA_FILE);
+      sli__log(SLI_LOG_WARN, "cannot load the system CA store %s; set a CA file", SYSTEM_CA_FILE);
   }
   if (cfg->crls) {
     for (size_t i = 0; i < sk_X509_CRL_num(cfg->crls); i++)
@@ -110,8 +109,11 @@ static int identities(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, 
   return 0;
 }
 
-/* server_side: client certificates, resumption (tickets), ALPN selection. */
+/* server_side: the server's suite order, client certificates, resumption (tickets), ALPN
+ * selection. */
 static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, sli__error *e) {
+  /* TLS 1.2 suites in the policy's order (strongest first), not the client's */
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (cfg->client_cert != SLI_CLIENT_CERT_NONE) {
     if (!cfg->ca)
       return sli__fail(e, SLI_E_CONFIG,
@@ -151,8 +153,8 @@ static int client_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg)
   snap->verify_name = !cfg->insecure_noname;
   SSL_CTX_set_verify(ctx, snap->verify_cert ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
   if (cfg->insecure_nocert)
-    fprintf(stderr, "sli: WARNING: certificate verification is OFF (insecure): any server can "
-                    "impersonate the peer\n");
+    sli__log(SLI_LOG_WARN, "certificate verification is OFF (insecure): any server can "
+                           "impersonate the peer");
   if (cfg->alpn_wire && SSL_CTX_set_alpn_protos(ctx, cfg->alpn_wire, cfg->alpn_len) != 0)
     return SLI_E_NOMEM;
   SSL_CTX_set_session_cache_mode(ctx, cfg->resumption ? SSL_SESS_CACHE_CLIENT : SSL_SESS_CACHE_OFF);
@@ -222,6 +224,7 @@ static int ctx_new(const char *fn, sli_ctx **out, sli_config *cfg, uint32_t flag
   }
   atomic_init(&c->refs, 1);
   c->is_server = is_server;
+  c->own_identity = is_server && cfg->n_ids > 0;
   pthread_mutex_init(&c->lock, NULL);
   *out = c;
   return 0;
@@ -239,6 +242,12 @@ int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags) {
   if (!ctx || !cfg) return sli__fail(NULL, SLI_E_INVAL, "sli_ctx_reload: ctx and cfg are needed");
   sli__error_clear(&cfg->err);
   if (flags) return sli__fail(&cfg->err, SLI_E_INVAL, "unknown flags 0x%x", flags);
+  /* A server that was given its identity never falls back to the self-signed default one: a
+   * reload that lost the key pair (a typo, a file being renewed) would otherwise swap the
+   * production certificate for it silently. */
+  if (ctx->own_identity && cfg->n_ids == 0)
+    return sli__fail(&cfg->err, SLI_E_NO_IDENTITY,
+                     "the reload gives no certificate and key: the server keeps the identity it has");
   int rc;
   SSL_CTX *fresh = build(cfg, ctx->is_server, &rc);
   if (!fresh) return rc;

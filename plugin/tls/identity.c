@@ -125,12 +125,11 @@ static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__ide
       rc = sli__write_file_atomic(key_path, data, len, 0600, 1, e);
       sli_free(data, len + 1);
       if (rc) return rc;
-      fprintf(stderr,
-              "sli: NOTICE: no certificate configured; generated a SELF-SIGNED default identity "
-              "(ECDSA P-256, valid %d days) in %s\n"
-              "sli: NOTICE: clients will not trust it unless given %s as their CA; configure your "
-              "own certificate and key for production\n",
-              VALID_DAYS, key_path, cert_path);
+      sli__log(SLI_LOG_WARN,
+               "no certificate configured; generated a SELF-SIGNED default identity (ECDSA P-256, "
+               "valid %d days) in %s; clients will not trust it unless given %s as their CA; "
+               "configure your own certificate and key for production",
+               VALID_DAYS, key_path, cert_path);
       continue; /* read back what is on disk (another process may have won the race) */
     }
     rc = sli__read_file(key_path, &data, &len, e);
@@ -140,8 +139,7 @@ static int load_or_create(char *cert_path, char *key_path, size_t pcap, sli__ide
     sli__identity id;
     rc = sli__load_identity(&id, what, data, len, what, data, len, NULL, e);
     if (rc == 0 && X509_cmp_current_time(X509_get0_notAfter(sk_X509_value(id.chain, 0))) < 0) {
-      fprintf(stderr, "sli: NOTICE: the default identity in %s has expired; generating a new one\n",
-              key_path);
+      sli__log(SLI_LOG_WARN, "the default identity in %s has expired; generating a new one", key_path);
       sli__identity_clear(&id);
       char old[PATH_MAX + 16];
       snprintf(old, sizeof(old), "%s.expired", key_path);
@@ -194,10 +192,7 @@ int sli_default_identity(char *out_cert, char *out_key, size_t cap) {
   char c[PATH_MAX], k[PATH_MAX];
   sli__error err = {0};
   rc = load_or_create(c, k, sizeof(c), NULL, &err);
-  if (rc) {
-    fprintf(stderr, "sli: %s\n", err.msg);
-    return rc;
-  }
+  if (rc) return rc; /* its message is the thread's last error */
   if (strlen(c) >= cap || strlen(k) >= cap)
     return sli__fail(NULL, SLI_E_BUFSIZE, "sli_default_identity: the paths need %zu bytes",
                      (strlen(c) > strlen(k) ? strlen(c) : strlen(k)) + 1);

@@ -62,6 +62,7 @@ typedef struct sli__snapshot {
 struct sli_ctx {
   atomic_int refs;
   int is_server;
+  int own_identity; /* a server built with configured identities: a reload must keep some */
   pthread_mutex_t lock; /* guards `ssl_ctx` swaps */
   SSL_CTX *ssl_ctx;
 };

@@ -3,7 +3,8 @@
 X25519, scrypt passphrase (age -p driven through a pty), ssh-ed25519 and ssh-rsa (keys made by
 ssh-keygen) —: binary and armored, empty input, exact multiples of 64 KiB, 1 GiB; several recipients
 of mixed types; and a named error — never an output file — for a wrong key, a modified header or
-payload, a truncated or extended file, broken armor, a passphrase-protected or unsupported SSH key."""
+payload, a truncated or extended file, broken armor (as strict as age's: stray base64 bits, an
+empty line; whitespace after END accepted), a passphrase-protected or unsupported SSH key."""
 import hashlib
 import os
 import pty
@@ -279,6 +280,62 @@ def tampering_gets_named_errors():
     write(d("bad2.age"), bytes(pay))
     rc, out, err = sh(f"age -d -i {d('ours.key')} {d('bad2.age')}")
     expect(rc != 0, "age accepted a modified payload")
+
+
+def armored(binary, trailer=b""):
+    """age's armor of `binary`: 64-character base64 lines, the last one shorter."""
+    import base64
+    b64 = base64.b64encode(binary)
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return (b"-----BEGIN AGE ENCRYPTED FILE-----\n" + b"\n".join(lines) +
+            b"\n-----END AGE ENCRYPTED FILE-----\n" + trailer)
+
+
+def both_decrypt(text):
+    """(sli's exit, age's exit) decrypting `text`; sli's refusal must name SLI_E_ARMOR."""
+    write(d("arm.age"), text)
+    rc, _, err = run([SLI, "decrypt", "-i", d("ours.key"), "-o", d("arm.out"), d("arm.age")])
+    expect(rc == 0 or "SLI_E_ARMOR" in err, "sli: not an armor error: " + err)
+    arc, _, _ = sh(f"age -d -i {d('ours.key')} -o {d('arm.age.out')} {d('arm.age')}")
+    return rc, arc
+
+
+@checks.case
+def armor_as_strict_as_age():
+    """Armor that age refuses, sli refuses (SLI_E_ARMOR): base64 with stray bits before the padding,
+    an empty line as the last data line; what age accepts, sli accepts: whitespace lines after the
+    END line, one starting with CR. Lengths are chosen so that each fault can be made."""
+    import base64
+    sh(f"{SLI} encrypt -r {OURS} -o {d('probe.age')} {d('pw.txt')}")
+    overhead = len(read(d("probe.age"))) - len(read(d("pw.txt")))  # header, nonce, one tag
+    # a binary file whose length is 1 more than a multiple of 3: the last group ends "x==", 4 stray bits
+    n = next(n for n in range(100, 200) if (overhead + n) % 3 == 1)
+    write(d("arm.bin"), os.urandom(n))
+    sh(f"{SLI} encrypt -r {OURS} -o {d('arm.bin.age')} {d('arm.bin')}")
+    good = armored(read(d("arm.bin.age")))
+    expect(both_decrypt(good) == (0, 0), "the canonical armor is refused")
+    text = bytearray(good)
+    pad = good.index(b"==\n-----END")
+    last = good[pad - 1:pad].decode()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    text[pad - 1] = ord(alphabet[alphabet.index(last) | 1])  # a stray bit
+    expect(base64.b64decode(bytes(text[pad - 4:pad + 2])) == base64.b64decode(good[pad - 4:pad + 2]),
+           "the stray bit changed the decoded bytes")
+    rc, arc = both_decrypt(bytes(text))
+    expect(arc != 0, "age accepted stray bits before the padding (the test's premise)")
+    expect(rc != 0, "sli accepted stray bits before the padding")
+    # a binary of a multiple of 48 bytes: whole lines only, then an empty line before END
+    n = next(n for n in range(100, 200) if (overhead + n) % 48 == 0)
+    write(d("arm.bin"), os.urandom(n))
+    sh(f"{SLI} encrypt -r {OURS} -o {d('arm.bin.age')} {d('arm.bin')}")
+    full = armored(read(d("arm.bin.age")))
+    expect(both_decrypt(full) == (0, 0), "whole-line armor is refused")
+    rc, arc = both_decrypt(full.replace(b"\n-----END", b"\n\n-----END"))
+    expect(arc != 0, "age accepted an empty armor line (the test's premise)")
+    expect(rc != 0, "sli accepted an empty armor line")
+    # whitespace after END, a line starting with CR among it
+    for trailer in (b"\r\n", b" \t\n", b"\r  \n\n", b"\r\x0b\x0c\n"):
+        expect(both_decrypt(full + trailer) == (0, 0), "whitespace %r after END refused" % trailer)
 
 
 checks.finish(d)

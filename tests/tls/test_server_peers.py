@@ -280,6 +280,80 @@ def handshake_timeout_and_plaintext_peer():
     plain.close()
 
 
+@checks.case
+def tls12_suite_chosen_in_the_servers_order():
+    """A client that lists ChaCha20 before AES-128-GCM gets AES-128-GCM, the policy's first (the
+    server's order: a scanner rates the client's order as a weakness); and each suite alone works."""
+    out, err = interact(s_client(echo_port, "-tls1_2", "-cipher",
+                                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256"),
+                        b"order\n", b"order")
+    expect("Ciphersuite: ECDHE-ECDSA-AES128-GCM-SHA256" in err, "not the server's order: " + err)
+    out, err = interact(s_client(echo_port, "-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+                        b"alone\n", b"alone")
+    expect("Ciphersuite: ECDHE-ECDSA-CHACHA20-POLY1305" in err, err)
+
+
+@checks.case
+def handshake_failures_name_their_cause():
+    """The server's log names why a handshake failed: no key-exchange group in common (a client
+    offering only FFDHE) is not "no cipher suite in common" (a TLS 1.2 client offering only CBC)."""
+    p, port = serve("causes", "--cert", cert, "--key", key, "--echo")
+    run(s_client(port, "-tls1_3", "-groups", "ffdhe2048"), input=b"x", timeout=10)
+    run(s_client(port, "-tls1_2", "-cipher", "AES128-SHA256"), input=b"x", timeout=10)
+    deadline = time.time() + 5
+    while time.time() < deadline and p.stderr().count("SLI_E_NO_SHARED_CIPHER") < 2:
+        time.sleep(0.05)
+    log = p.stderr()
+    expect("no key-exchange group in common" in log, "group cause not named: " + log[-600:])
+    expect("no cipher suite in common" in log, "suite cause not named: " + log[-600:])
+
+
+def close_notify_while_writing(port, rounds):
+    """`rounds` clients each send 64 KiB, then close_notify and close at once, while the server is
+    still writing its answer (an echo, or a backend's): its next writes meet a closed socket."""
+    ctx = ssl.create_default_context(cafile=ca.path)
+    for _ in range(rounds):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            t = ctx.wrap_socket(raw, server_hostname="localhost")
+            t.sendall(b"x" * 65536)
+            t.setblocking(False)
+            try:
+                t.unwrap()  # close_notify out; the server's is not awaited
+            except (ssl.SSLError, OSError):
+                pass
+
+
+@checks.case
+def client_gone_while_server_writes_does_not_kill_it():
+    """A client that sends close_notify and closes while `sli serve` writes (SIGPIPE killed it
+    with exit 141): 1000 such clients in --echo mode and 300 in --backend mode, then the server
+    still serves."""
+    echo = socket.socket()
+    echo.bind(("127.0.0.1", 0))
+    echo.listen(64)
+
+    def backend():
+        while True:
+            try:
+                c, _ = echo.accept()
+            except OSError:
+                return
+            threading.Thread(target=lambda c=c: [c.sendall(b) for b in iter(lambda: c.recv(65536), b"")],
+                             daemon=True).start()
+    threading.Thread(target=backend, daemon=True).start()
+    try:
+        for mode, args, rounds in (("echo", ["--echo"], 1000),
+                                   ("backend", ["--backend", "127.0.0.1:%d" % echo.getsockname()[1]], 300)):
+            p, port = serve("gone-" + mode, "--cert", cert, "--key", key, *args)
+            close_notify_while_writing(port, rounds)
+            expect(p.p.poll() is None, "%s: sli serve died (exit %s) after clients left while it wrote: %s"
+                   % (mode, p.p.returncode, p.stderr()[-300:]))
+            _, got = py_client(port, send=b"still here")
+            expect(got == b"still here", "%s: the server no longer serves: %r" % (mode, got))
+    finally:
+        echo.close()
+
+
 for s in servers:
     s.stop()
 checks.finish(d)
