@@ -2,6 +2,7 @@
  * callback that returns more bytes than it was asked for, or a write callback that claims more than
  * it was given, fails that connection with SLI_E_INVAL and a message — the process lives on (such a
  * callback got the host killed with SIGABRT inside BoringSSL). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,12 +22,14 @@ typedef struct {
 static ssize_t liar_read(sli_conn *c, void *buf, size_t len, void *arg) {
   liar *l = arg;
   ssize_t r = recv(l->fd, buf, len, 0);
+  if (r < 0) return errno == EAGAIN ? SLI_WANT_READ : SLI_E_IO;
   return r > 0 && l->extra_read ? (ssize_t)(len + l->extra_read) : r;
 }
 
 static ssize_t liar_write(sli_conn *c, const void *buf, size_t len, void *arg) {
   liar *l = arg;
   ssize_t w = send(l->fd, buf, len, MSG_NOSIGNAL);
+  if (w < 0) return errno == EAGAIN ? SLI_WANT_WRITE : SLI_E_IO;
   return w > 0 && l->extra_write ? (ssize_t)(len + l->extra_write) : w;
 }
 
