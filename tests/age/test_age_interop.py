@@ -302,9 +302,10 @@ def both_decrypt(text):
 
 @checks.case
 def armor_as_strict_as_age():
-    """Armor that age refuses, sli refuses (SLI_E_ARMOR): base64 with stray bits before the padding,
-    an empty line as the last data line; what age accepts, sli accepts: whitespace lines after the
-    END line, one starting with CR. Lengths are chosen so that each fault can be made."""
+    """Armor as strict as the spec (RFC 7468's strict PEM, canonical base64): sli refuses
+    (SLI_E_ARMOR) stray bits before the padding, as age does, and an empty line as the last data
+    line (age 1.1.1 is laxer there); it accepts what age accepts: whitespace lines after the END
+    line, one starting with CR. Lengths are chosen so that each fault can be made."""
     import base64
     sh(f"{SLI} encrypt -r {OURS} -o {d('probe.age')} {d('pw.txt')}")
     overhead = len(read(d("probe.age"))) - len(read(d("pw.txt")))  # header, nonce, one tag
@@ -330,8 +331,10 @@ def armor_as_strict_as_age():
     sh(f"{SLI} encrypt -r {OURS} -o {d('arm.bin.age')} {d('arm.bin')}")
     full = armored(read(d("arm.bin.age")))
     expect(both_decrypt(full) == (0, 0), "whole-line armor is refused")
-    rc, arc = both_decrypt(full.replace(b"\n-----END", b"\n\n-----END"))
-    expect(arc != 0, "age accepted an empty armor line (the test's premise)")
+    # RFC 7468's strict form, which the age spec asks for, ends with a line of at least one base64
+    # group: an empty last line is non-canonical. (Debian's age 1.1.1 accepts it; sli follows the
+    # spec, so here only sli is asked.)
+    rc, _ = both_decrypt(full.replace(b"\n-----END", b"\n\n-----END"))
     expect(rc != 0, "sli accepted an empty armor line")
     # whitespace after END, a line starting with CR among it
     for trailer in (b"\r\n", b" \t\n", b"\r  \n\n", b"\r\x0b\x0c\n"):
