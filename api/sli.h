@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -376,7 +377,9 @@ SLI_API int sli_default_identity(char *out_cert, char *out_key, size_t cap);
 /* ---- Connections ------------------------------------------------------------------------------- */
 
 /* sli_read_fn is a caller-supplied transport read: it reads up to `len` bytes into `buf` and returns
- * the count, 0 at end of stream, SLI_WANT_READ if it would block, or SLI_E_IO. It must not call
+ * the count, 0 at end of stream, SLI_WANT_READ if it would block, or on failure the negative of the
+ * errno behind it (-ECONNRESET) or SLI_E_IO (errno set, or not) — either way `sli_conn_sys_error`
+ * then tells the system error. It must not call
  * back into `conn`. A count above `len` breaks the contract: the connection fails with SLI_E_INVAL
  * and a message saying so. Since: 1.0 */
 typedef ssize_t (*sli_read_fn)(sli_conn *conn, void *buf, size_t len, void *arg);
@@ -438,8 +441,26 @@ SLI_API void sli_conn_free(sli_conn *conn);
  * or NULL. Since: 1.0 */
 SLI_API const char *sli_conn_error(const sli_conn *conn);
 
-/* sli_conn_sys_error returns the errno saved with the last SLI_E_IO on `conn`, or 0. Since: 1.0 */
+/* sli_conn_sys_error returns the errno saved with the last SLI_E_IO on `conn`, or 0: from the fd
+ * transport, or from a callback that returned the negative of an errno value or set errno before
+ * returning SLI_E_IO. Since: 1.0 */
 SLI_API int sli_conn_sys_error(const sli_conn *conn);
+
+/* sli_conn_deadline_ms returns the milliseconds left before the handshake's deadline — its clock
+ * starts when the connection is made, not at the first call — so that a host waiting on readiness
+ * can arm a timer: when it fires, any call on `conn` fails with SLI_E_TIMEOUT. 0 once the deadline
+ * has passed; -1 when none applies (the handshake is complete, failed, or has no timeout).
+ * Since: 1.1 */
+SLI_API int64_t sli_conn_deadline_ms(const sli_conn *conn);
+
+/* sli_conn_set_peer_addr gives a callback-transport connection its peer's address (the host has it
+ * from accept or connect), for `sli_conn_peer_addr` and for messages ("[peer 192.0.2.7:443]"); the
+ * fd transport finds it itself. IPv4 or IPv6, else SLI_E_INVAL. Since: 1.1 */
+SLI_API int sli_conn_set_peer_addr(sli_conn *conn, const struct sockaddr *addr, socklen_t len);
+
+/* sli_conn_peer_addr returns the peer's address as "192.0.2.7:443" or "[2001:db8::7]:443", or NULL
+ * if unknown. Valid until `sli_conn_free`. Since: 1.1 */
+SLI_API const char *sli_conn_peer_addr(const sli_conn *conn);
 
 /* sli_conn_alert returns the TLS alert number of the last alert received or sent, or -1. */
 SLI_API int sli_conn_alert(const sli_conn *conn);

@@ -21,10 +21,20 @@
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
+/* transport_failed: a callback failed with `r` — a negative errno, or an SLI_E_* code with errno
+ * (`saved`) set or not: the system error behind it is kept for sli_conn_sys_error. */
+static void transport_failed(sli_conn *c, ssize_t r, int saved) {
+  c->transport_err = 1;
+  if (r < 0 && r > -1000) c->sys_err = (int)-r; /* -errno (every SLI_* code is <= -1000) */
+  else if (saved) c->sys_err = saved;
+}
+
 static int bio_read(BIO *b, char *buf, int len) {
   sli_conn *c = BIO_get_data(b);
   BIO_clear_retry_flags(b);
+  errno = 0;
   ssize_t r = c->rfn(c, buf, (size_t)len, c->arg);
+  int saved = errno;
   if (r > len) { /* the callback broke its contract: fail this connection, never the process */
     snprintf(c->contract, sizeof(c->contract),
              "the read callback returned %zd for a buffer of %d bytes", r, len);
@@ -43,14 +53,16 @@ static int bio_read(BIO *b, char *buf, int len) {
     BIO_set_retry_read(b);
     return -1;
   }
-  c->transport_err = 1;
+  transport_failed(c, r, saved);
   return -1;
 }
 
 static int bio_write(BIO *b, const char *buf, int len) {
   sli_conn *c = BIO_get_data(b);
   BIO_clear_retry_flags(b);
+  errno = 0;
   ssize_t r = c->wfn(c, buf, (size_t)len, c->arg);
+  int saved = errno;
   if (r > len) {
     snprintf(c->contract, sizeof(c->contract),
              "the write callback returned %zd for %d bytes", r, len);
@@ -62,7 +74,7 @@ static int bio_write(BIO *b, const char *buf, int len) {
     BIO_set_retry_write(b);
     return -1;
   }
-  c->transport_err = 1;
+  transport_failed(c, r, saved);
   return -1;
 }
 
@@ -132,24 +144,41 @@ static int conn_fail_soft(sli_conn *c, int code, const char *msg) {
   return r;
 }
 
+/* peer_name writes "a.b.c.d:port" or "[v6]:port" for an IPv4 or IPv6 address; 0 or SLI_E_INVAL. */
+static int peer_name(char *out, size_t cap, const struct sockaddr *sa, socklen_t len) {
+  char a[INET6_ADDRSTRLEN] = "?";
+  if (sa && sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+    snprintf(out, cap, "%s:%d", a, ntohs(s4->sin_port));
+    return 0;
+  }
+  if (sa && sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+    snprintf(out, cap, "[%s]:%d", a, ntohs(s6->sin6_port));
+    return 0;
+  }
+  return SLI_E_INVAL;
+}
+
 static void describe_peer(sli_conn *c) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof(ss);
-  if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0) return;
-  char a[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (ss.ss_family == AF_INET) {
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-    port = ntohs(s4->sin_port);
-    snprintf(c->peer, sizeof(c->peer), "%s:%d", a, port);
-  } else if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-    port = ntohs(s6->sin6_port);
-    snprintf(c->peer, sizeof(c->peer), "[%s]:%d", a, port);
-  }
+  if (c->fd >= 0 && getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+    peer_name(c->peer, sizeof(c->peer), (struct sockaddr *)&ss, sl);
 }
+
+int sli_conn_set_peer_addr(sli_conn *c, const struct sockaddr *addr, socklen_t len) {
+  if (!c) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_set_peer_addr: no connection");
+  char name[sizeof(c->peer)];
+  if (peer_name(name, sizeof(name), addr, len))
+    return sli__fail(&c->err, SLI_E_INVAL, "sli_conn_set_peer_addr: not an IPv4 or IPv6 address");
+  memcpy(c->peer, name, sizeof(name));
+  return 0;
+}
+
+const char *sli_conn_peer_addr(const sli_conn *c) { return c && c->peer[0] ? c->peer : NULL; }
 
 /* Maps the result of an SSL_* call to an SLI code; `r` is its return value. */
 static int map_error(sli_conn *c, int r, const char *op) {
@@ -292,6 +321,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
   SSL_set_ex_data(c->ssl, sli__conn_index, c);
   sli__snapshot *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(c->ssl), sli__snapshot_index);
   c->timeout_ms = s ? s->handshake_timeout_ms : 0;
+  if (c->timeout_ms) c->deadline_ms = sli__now_ms() + c->timeout_ms; /* the clock starts now */
   if (ctx->is_server) {
     SSL_set_accept_state(c->ssl);
   } else {
@@ -359,7 +389,6 @@ static int enter(sli_conn *c) {
                                  sli_strerror(c->fatal));
   if (!c->handshake_done && c->timeout_ms) {
     int64_t now = sli__now_ms();
-    if (!c->deadline_ms) c->deadline_ms = now + c->timeout_ms;
     if (now >= c->deadline_ms)
       return conn_fail(c, SLI_E_TIMEOUT, "the handshake did not complete within %u ms",
                        (unsigned)c->timeout_ms);
@@ -522,5 +551,11 @@ int sli_conn_want(const sli_conn *c) { return c ? c->want : 0; }
 const char *sli_conn_error(const sli_conn *c) { return c ? sli__error_msg(&c->err) : NULL; }
 
 int sli_conn_sys_error(const sli_conn *c) { return c ? c->sys_err : 0; }
+
+int64_t sli_conn_deadline_ms(const sli_conn *c) {
+  if (!c || c->handshake_done || !c->deadline_ms || c->fatal) return -1;
+  int64_t left = c->deadline_ms - sli__now_ms();
+  return left > 0 ? left : 0;
+}
 
 int sli_conn_alert(const sli_conn *c) { return c ? c->alert : -1; }

@@ -14,7 +14,7 @@ struct sli_conn {
   void *arg;
 
   uint32_t timeout_ms;
-  int64_t deadline_ms; /* set on the first engine call */
+  int64_t deadline_ms; /* the handshake's deadline, counted from the connection's creation */
   int handshake_done;
   int peer_closed;   /* the peer's close_notify arrived: reads return 0, writes still work */
   int shutdown_sent; /* our close_notify went out: writes fail, reads go on until the peer's */

@@ -1,8 +1,12 @@
 /* test_callbacks.c — the callback transport's contract, black-box through libsli.so.1: a read
  * callback that returns more bytes than it was asked for, or a write callback that claims more than
  * it was given, fails that connection with SLI_E_INVAL and a message — the process lives on (such a
- * callback got the host killed with SIGABRT inside BoringSSL). */
+ * callback got the host killed with SIGABRT inside BoringSSL); a callback's errno (returned as
+ * -errno, or set with SLI_E_IO) reaches sli_conn_sys_error and the message; the peer's address the
+ * host gives, or the fd transport finds, is told by sli_conn_peer_addr and named in messages. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,11 +81,95 @@ static int test_write_claims_more_than_given(void) {
   return run_case(0, 1, "write callback returned");
 }
 
+/* A callback that fails with -errno, or sets errno and returns SLI_E_IO: the connection fails with
+ * SLI_E_IO, sli_conn_sys_error tells the errno, the message names it and the peer the host gave. */
+typedef struct {
+  int how; /* 1: return -ECONNRESET; 2: errno = EPIPE, return SLI_E_IO */
+} failing;
+
+static ssize_t failing_read(sli_conn *c, void *buf, size_t len, void *arg) {
+  failing *f = arg;
+  if (f->how == 1) return -ECONNRESET;
+  errno = EPIPE;
+  return SLI_E_IO;
+}
+
+static ssize_t failing_write(sli_conn *c, const void *buf, size_t len, void *arg) {
+  return failing_read(c, NULL, len, arg);
+}
+
+static int failure_case(int how, int want_errno) {
+  sli_config *cfg = sli_config_new();
+  sli_ctx *client = NULL;
+  CHECK(cfg);
+  CHECK_EQ(sli_ctx_new_client(&client, cfg, 0), 0);
+  failing f = {how};
+  sli_conn *c = NULL;
+  CHECK_EQ(sli_conn_new_cbs(&c, client, failing_read, failing_write, &f, "localhost", 0), 0);
+  CHECK(sli_conn_peer_addr(c) == NULL);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(4433)};
+  inet_pton(AF_INET, "192.0.2.7", &a.sin_addr);
+  CHECK_EQ(sli_conn_set_peer_addr(c, (struct sockaddr *)&a, sizeof(a)), 0);
+  CHECK(strcmp(sli_conn_peer_addr(c), "192.0.2.7:4433") == 0);
+  CHECK_EQ(sli_conn_handshake(c), SLI_E_IO);
+  CHECK_EQ(sli_conn_sys_error(c), want_errno);
+  CHECK(strstr(sli_conn_error(c), strerror(want_errno)));
+  CHECK(strstr(sli_conn_error(c), "[peer 192.0.2.7:4433]"));
+  struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(443)};
+  inet_pton(AF_INET6, "2001:db8::7", &v6.sin6_addr);
+  CHECK_EQ(sli_conn_set_peer_addr(c, (struct sockaddr *)&v6, sizeof(v6)), 0);
+  CHECK(strcmp(sli_conn_peer_addr(c), "[2001:db8::7]:443") == 0);
+  struct sockaddr bad = {.sa_family = AF_UNIX};
+  CHECK_EQ(sli_conn_set_peer_addr(c, &bad, sizeof(bad)), SLI_E_INVAL);
+  sli_conn_free(c);
+  sli_ctx_free(client);
+  sli_config_free(cfg);
+  return 0;
+}
+
+static int test_callback_returns_minus_errno(void) { return failure_case(1, ECONNRESET); }
+
+static int test_callback_sets_errno(void) { return failure_case(2, EPIPE); }
+
+/* The fd transport finds the peer's address itself. */
+static int test_fd_transport_knows_its_peer(void) {
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof(a);
+  CHECK(bind(ls, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(ls, 1) == 0 &&
+        getsockname(ls, (struct sockaddr *)&a, &al) == 0);
+  int cfd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(connect(cfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+  struct sockaddr_in me;
+  socklen_t ml = sizeof(me);
+  CHECK(getsockname(cfd, (struct sockaddr *)&me, &ml) == 0);
+  int sfd = accept(ls, NULL, NULL);
+  CHECK(sfd >= 0);
+  sli_config *cfg = sli_config_new();
+  sli_ctx *server = NULL;
+  CHECK_EQ(sli_ctx_new_server(&server, cfg, 0), 0);
+  sli_conn *c = NULL;
+  CHECK_EQ(sli_conn_new_fd(&c, server, sfd, NULL, 0), 0);
+  char want[64];
+  snprintf(want, sizeof(want), "127.0.0.1:%d", ntohs(me.sin_port));
+  CHECK(sli_conn_peer_addr(c) && strcmp(sli_conn_peer_addr(c), want) == 0);
+  sli_conn_free(c);
+  sli_ctx_free(server);
+  sli_config_free(cfg);
+  close(sfd);
+  close(cfd);
+  close(ls);
+  return 0;
+}
+
 int main(void) {
   if (!mkdtemp(state_dir)) return 1;
   setenv("SLI_STATE_DIR", state_dir, 1);
   run("read_returns_more_than_asked", test_read_returns_more_than_asked);
   run("write_claims_more_than_given", test_write_claims_more_than_given);
+  run("callback_returns_minus_errno", test_callback_returns_minus_errno);
+  run("callback_sets_errno", test_callback_sets_errno);
+  run("fd_transport_knows_its_peer", test_fd_transport_knows_its_peer);
   char cmd[64];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
   if (system(cmd)) {}
