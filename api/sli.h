@@ -287,7 +287,8 @@ SLI_API int sli_config_set_ticket_keys_file(sli_config *cfg, const char *path);
 SLI_API int sli_config_set_session_resumption(sli_config *cfg, int on);
 
 /* sli_config_set_handshake_timeout sets how long a handshake may take, in milliseconds (0: no
- * limit). Expiry fails the connection with SLI_E_TIMEOUT. Since: 1.0 */
+ * limit), counted from the connection's creation (see `sli_conn_deadline_ms`). Expiry fails the
+ * connection with SLI_E_TIMEOUT. Since: 1.0 */
 SLI_API int sli_config_set_handshake_timeout(sli_config *cfg, uint32_t ms);
 
 /* sli_config_insecure_noverifycert turns certificate verification off for clients. WARNING: any
