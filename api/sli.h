@@ -283,7 +283,9 @@ SLI_API int sli_config_set_alpn(sli_config *cfg, const char *list);
  * own keys and rotates them itself. Since: 1.0 */
 SLI_API int sli_config_set_ticket_keys_file(sli_config *cfg, const char *path);
 
-/* sli_config_set_session_resumption turns session resumption on (1, the default) or off (0). */
+/* sli_config_set_session_resumption turns session resumption on (1, the default) or off (0). On, a
+ * server resumes its clients' sessions, and a client context keeps the sessions its servers give
+ * (keyed by server name and address) and offers one to its next connection to the same server. */
 SLI_API int sli_config_set_session_resumption(sli_config *cfg, int on);
 
 /* sli_config_set_handshake_timeout sets how long a handshake may take, in milliseconds (0: no
@@ -458,6 +460,19 @@ SLI_API int64_t sli_conn_deadline_ms(const sli_conn *conn);
  * from accept or connect), for `sli_conn_peer_addr` and for messages ("[peer 192.0.2.7:443]"); the
  * fd transport finds it itself. IPv4 or IPv6, else SLI_E_INVAL. Since: 1.1 */
 SLI_API int sli_conn_set_peer_addr(sli_conn *conn, const struct sockaddr *addr, socklen_t len);
+
+/* sli_conn_session_export writes the session of `conn`, once its handshake is complete, into a
+ * newly allocated buffer (free with `sli_free(*out, *out_len)`) that a client in another process
+ * can give to `sli_conn_session_import` to resume it; SLI_E_INVAL if there is none to resume. The
+ * bytes hold secrets: keep them as a key. Within one process a client context resumes by itself.
+ * Since: 1.1 */
+SLI_API int sli_conn_session_export(const sli_conn *conn, uint8_t **out, size_t *out_len);
+
+/* sli_conn_session_import offers an exported session in the handshake of the client connection
+ * `conn`, before its first call; a session the server no longer accepts costs a full handshake, not
+ * a failure. SLI_E_INVAL for bytes that are not a session, a server connection, or too late.
+ * Since: 1.1 */
+SLI_API int sli_conn_session_import(sli_conn *conn, const uint8_t *in, size_t len);
 
 /* sli_conn_peer_addr returns the peer's address as "192.0.2.7:443" or "[2001:db8::7]:443", or NULL
  * if unknown. Valid until `sli_conn_free`. Since: 1.1 */

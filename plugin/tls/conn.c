@@ -387,6 +387,10 @@ static int enter(sli_conn *c) {
   c->transport_err = 0;
   if (c->fatal) return conn_fail(c, c->fatal, "the connection already failed: %s",
                                  sli_strerror(c->fatal));
+  if (!c->session_offered && !c->handshake_done && !SSL_is_server(c->ssl)) {
+    c->session_offered = 1; /* the name and address are known now: resume if a session is kept */
+    sli__session_offer(c);
+  }
   if (!c->handshake_done && c->timeout_ms) {
     int64_t now = sli__now_ms();
     if (now >= c->deadline_ms)

@@ -147,8 +147,9 @@ static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
   return 0;
 }
 
-/* client_side: verification of the server (unless insecure), ALPN offer, the session cache. */
-static int client_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg) {
+/* client_side: verification of the server (unless insecure), ALPN offer, the kept sessions. */
+static int client_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
+                       sli__session_cache *sessions) {
   snap->verify_cert = !cfg->insecure_nocert;
   snap->verify_name = !cfg->insecure_noname;
   SSL_CTX_set_verify(ctx, snap->verify_cert ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
@@ -157,14 +158,19 @@ static int client_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg)
                            "impersonate the peer");
   if (cfg->alpn_wire && SSL_CTX_set_alpn_protos(ctx, cfg->alpn_wire, cfg->alpn_len) != 0)
     return SLI_E_NOMEM;
-  SSL_CTX_set_session_cache_mode(ctx, cfg->resumption ? SSL_SESS_CACHE_CLIENT : SSL_SESS_CACHE_OFF);
+  if (cfg->resumption && sessions) { /* resume by default: the context keeps what servers give */
+    snap->sessions = sessions;
+    sli__sessions_install(ctx);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  }
   return 0;
 }
 
 /* Builds an SSL_CTX from `cfg`: what both sides share (policy, signature algorithms, identities,
  * the trust store), then the server's or the client's part. On failure fills cfg's error and
  * returns NULL. */
-static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
+static SSL_CTX *build(sli_config *cfg, int is_server, sli__session_cache *sessions, int *out_rc) {
   sli__error *e = &cfg->err;
   int rc = SLI_E_NOMEM;
   SSL_CTX *ctx = SSL_CTX_new(TLS_method());
@@ -191,7 +197,7 @@ static SSL_CTX *build(sli_config *cfg, int is_server, int *out_rc) {
   X509_STORE *store = make_store(cfg, is_server);
   if (!store) goto fail_nomem;
   SSL_CTX_set_cert_store(ctx, store);
-  rc = is_server ? server_side(ctx, snap, cfg, e) : client_side(ctx, snap, cfg);
+  rc = is_server ? server_side(ctx, snap, cfg, e) : client_side(ctx, snap, cfg, sessions);
   if (rc == SLI_E_NOMEM) goto fail_nomem;
   if (rc) goto fail;
   *out_rc = 0;
@@ -217,8 +223,13 @@ static int ctx_new(const char *fn, sli_ctx **out, sli_config *cfg, uint32_t flag
   if (rc) return sli__fail(&cfg->err, rc, "the TLS engine cannot be initialised");
   sli_ctx *c = sli__zalloc(sizeof(*c));
   if (!c) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
-  c->ssl_ctx = build(cfg, is_server, &rc);
+  if (!is_server && !(c->sessions = sli__session_cache_new())) {
+    free(c);
+    return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
+  }
+  c->ssl_ctx = build(cfg, is_server, c->sessions, &rc);
   if (!c->ssl_ctx) {
+    sli__session_cache_free(c->sessions);
     free(c);
     return rc;
   }
@@ -249,7 +260,7 @@ int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags) {
     return sli__fail(&cfg->err, SLI_E_NO_IDENTITY,
                      "the reload gives no certificate and key: the server keeps the identity it has");
   int rc;
-  SSL_CTX *fresh = build(cfg, ctx->is_server, &rc);
+  SSL_CTX *fresh = build(cfg, ctx->is_server, ctx->sessions, &rc);
   if (!fresh) return rc;
   pthread_mutex_lock(&ctx->lock);
   SSL_CTX *old = ctx->ssl_ctx;
@@ -266,6 +277,7 @@ void sli_ctx_up_ref(sli_ctx *ctx) {
 void sli_ctx_free(sli_ctx *ctx) {
   if (!ctx || atomic_fetch_sub(&ctx->refs, 1) != 1) return;
   SSL_CTX_free(ctx->ssl_ctx);
+  sli__session_cache_free(ctx->sessions);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }

@@ -47,8 +47,12 @@ struct sli_config {
 };
 
 /* A snapshot: an SSL_CTX plus what its callbacks need. Owned by the SSL_CTX's ex_data; freed with it. */
+/* sessions.c: a client context's kept sessions. */
+typedef struct sli__session_cache sli__session_cache;
+
 typedef struct sli__snapshot {
   int is_server;
+  sli__session_cache *sessions; /* a client's, owned by its sli_ctx (NULL: resumption off) */
   sli__identity ids[SLI_MAX_IDENTITIES];
   size_t n_ids;
   uint8_t *alpn_wire;
@@ -63,6 +67,7 @@ struct sli_ctx {
   atomic_int refs;
   int is_server;
   int own_identity; /* a server built with configured identities: a reload must keep some */
+  sli__session_cache *sessions; /* a client's kept sessions, across reloads */
   pthread_mutex_t lock; /* guards `ssl_ctx` swaps */
   SSL_CTX *ssl_ctx;
 };
@@ -99,6 +104,15 @@ int sli__ticket_keys_parse(const char *path, const char *text, size_t len, sli__
                            size_t *out_n, sli__error *e);
 /* sli__ticket_keys_install makes `ctx` seal and open tickets with its snapshot's keys. */
 void sli__ticket_keys_install(SSL_CTX *ctx);
+
+/* sessions.c: the cache a client context keeps; sli__sessions_install makes `ctx` hand new
+ * sessions to it; sli__session_offer gives a client connection the session kept for its server
+ * (if any) before its handshake. */
+struct sli_conn;
+sli__session_cache *sli__session_cache_new(void);
+void sli__session_cache_free(sli__session_cache *c);
+void sli__sessions_install(SSL_CTX *ctx);
+void sli__session_offer(struct sli_conn *c);
 
 /* verify.c */
 int sli__verify_code(long x509_err);

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""The sli client (`sli connect`) against `openssl s_server` on loopback: a verified exchange, and one
-named reason for each way a server certificate is refused."""
+"""The sli client (`sli connect`) against `openssl s_server` on loopback: a verified exchange, one
+named reason for each way a server certificate is refused, and a client context that resumes."""
 import os
 
-from harness import (CA, NOW, DAY, SLI, Checks, Dir, Proc, expect, free_port, run, self_signed)
+from harness import (BUILD, CA, NOW, DAY, SLI, Checks, Dir, Proc, expect, free_port, run,
+                     self_signed)
 
 d = Dir()
 ca = CA(d)
@@ -33,6 +34,19 @@ def connect(port, *extra, name="localhost"):
     return run([SLI, "connect", "127.0.0.1:%d" % port, "--servername", name, "--linger", "500"]
                + list(extra),
                input=b"hello\n", timeout=20)
+
+
+@checks.case
+def client_context_resumes_against_openssl_s_server():
+    """Three connections of one client context to `openssl s_server`: the second and third resume,
+    with TLS 1.3 tickets and with TLS 1.2 sessions (a client context never resumed before)."""
+    c, k = ca.issue("localhost")
+    probe = os.path.join(BUILD, "tests", "tls", "test_resumption")
+    for version in ("1.3", "1.2"):
+        _, port = s_server(c, k, "-tls1_3" if version == "1.3" else "-tls1_2")
+        rc, out, err = run([probe, str(port), ca.path] + (["1.2"] if version == "1.2" else []))
+        expect(rc == 0 and out.strip() == "resumed 0 1 1",
+               "TLS %s: %r %s" % (version, out, err))
 
 
 @checks.case
