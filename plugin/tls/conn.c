@@ -377,6 +377,7 @@ void sli_conn_free(sli_conn *c) {
   if (!c) return;
   SSL_free(c->ssl);
   sli_cert_free(c->peer_cert);
+  SSL_SESSION_free(c->fresh_session);
   sli_ctx_free(c->ctx);
   free(c);
 }

@@ -17,6 +17,7 @@ struct sli_conn {
   int64_t deadline_ms; /* the handshake's deadline, counted from the connection's creation */
   int handshake_done;
   int session_offered; /* a client: the kept session (if any) was offered */
+  SSL_SESSION *fresh_session; /* a client: the newest session its server gave (sessions.c) */
   int peer_closed;   /* the peer's close_notify arrived: reads return 0, writes still work */
   int shutdown_sent; /* our close_notify went out: writes fail, reads go on until the peer's */
   int transport_err, transport_eof;

@@ -51,6 +51,9 @@ static int new_session(SSL *ssl, SSL_SESSION *sess) {
   sli__session_cache *cache = cache_of(ssl);
   sli_conn *c = SSL_get_ex_data(ssl, sli__conn_index);
   if (!cache || !c) return 0;
+  SSL_SESSION_up_ref(sess); /* the newest one this connection got, for sli_conn_session_export */
+  SSL_SESSION_free(c->fresh_session);
+  c->fresh_session = sess;
   char k[320];
   key(c, k, sizeof(k));
   pthread_mutex_lock(&cache->mu);
@@ -103,7 +106,8 @@ int sli_conn_session_export(const sli_conn *c, uint8_t **out, size_t *out_len) {
     return sli__fail(NULL, SLI_E_INVAL, "sli_conn_session_export: conn, out and out_len are needed");
   *out = NULL;
   *out_len = 0;
-  SSL_SESSION *s = SSL_get_session(c->ssl);
+  /* TLS 1.3: the newest ticket the server sent; TLS 1.2: the session itself */
+  SSL_SESSION *s = c->fresh_session ? c->fresh_session : SSL_get_session(c->ssl);
   if (!c->handshake_done || !s || !SSL_SESSION_is_resumable(s))
     return sli__fail(NULL, SLI_E_INVAL, "sli_conn_session_export: no resumable session (yet)");
   uint8_t *b = NULL;
