@@ -111,7 +111,8 @@ static int identities(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, 
 
 /* server_side: the server's suite order, client certificates, resumption (tickets), ALPN
  * selection. */
-static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, sli__error *e) {
+static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
+                       sli__own_tickets *own, sli__error *e) {
   /* TLS 1.2 suites in the policy's order (strongest first), not the client's */
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (cfg->client_cert != SLI_CLIENT_CERT_NONE) {
@@ -135,6 +136,9 @@ static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
   } else if (cfg->n_tkeys) {
     memcpy(snap->tkeys, cfg->tkeys, sizeof(snap->tkeys));
     snap->n_tkeys = cfg->n_tkeys;
+    sli__ticket_keys_install(ctx);
+  } else if (own) { /* the context's own keys, the same after a reload */
+    snap->own_tickets = own;
     sli__ticket_keys_install(ctx);
   }
   if (cfg->alpn_wire) {
@@ -170,7 +174,8 @@ static int client_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
 /* Builds an SSL_CTX from `cfg`: what both sides share (policy, signature algorithms, identities,
  * the trust store), then the server's or the client's part. On failure fills cfg's error and
  * returns NULL. */
-static SSL_CTX *build(sli_config *cfg, int is_server, sli__session_cache *sessions, int *out_rc) {
+static SSL_CTX *build(sli_config *cfg, const sli_ctx *owner, int *out_rc) {
+  int is_server = owner->is_server;
   sli__error *e = &cfg->err;
   int rc = SLI_E_NOMEM;
   SSL_CTX *ctx = SSL_CTX_new(TLS_method());
@@ -197,7 +202,8 @@ static SSL_CTX *build(sli_config *cfg, int is_server, sli__session_cache *sessio
   X509_STORE *store = make_store(cfg, is_server);
   if (!store) goto fail_nomem;
   SSL_CTX_set_cert_store(ctx, store);
-  rc = is_server ? server_side(ctx, snap, cfg, e) : client_side(ctx, snap, cfg, sessions);
+  rc = is_server ? server_side(ctx, snap, cfg, owner->own_tickets, e)
+                 : client_side(ctx, snap, cfg, owner->sessions);
   if (rc == SLI_E_NOMEM) goto fail_nomem;
   if (rc) goto fail;
   *out_rc = 0;
@@ -223,18 +229,20 @@ static int ctx_new(const char *fn, sli_ctx **out, sli_config *cfg, uint32_t flag
   if (rc) return sli__fail(&cfg->err, rc, "the TLS engine cannot be initialised");
   sli_ctx *c = sli__zalloc(sizeof(*c));
   if (!c) return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
-  if (!is_server && !(c->sessions = sli__session_cache_new())) {
+  c->is_server = is_server;
+  if (is_server ? !(c->own_tickets = sli__own_tickets_new())
+                : !(c->sessions = sli__session_cache_new())) {
     free(c);
     return sli__fail(&cfg->err, SLI_E_NOMEM, "out of memory");
   }
-  c->ssl_ctx = build(cfg, is_server, c->sessions, &rc);
+  c->ssl_ctx = build(cfg, c, &rc);
   if (!c->ssl_ctx) {
     sli__session_cache_free(c->sessions);
+    sli__own_tickets_free(c->own_tickets);
     free(c);
     return rc;
   }
   atomic_init(&c->refs, 1);
-  c->is_server = is_server;
   c->own_identity = is_server && cfg->n_ids > 0;
   pthread_mutex_init(&c->lock, NULL);
   *out = c;
@@ -260,7 +268,7 @@ int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags) {
     return sli__fail(&cfg->err, SLI_E_NO_IDENTITY,
                      "the reload gives no certificate and key: the server keeps the identity it has");
   int rc;
-  SSL_CTX *fresh = build(cfg, ctx->is_server, ctx->sessions, &rc);
+  SSL_CTX *fresh = build(cfg, ctx, &rc);
   if (!fresh) return rc;
   pthread_mutex_lock(&ctx->lock);
   SSL_CTX *old = ctx->ssl_ctx;
@@ -278,6 +286,7 @@ void sli_ctx_free(sli_ctx *ctx) {
   if (!ctx || atomic_fetch_sub(&ctx->refs, 1) != 1) return;
   SSL_CTX_free(ctx->ssl_ctx);
   sli__session_cache_free(ctx->sessions);
+  sli__own_tickets_free(ctx->own_tickets);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }

@@ -49,10 +49,13 @@ struct sli_config {
 /* A snapshot: an SSL_CTX plus what its callbacks need. Owned by the SSL_CTX's ex_data; freed with it. */
 /* sessions.c: a client context's kept sessions. */
 typedef struct sli__session_cache sli__session_cache;
+/* tickets.c: a server context's own session-ticket keys (when no file gives them). */
+typedef struct sli__own_tickets sli__own_tickets;
 
 typedef struct sli__snapshot {
   int is_server;
   sli__session_cache *sessions; /* a client's, owned by its sli_ctx (NULL: resumption off) */
+  sli__own_tickets *own_tickets; /* a server's own ticket keys, owned by its sli_ctx */
   sli__identity ids[SLI_MAX_IDENTITIES];
   size_t n_ids;
   uint8_t *alpn_wire;
@@ -68,6 +71,7 @@ struct sli_ctx {
   int is_server;
   int own_identity; /* a server built with configured identities: a reload must keep some */
   sli__session_cache *sessions; /* a client's kept sessions, across reloads */
+  sli__own_tickets *own_tickets; /* a server's own ticket keys, across reloads */
   pthread_mutex_t lock; /* guards `ssl_ctx` swaps */
   SSL_CTX *ssl_ctx;
 };
@@ -104,6 +108,10 @@ int sli__ticket_keys_parse(const char *path, const char *text, size_t len, sli__
                            size_t *out_n, sli__error *e);
 /* sli__ticket_keys_install makes `ctx` seal and open tickets with its snapshot's keys. */
 void sli__ticket_keys_install(SSL_CTX *ctx);
+/* sli__own_tickets_new makes a server context's own first key (NULL: out of memory or
+ * randomness); sli__own_tickets_free wipes and frees them (NULL: nothing). */
+sli__own_tickets *sli__own_tickets_new(void);
+void sli__own_tickets_free(sli__own_tickets *o);
 
 /* sessions.c: the cache a client context keeps; sli__sessions_install makes `ctx` hand new
  * sessions to it; sli__session_offer gives a client connection the session kept for its server

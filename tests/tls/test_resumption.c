@@ -2,7 +2,7 @@
  * full handshake): its second connection to a server resumes, with TLS 1.3 tickets and TLS 1.2
  * sessions; a session is kept per server name; a context with resumption off never resumes;
  * sli_conn_session_export / sli_conn_session_import carry a session to another client context (as
- * to another process). Black-box through libsli.so.1, against an sli server over socketpairs.
+ * to another process); a server context's own ticket keys survive its reloads. Black-box through libsli.so.1, against an sli server over socketpairs.
  *   test_resumption                       the cases above
  *   test_resumption PORT CAFILE [1.2]     a client to 127.0.0.1:PORT ("localhost"), three
  *                                         connections on one context: prints "resumed 0 1 1" */
@@ -120,6 +120,33 @@ static int test_export_import(void) {
   return 0;
 }
 
+/* A server context without a ticket-key file keeps its own keys across reloads: a client resumes
+ * after the reload (every resumable session was lost); another server context has its own keys. */
+static int test_server_reload_keeps_tickets(void) {
+  sli_config *cfg = sli_config_new();
+  sli_ctx *first = NULL, *other = NULL, *saved = server;
+  sli_ctx *client = client_ctx(0, 1);
+  CHECK(cfg && client);
+  CHECK_EQ(sli_ctx_new_server(&first, cfg, 0), 0);
+  CHECK_EQ(sli_ctx_new_server(&other, cfg, 0), 0);
+  server = first;
+  int before = exchange(client, "localhost", NULL, 0, NULL, NULL);
+  int reloaded = sli_ctx_reload(first, cfg, 0);
+  int after = exchange(client, "localhost", NULL, 0, NULL, NULL);
+  server = other;
+  int elsewhere = exchange(client, "localhost", NULL, 0, NULL, NULL);
+  server = saved;
+  CHECK_EQ(before, 0);
+  CHECK_EQ(reloaded, 0);
+  CHECK_EQ(after, 1);
+  CHECK_EQ(elsewhere, 0);
+  sli_ctx_free(first);
+  sli_ctx_free(other);
+  sli_ctx_free(client);
+  sli_config_free(cfg);
+  return 0;
+}
+
 /* probe: three connections of one client context to a real server (openssl s_server -rev). */
 static int probe(int port, const char *ca, int tls12) {
   sli_config *cfg = sli_config_new();
@@ -160,6 +187,7 @@ int main(int argc, char **argv) {
   run("tls12_sessions", test_tls12_sessions);
   run("off_never_resumes", test_off_never_resumes);
   run("export_import", test_export_import);
+  run("server_reload_keeps_tickets", test_server_reload_keeps_tickets);
   sli_ctx_free(server);
   sli_config_free(scfg);
   char cmd[64];
