@@ -279,8 +279,9 @@ SLI_API int sli_config_set_alpn(sli_config *cfg, const char *list);
 /* sli_config_set_ticket_keys_file loads session-ticket keys shared by several processes or hosts, so
  * each resumes the others' sessions. The file holds one key a line, 160 hex digits (80 bytes: name,
  * HMAC key, AES key); the first line encrypts new tickets, every line decrypts. Rotate by adding a
- * line at the top and reloading (`sli tickets rotate FILE`). Without a file, each context makes its
- * own keys and rotates them itself. Since: 1.0 */
+ * line at the top and reloading (`sli tickets rotate FILE`). Without a file, each server context
+ * makes its own keys, rotates them every two days (the previous one still decrypts) and keeps them
+ * across `sli_ctx_reload`, so a reload costs no resumption. Since: 1.0 */
 SLI_API int sli_config_set_ticket_keys_file(sli_config *cfg, const char *path);
 
 /* sli_config_set_session_resumption turns session resumption on (1, the default) or off (0). On, a
