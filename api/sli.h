@@ -475,6 +475,14 @@ SLI_API int sli_conn_session_export(const sli_conn *conn, uint8_t **out, size_t 
  * Since: 1.1 */
 SLI_API int sli_conn_session_import(sli_conn *conn, const uint8_t *in, size_t len);
 
+/* sli_conn_set_user_data attaches the host's own pointer to `conn` (its session, its request
+ * state), for `sli_conn_user_data` to return — from a callback that is given the connection, say.
+ * sli never reads or frees it. Since: 1.1 */
+SLI_API void sli_conn_set_user_data(sli_conn *conn, void *data);
+
+/* sli_conn_user_data returns the pointer given to `sli_conn_set_user_data`, or NULL. Since: 1.1 */
+SLI_API void *sli_conn_user_data(const sli_conn *conn);
+
 /* sli_conn_peer_addr returns the peer's address as "192.0.2.7:443" or "[2001:db8::7]:443", or NULL
  * if unknown. Valid until `sli_conn_free`. Since: 1.1 */
 SLI_API const char *sli_conn_peer_addr(const sli_conn *conn);
@@ -524,6 +532,11 @@ SLI_API int sli_cert_load_file(sli_cert **out, const char *path, char *out_msg, 
 /* sli_cert_load_mem is `sli_cert_load_file` for PEM in memory. Since: 1.0 */
 SLI_API int sli_cert_load_mem(sli_cert **out, const char *pem, size_t len, char *out_msg,
                               size_t msg_cap);
+
+/* sli_cert_up_ref returns `cert` with one more reference, for the host to keep past the object it
+ * was borrowed from (the peer certificate of a connection about to be freed, say); release it with
+ * `sli_cert_free`. NULL gives NULL. Thread-safe. Since: 1.1 */
+SLI_API sli_cert *sli_cert_up_ref(const sli_cert *cert);
 
 /* sli_cert_free drops a reference to `cert`; NULL is a no-op. Since: 1.0 */
 SLI_API void sli_cert_free(sli_cert *cert);

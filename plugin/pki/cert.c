@@ -116,6 +116,13 @@ int sli_cert_load_mem(sli_cert **out, const char *pem, size_t len, char *msg, si
   return rc;
 }
 
+sli_cert *sli_cert_up_ref(const sli_cert *c) {
+  if (!c) return NULL;
+  sli_cert *m = (sli_cert *)c; /* the count is not the certificate: const to callers, not here */
+  atomic_fetch_add(&m->refs, 1);
+  return m;
+}
+
 void sli_cert_free(sli_cert *c) {
   if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
   X509_free(c->x509);

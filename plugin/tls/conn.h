@@ -12,6 +12,7 @@ struct sli_conn {
   sli_read_fn rfn;
   sli_write_fn wfn;
   void *arg;
+  void *user_data; /* the host's, for its own use (sli_conn_set_user_data) */
 
   uint32_t timeout_ms;
   int64_t deadline_ms; /* the handshake's deadline, counted from the connection's creation */

@@ -48,3 +48,9 @@ const sli_cert *sli_conn_peer_cert(sli_conn *c) {
   X509_free(x);
   return c->peer_cert;
 }
+
+void sli_conn_set_user_data(sli_conn *c, void *data) {
+  if (c) c->user_data = data;
+}
+
+void *sli_conn_user_data(const sli_conn *c) { return c ? c->user_data : NULL; }
