@@ -366,6 +366,22 @@ SLI_API int sli_ctx_new_client(sli_ctx **out, sli_config *cfg, uint32_t flags);
  * falls back to the default identity on a reload. Thread-safe. Since: 1.0 */
 SLI_API int sli_ctx_reload(sli_ctx *ctx, sli_config *cfg, uint32_t flags);
 
+/* sli_stats holds a context's counters since it was made (reloads keep them): handshakes completed
+ * and, of them, resumed; handshakes failed, indexed by the SLI_ECAT_* category of their error;
+ * plaintext bytes read and written; connections made and not yet freed. Fields are only ever
+ * added at the end. Since: 1.1 */
+typedef struct sli_stats {
+  uint64_t handshakes, resumed;
+  uint64_t failed[16];
+  uint64_t bytes_in, bytes_out;
+  uint64_t live;
+} sli_stats;
+
+/* sli_ctx_stats copies the counters of `ctx` into `out`, of `size` bytes (pass sizeof(sli_stats):
+ * a program built against an older header gets the fields it knows). Cheap (atomic loads) and
+ * thread-safe. It returns 0 or SLI_E_INVAL. Since: 1.1 */
+SLI_API int sli_ctx_stats(const sli_ctx *ctx, sli_stats *out, size_t size);
+
 /* sli_ctx_free drops a reference to `ctx`; NULL is a no-op. Connections keep their own reference. */
 SLI_API void sli_ctx_free(sli_ctx *ctx);
 

@@ -133,7 +133,13 @@ static int conn_fail(sli_conn *c, int code, const char *fmt, ...) {
   va_end(ap);
   if (c->peer[0]) sli__fail(&c->err, code, "%s [peer %s]", what, c->peer);
   else sli__fail(&c->err, code, "%s", what);
-  if (code != SLI_WANT_READ && code != SLI_WANT_WRITE) c->fatal = code;
+  if (code != SLI_WANT_READ && code != SLI_WANT_WRITE) {
+    c->fatal = code;
+    if (!c->handshake_done && !c->failure_counted && c->ctx) { /* counted once per connection */
+      c->failure_counted = 1;
+      atomic_fetch_add(&c->ctx->stats.failed[sli_error_category(code) & 15], 1);
+    }
+  }
   return code;
 }
 
@@ -357,6 +363,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
   }
   sli_ctx_up_ref(ctx);
   c->ctx = ctx;
+  atomic_fetch_add(&ctx->stats.live, 1);
   *out = c;
   return 0;
 }
@@ -378,6 +385,7 @@ void sli_conn_free(sli_conn *c) {
   SSL_free(c->ssl);
   sli_cert_free(c->peer_cert);
   SSL_SESSION_free(c->fresh_session);
+  if (c->ctx) atomic_fetch_sub(&c->ctx->stats.live, 1);
   sli_ctx_free(c->ctx);
   free(c);
 }
@@ -432,6 +440,8 @@ static int wait_if_blocking(sli_conn *c, int want) {
 static void after_handshake(sli_conn *c) {
   if (c->handshake_done) return;
   c->handshake_done = 1;
+  atomic_fetch_add(&c->ctx->stats.handshakes, 1);
+  if (SSL_session_reused(c->ssl)) atomic_fetch_add(&c->ctx->stats.resumed, 1);
   /* BoringSSL holds a TLS 1.3 server's session tickets until the next write; a zero-byte write
    * sends them now, so a client waiting for its Nagle-delayed data gets an ACK at once (it cost
    * ~40 ms per connection against clients without TCP_NODELAY). Nothing is lost if it would block. */
@@ -481,6 +491,7 @@ ssize_t sli_conn_read(sli_conn *c, void *buf, size_t len) {
     if (r > 0) {
       if (!c->handshake_done) after_handshake(c);
       c->want = 0;
+      atomic_fetch_add(&c->ctx->stats.bytes_in, (uint64_t)r);
       return r;
     }
     rc = map_error(c, r, "read"); /* before after_handshake: its write resets SSL_get_error */
@@ -509,6 +520,7 @@ ssize_t sli_conn_write(sli_conn *c, const void *buf, size_t len) {
     if (r > 0) {
       if (!c->handshake_done) after_handshake(c);
       c->want = 0;
+      atomic_fetch_add(&c->ctx->stats.bytes_out, (uint64_t)r);
       return r;
     }
     rc = map_error(c, r, "write");

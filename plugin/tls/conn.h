@@ -17,6 +17,7 @@ struct sli_conn {
   uint32_t timeout_ms;
   int64_t deadline_ms; /* the handshake's deadline, counted from the connection's creation */
   int handshake_done;
+  int failure_counted; /* its failed handshake is in the context's stats */
   int session_offered; /* a client: the kept session (if any) was offered */
   SSL_SESSION *fresh_session; /* a client: the newest session its server gave (sessions.c) */
   int peer_closed;   /* the peer's close_notify arrived: reads return 0, writes still work */

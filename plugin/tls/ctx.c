@@ -290,3 +290,19 @@ void sli_ctx_free(sli_ctx *ctx) {
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
 }
+
+int sli_ctx_stats(const sli_ctx *ctx, sli_stats *out, size_t size) {
+  if (!ctx || !out) return sli__fail(NULL, SLI_E_INVAL, "sli_ctx_stats: ctx and out are needed");
+  sli_stats now;
+  memset(&now, 0, sizeof(now));
+  sli__stats *st = (sli__stats *)&ctx->stats;
+  now.handshakes = atomic_load(&st->handshakes);
+  now.resumed = atomic_load(&st->resumed);
+  for (size_t i = 0; i < 16; i++) now.failed[i] = atomic_load(&st->failed[i]);
+  now.bytes_in = atomic_load(&st->bytes_in);
+  now.bytes_out = atomic_load(&st->bytes_out);
+  now.live = atomic_load(&st->live);
+  memset(out, 0, size);
+  memcpy(out, &now, size < sizeof(now) ? size : sizeof(now)); /* an older caller's smaller struct */
+  return 0;
+}

@@ -66,8 +66,14 @@ typedef struct sli__snapshot {
   int verify_cert, verify_name;
 } sli__snapshot;
 
+/* A context's counters (sli_ctx_stats), shared by its connections. */
+typedef struct sli__stats {
+  _Atomic uint64_t handshakes, resumed, failed[16], bytes_in, bytes_out, live;
+} sli__stats;
+
 struct sli_ctx {
   atomic_int refs;
+  sli__stats stats;
   int is_server;
   int own_identity; /* a server built with configured identities: a reload must keep some */
   sli__session_cache *sessions; /* a client's kept sessions, across reloads */
