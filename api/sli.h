@@ -745,7 +745,8 @@ SLI_API SLI_WARN_UNUSED_RESULT int sli_key_verify(const sli_key *k, const uint8_
 /* ---- Certificate requests and certificates --------------------------------------------------------
  * Subjects are written as OpenSSL does on its command line: "/CN=db.example.com/O=Acme/C=FR", with
  * the fields CN, C, ST, L, O, OU and emailAddress.
- * Subject alternative names are strings "DNS:name", "IP:address" or "email:address". Output is PEM
+ * Subject alternative names are strings "DNS:name", "IP:address", "email:address" or "URI:uri" (a
+ * SPIFFE ID such as "URI:spiffe://example.org/db", since 1.1). Output is PEM
  * in a newly allocated NUL-terminated string, freed with `sli_free(*out, *out_len)`. */
 
 /* SLI_CERT_CA makes `sli_cert_selfsign_alloc` produce a CA certificate (CA:TRUE, keyCertSign) that

@@ -50,10 +50,12 @@ int sli__x509_sans(const char *const *sans, size_t n, X509_EXTENSION **out) {
   for (size_t i = 0; i < n; i++) {
     const char *s = sans[i];
     if (!s || strchr(s, ',') ||
-        !(strncmp(s, "DNS:", 4) == 0 || strncmp(s, "IP:", 3) == 0 || strncmp(s, "email:", 6) == 0) ||
+        !(strncmp(s, "DNS:", 4) == 0 || strncmp(s, "IP:", 3) == 0 || strncmp(s, "email:", 6) == 0 ||
+          strncmp(s, "URI:", 4) == 0) ||
         strlen(buf) + strlen(s) + 2 >= sizeof(buf))
       return sli__fail(NULL, SLI_E_INVAL,
-                       "subject alternative name '%s' is not DNS:name, IP:address or email:address "
+                       "subject alternative name '%s' is not DNS:name, IP:address, email:address or "
+                       "URI:uri "
                        "(without commas, at most 4 KiB in all)",
                        s ? s : "(null)");
     if (i) strcat(buf, ",");

@@ -1,7 +1,7 @@
 /* test_hooks.c — what an embedding server keeps of a connection: its own pointer on each connection
  * (sli_conn_set_user_data), handed back in the transport callbacks; and the peer certificate,
- * kept past the connection with sli_cert_up_ref. Black-box through libsli.so.1, over socketpair
- * callbacks. */
+ * kept past the connection with sli_cert_up_ref, with its SPIFFE ID (a URI SAN, which requests can
+ * now carry). Black-box through libsli.so.1, over socketpair callbacks. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -31,15 +31,15 @@ static ssize_t hwrite(sli_conn *c, const void *buf, size_t len, void *arg) {
 }
 
 static int test_user_data_and_kept_peer_cert(void) {
-  /* a client certificate from a local CA */
+  /* a client certificate with a SPIFFE ID, from a local CA */
   sli_key *ca_key = NULL, *ck = NULL;
   char *ca = NULL, *csr = NULL, *cc = NULL, *ckp = NULL;
   size_t ca_len, csr_len, cc_len, ckp_len;
   CHECK_EQ(sli_key_generate(&ca_key, SLI_KEY_EC, 256, 0), 0);
   CHECK_EQ(sli_key_generate(&ck, SLI_KEY_EC, 256, 0), 0);
   CHECK_EQ(sli_cert_selfsign_alloc(ca_key, "/CN=hooks CA", NULL, 0, 2, SLI_CERT_CA, &ca, &ca_len), 0);
-  const char *sans[] = {"DNS:db-client"};
-  CHECK_EQ(sli_csr_create_alloc(ck, "/CN=db-client", sans, 1, &csr, &csr_len), 0);
+  const char *sans[] = {"DNS:db-client", "URI:spiffe://example.org/ns/prod/db-client"};
+  CHECK_EQ(sli_csr_create_alloc(ck, "/CN=db-client", sans, 2, &csr, &csr_len), 0);
   CHECK_EQ(sli_ca_issue_alloc(ca, ca_len, ca_key, csr, csr_len, 2, &cc, &cc_len), 0);
   CHECK_EQ(sli_key_private_pem_alloc(ck, NULL, &ckp, &ckp_len), 0);
   sli_config *scfg = sli_config_new(), *ccfg = sli_config_new();
@@ -74,8 +74,10 @@ static int test_user_data_and_kept_peer_cert(void) {
   sli_conn_free(s);
   sli_conn_free(c);
   CHECK(strstr(sli_cert_subject(kept), "db-client"));
-  CHECK_EQ(sli_cert_san_count(kept), 1);
+  CHECK_EQ(sli_cert_san_count(kept), 2);
   CHECK(strcmp(sli_cert_san(kept, 0), "DNS:db-client") == 0);
+  /* its SPIFFE ID, for mapping the client to a user */
+  CHECK(strcmp(sli_cert_san(kept, 1), "URI:spiffe://example.org/ns/prod/db-client") == 0);
   sli_cert_free(kept);
   CHECK(sli_cert_up_ref(NULL) == NULL);
   close(fds[0]);
