@@ -52,6 +52,7 @@ typedef struct sli_config sli_config;
 typedef struct sli_ctx sli_ctx;
 typedef struct sli_conn sli_conn;
 typedef struct sli_cert sli_cert;
+typedef struct sli_key sli_key;
 
 /* ---- Return codes ------------------------------------------------------------------------------
  * Codes live in -1000…-1999, one block of 100 per category; they never overlap -errno. Codes are
@@ -60,6 +61,11 @@ typedef struct sli_cert sli_cert;
 /* BLOCKED (-10xx): the transport would block; repeat the same call with the same arguments. */
 #define SLI_WANT_READ (-1001)
 #define SLI_WANT_WRITE (-1002)
+/* SLI_WANT_CLIENT_HELLO and SLI_WANT_PRIVATE_KEY: a server's handshake waits for the host's own
+ * callback to finish later (`sli_conn_client_hello_done`, `sli_conn_private_key_done`), not for the
+ * transport; call again once it has. Only hosts that set those callbacks see them. Since: 1.1 */
+#define SLI_WANT_CLIENT_HELLO (-1003)
+#define SLI_WANT_PRIVATE_KEY (-1004)
 /* CLOSED (-11xx). SLI_E_CLOSED: the connection was closed (close_notify seen, or closed locally).
  * SLI_E_TRUNCATED: the peer closed the transport without close_notify — the data may be incomplete. */
 #define SLI_E_CLOSED (-1101)
@@ -339,7 +345,9 @@ SLI_API int sli_config_insecure_noverifyname(sli_config *cfg);
   X(DHPARAMS, "SLI_DHPARAMS", "--dhparams", "FILE",                                                 \
     "accepted from older configurations and ignored: key exchange is always ECDHE")                 \
   X(INSECURE, "SLI_INSECURE", "--insecure", "",                                                     \
-    "clients do not verify the server's certificate or name: anyone can impersonate it")
+    "clients do not verify the server's certificate or name: anyone can impersonate it")           \
+  X(INSECURE_KEYLOG, "SLI_INSECURE_KEYLOG", "--insecure-keylog", "FILE",                            \
+    "append every connection's TLS secrets to FILE (NSS key log, for Wireshark): for debugging")
 
 /* sli_config_set_option sets one setting of SLI_SETTING_MAP by its name. SLI_CERT and SLI_KEY take
  * effect once both are set; a further pair adds an identity chosen by SNI. SLI_KEY_PASSWORD_FILE
@@ -352,7 +360,8 @@ SLI_API int sli_config_set_option(sli_config *cfg, const char *name, const char 
 
 /* sli_ctx_new_server builds a server context from a snapshot of `cfg` into `*out` (NULL on failure).
  * With no identity configured it uses the per-install default identity (a self-signed ECDSA P-256
- * certificate generated once, see `sli_default_identity`), saying so on stderr. `flags` must be 0.
+ * certificate generated once, see `sli_default_identity`), saying so through the log callback
+ * (`sli_set_log_callback`). `flags` must be 0.
  * It returns 0 on success or a negative SLI_E_* code; `sli_config_error(cfg)` explains. Since: 1.0 */
 SLI_API int sli_ctx_new_server(sli_ctx **out, sli_config *cfg, uint32_t flags);
 
@@ -502,6 +511,116 @@ SLI_API void *sli_conn_user_data(const sli_conn *conn);
 /* sli_conn_peer_addr returns the peer's address as "192.0.2.7:443" or "[2001:db8::7]:443", or NULL
  * if unknown. Valid until `sli_conn_free`. Since: 1.1 */
 SLI_API const char *sli_conn_peer_addr(const sli_conn *conn);
+
+/* ---- Hooks for embedding servers ---------------------------------------------------------------
+ * Callbacks set on a config reach every connection of the contexts built from it (a reload replaces
+ * them with the new config's). They run on the thread that is inside a call on the connection, must
+ * not call `sli_conn_read`, `_write`, `_handshake` or `_close` on it, and must keep their `arg` alive
+ * as long as a context built from the config lives. Those that may finish later (client hello,
+ * private key) make the handshake return their own WANT code meanwhile; their `*_done` call may come
+ * from any thread, after which the host calls the handshake again (a blocking fd's call waits for it,
+ * bounded by the handshake deadline). */
+
+/* SLI_ALPN_NONE is returned by an sli_alpn_select_fn to negotiate no protocol. Since: 1.1 */
+#define SLI_ALPN_NONE (-1)
+
+/* sli_alpn_select_fn chooses a server connection's application protocol among the `n` the client
+ * offers (`offered`, most preferred first, NUL-terminated copies valid for the call). It returns the
+ * index of the one chosen, SLI_ALPN_NONE to go on without one, or a negative SLI_E_* code to refuse
+ * the handshake with the no_application_protocol alert. Since: 1.1 */
+typedef int (*sli_alpn_select_fn)(sli_conn *conn, const char *const *offered, size_t n, void *arg);
+
+/* sli_config_set_alpn_select_cb makes a server ask `fn` for the protocol of each connection whose
+ * client offers ALPN, instead of choosing by the list of `sli_config_set_alpn`. NULL restores that.
+ * It returns 0 or SLI_E_INVAL. Since: 1.1 */
+SLI_API int sli_config_set_alpn_select_cb(sli_config *cfg, sli_alpn_select_fn fn, void *arg);
+
+/* sli_client_hello_fn sees a server connection's ClientHello once its SNI name is known
+ * (`sli_conn_servername`, `sli_conn_peer_addr`), before a certificate is chosen. It may choose the
+ * identity with `sli_conn_set_identity`. It returns 0 to go on (with the identity it set, else the
+ * configured one for the name), SLI_WANT_CLIENT_HELLO to finish later with
+ * `sli_conn_client_hello_done`, or a negative SLI_E_* code to refuse the handshake. Since: 1.1 */
+typedef int (*sli_client_hello_fn)(sli_conn *conn, void *arg);
+
+/* sli_config_set_client_hello_cb sets the ClientHello callback of server contexts (NULL: none).
+ * It returns 0 or SLI_E_INVAL. Since: 1.1 */
+SLI_API int sli_config_set_client_hello_cb(sli_config *cfg, sli_client_hello_fn fn, void *arg);
+
+/* sli_conn_set_identity chooses the certificate chain (leaf first, as `sli_cert_load_file` reads it)
+ * and private key a server connection presents, from its ClientHello callback or before
+ * `sli_conn_client_hello_done`. `key` NULL means the key stays with the host: its signatures go
+ * through the private-key callback (`sli_config_set_private_key_cb`). sli takes its own references.
+ * SLI_E_KEY_MISMATCH if the key is not the certificate's, SLI_E_UNSUPPORTED for a key kind the
+ * private-key callback cannot serve (see there), SLI_E_STATE outside the ClientHello. Since: 1.1 */
+SLI_API int sli_conn_set_identity(sli_conn *conn, const sli_cert *chain, const sli_key *key);
+
+/* sli_conn_client_hello_done ends a ClientHello callback that returned SLI_WANT_CLIENT_HELLO:
+ * `status` 0 goes on, a negative SLI_E_* code refuses the handshake. It may be called from any
+ * thread. SLI_E_STATE if no ClientHello is waiting. Since: 1.1 */
+SLI_API int sli_conn_client_hello_done(sli_conn *conn, int status);
+
+/* sli_private_key_fn signs for a server whose key the host keeps (in an HSM, a KMS, another
+ * process): `in` is the message to sign (not a digest) and `cert` the leaf certificate of the key,
+ * both borrowed for the call. The signature is the one `sli_key_sign` makes with that key: RSA-PSS
+ * with SHA-256, ECDSA P-256 with SHA-256 (DER) or Ed25519 — the only kinds such an identity may
+ * have. The callback answers with `sli_conn_private_key_done`, now or later, and returns 0 (answered
+ * now), SLI_WANT_PRIVATE_KEY (answering later) or a negative SLI_E_* code to fail the handshake.
+ * Since: 1.1 */
+typedef int (*sli_private_key_fn)(sli_conn *conn, const sli_cert *cert, const uint8_t *in,
+                                  size_t in_len, void *arg);
+
+/* sli_config_set_private_key_cb sets the private-key callback that signs for identities without a
+ * private key (`sli_config_add_cert_file_async_key`, or `sli_conn_set_identity` with `key` NULL).
+ * It returns 0 or SLI_E_INVAL. Since: 1.1 */
+SLI_API int sli_config_set_private_key_cb(sli_config *cfg, sli_private_key_fn fn, void *arg);
+
+/* sli_config_add_cert_file_async_key adds a server identity whose private key the host keeps: the
+ * certificate chain in `cert_file` (leaf first), its signatures made by the private-key callback.
+ * Like `sli_config_add_keypair_file`, the first identity is the default and others are chosen by
+ * SNI. RSA (2048 bits or more), ECDSA P-256 and Ed25519 keys only (else SLI_E_UNSUPPORTED); a
+ * context built without a private-key callback fails with SLI_E_CONFIG. Since: 1.1 */
+SLI_API int sli_config_add_cert_file_async_key(sli_config *cfg, const char *cert_file);
+
+/* sli_conn_private_key_done answers the private-key callback of `conn`: `sig` (`sig_len` bytes, copied)
+ * is the signature, or NULL when the signing failed (the handshake then fails). It may be called
+ * from any thread. SLI_E_STATE if no signature is awaited. Since: 1.1 */
+SLI_API int sli_conn_private_key_done(sli_conn *conn, const uint8_t *sig, size_t sig_len);
+
+/* sli_session_store_fn keeps a server's TLS 1.2 session under its ID (`id`, up to 32 bytes) until
+ * `expires` (Unix seconds); `data` is the session, secrets included (keep it as a key). It returns
+ * 0, or a negative code if it could not (the session is then not resumable). Since: 1.1 */
+typedef int (*sli_session_store_fn)(const uint8_t *id, size_t id_len, const uint8_t *data,
+                                    size_t len, int64_t expires, void *arg);
+
+/* sli_session_lookup_fn copies the session stored under `id` into `out`, whose capacity is
+ * `*out_len` (16 KiB at first), and sets `*out_len` to its length; it returns 0, SLI_E_BUFSIZE with
+ * `*out_len` set to the size needed (up to 1 MiB) to be called once more with a buffer that large,
+ * or another negative code for none (a full handshake follows). Since: 1.1 */
+typedef int (*sli_session_lookup_fn)(const uint8_t *id, size_t id_len, uint8_t *out,
+                                     size_t *out_len, void *arg);
+
+/* sli_session_remove_fn forgets the session stored under `id`: what the lookup gave was not a
+ * session, or it has expired. Since: 1.1 */
+typedef void (*sli_session_remove_fn)(const uint8_t *id, size_t id_len, void *arg);
+
+/* sli_config_set_session_cache_cbs gives server contexts a session store of the host's — one a
+ * fleet shares, say — for TLS 1.2: such connections get a session ID kept through `store` instead of
+ * a session ticket, and resume through `lookup` on any member. TLS 1.3 goes on resuming with tickets
+ * (`sli_config_set_ticket_keys_file` shares them). The callbacks may be called from any thread that
+ * runs a handshake. All three, or all NULL to go back to tickets; else SLI_E_INVAL. Since: 1.1 */
+SLI_API int sli_config_set_session_cache_cbs(sli_config *cfg, sli_session_store_fn store,
+                                             sli_session_lookup_fn lookup,
+                                             sli_session_remove_fn remove, void *arg);
+
+/* sli_keylog_fn receives one line of TLS secrets in the NSS key log format ("CLIENT_RANDOM ...",
+ * "CLIENT_TRAFFIC_SECRET_0 ..."; no newline), which lets Wireshark decrypt the connection. Since: 1.1 */
+typedef void (*sli_keylog_fn)(const sli_conn *conn, const char *line, void *arg);
+
+/* sli_config_insecure_keylog hands every connection's secrets to `fn` (NULL: stop). WARNING: whoever
+ * gets these lines can read and forge the connections' traffic; for debugging only. Logs a warning
+ * when a context is built with it. SLI_INSECURE_KEYLOG=FILE (`--insecure-keylog FILE`) does the same
+ * into a file, appended, mode 0600. It returns 0 or SLI_E_INVAL. Since: 1.1 */
+SLI_API int sli_config_insecure_keylog(sli_config *cfg, sli_keylog_fn fn, void *arg);
 
 /* sli_conn_alert returns the TLS alert number of the last alert received or sent, or -1. */
 SLI_API int sli_conn_alert(const sli_conn *conn);
@@ -666,8 +785,7 @@ SLI_API int sli_sealed_key_id(const uint8_t *in, size_t in_len, uint32_t *out_id
  * immutable and thread-safe. Signatures: Ed25519 (pure), ECDSA with SHA-256 (DER), RSA-PSS with
  * SHA-256, MGF1-SHA-256 and a 32-byte salt — the forms `openssl dgst -sha256` (with
  * `-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest` for RSA) and `openssl pkeyutl
- * -rawin` (Ed25519) produce and check. */
-typedef struct sli_key sli_key;
+ * -rawin` (Ed25519) produce and check. (`sli_key` is declared at the top, with the other types.) */
 
 /* Key types for `sli_key_generate` and `sli_key_type`. Since: 1.0 */
 #define SLI_KEY_RSA 1

@@ -18,6 +18,8 @@ static const struct code_info codes[] = {
     {0, "SLI_OK", "success"},
     {SLI_WANT_READ, "SLI_WANT_READ", "the transport must become readable; repeat the call"},
     {SLI_WANT_WRITE, "SLI_WANT_WRITE", "the transport must become writable; repeat the call"},
+    {SLI_WANT_CLIENT_HELLO, "SLI_WANT_CLIENT_HELLO", "the handshake waits for the host's ClientHello callback to finish; repeat the call after sli_conn_client_hello_done"},
+    {SLI_WANT_PRIVATE_KEY, "SLI_WANT_PRIVATE_KEY", "the handshake waits for the host's private-key callback to finish; repeat the call after sli_conn_private_key_done"},
     {SLI_E_CLOSED, "SLI_E_CLOSED", "the connection is closed"},
     {SLI_E_TRUNCATED, "SLI_E_TRUNCATED", "the peer closed the connection without close_notify (truncation)"},
     {SLI_E_IO, "SLI_E_IO", "transport error"},

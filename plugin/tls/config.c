@@ -55,6 +55,7 @@ void sli_config_free(sli_config *cfg) {
   free(cfg->policy);
   free(cfg->ciphers);
   free(cfg->alpn_wire);
+  free(cfg->keylog_file);
   OPENSSL_cleanse(cfg->tkeys, sizeof(cfg->tkeys));
   free(cfg);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -133,7 +134,7 @@ static int conn_fail(sli_conn *c, int code, const char *fmt, ...) {
   va_end(ap);
   if (c->peer[0]) sli__fail(&c->err, code, "%s [peer %s]", what, c->peer);
   else sli__fail(&c->err, code, "%s", what);
-  if (code != SLI_WANT_READ && code != SLI_WANT_WRITE) {
+  if (sli_error_category(code) != SLI_ECAT_BLOCKED) {
     c->fatal = code;
     if (!c->handshake_done && !c->failure_counted && c->ctx) { /* counted once per connection */
       c->failure_counted = 1;
@@ -198,6 +199,14 @@ static int map_error(sli_conn *c, int r, const char *op) {
       ERR_clear_error();
       c->want = SLI_WANT_WRITE;
       return SLI_WANT_WRITE;
+    case SSL_ERROR_WANT_X509_LOOKUP: /* the host's ClientHello callback answers later */
+      ERR_clear_error();
+      c->want = SLI_WANT_CLIENT_HELLO;
+      return SLI_WANT_CLIENT_HELLO;
+    case SSL_ERROR_WANT_PRIVATE_KEY_OPERATION:
+      ERR_clear_error();
+      c->want = SLI_WANT_PRIVATE_KEY;
+      return SLI_WANT_PRIVATE_KEY;
     case SSL_ERROR_ZERO_RETURN:
       ERR_clear_error();
       c->peer_closed = 1;
@@ -213,6 +222,11 @@ static int map_error(sli_conn *c, int r, const char *op) {
   ERR_clear_error();
   int in_handshake = !SSL_is_init_finished(c->ssl);
 
+  if (c->hook_code) { /* a host callback ended it, and said why; the peer learns at once */
+    SSL_send_fatal_alert(c->ssl, SSL_AD_INTERNAL_ERROR); /* refused if an alert already went */
+    ERR_clear_error();
+    return conn_fail(c, c->hook_code, "%s: %s", op, c->hook_msg);
+  }
   if (c->transport_err && c->contract[0])
     return conn_fail(c, SLI_E_INVAL, "%s: %s", op, c->contract);
   if (c->transport_err)
@@ -293,6 +307,15 @@ static int map_error(sli_conn *c, int r, const char *op) {
 
 /* ---- Connections ---- */
 
+/* conn_release frees what a connection holds besides its SSL and its context. */
+static void conn_release(sli_conn *c) {
+  sli__identity_clear(&c->hello_id);
+  free(c->key_sig);
+  pthread_cond_destroy(&c->hook_cond);
+  pthread_mutex_destroy(&c->hook_lock);
+  free(c);
+}
+
 static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_read_fn rfn,
                     sli_write_fn wfn, void *arg, const char *servername, uint32_t flags) {
   if (!out) return sli__fail(NULL, SLI_E_INVAL, "%s: out is NULL", fn);
@@ -312,6 +335,8 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
   c->alert = -1;
   c->first_byte = -1;
   c->verify_result = SLI_E_NO_PEER_CERT;
+  pthread_mutex_init(&c->hook_lock, NULL);
+  pthread_cond_init(&c->hook_cond, NULL);
   pthread_mutex_lock(&ctx->lock);
   c->ssl = SSL_new(ctx->ssl_ctx);
   pthread_mutex_unlock(&ctx->lock);
@@ -319,7 +344,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
   if (!c->ssl || !bio) {
     BIO_free(bio);
     SSL_free(c->ssl);
-    free(c);
+    conn_release(c);
     return sli__fail_ssl(NULL, SLI_E_NOMEM, "%s: out of memory", fn);
   }
   BIO_set_data(bio, c);
@@ -342,7 +367,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
         if (is_ip ? !X509_VERIFY_PARAM_set1_ip_asc(p, servername)
                   : !X509_VERIFY_PARAM_set1_host(p, servername, strlen(servername))) {
           SSL_free(c->ssl);
-          free(c);
+          conn_release(c);
           return sli__fail_ssl(NULL, SLI_E_INVAL, "%s: the servername '%s' cannot be verified", fn,
                                servername);
         }
@@ -351,7 +376,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
     } else if (s && s->verify_cert && s->verify_name) {
       /* Verifying a certificate without a name to check proves nothing. */
       SSL_free(c->ssl);
-      free(c);
+      conn_release(c);
       return sli__fail(NULL, SLI_E_INVAL,
                        "%s: a client that verifies the server needs its name (servername)", fn);
     }
@@ -387,7 +412,7 @@ void sli_conn_free(sli_conn *c) {
   SSL_SESSION_free(c->fresh_session);
   if (c->ctx) atomic_fetch_sub(&c->ctx->stats.live, 1);
   sli_ctx_free(c->ctx);
-  free(c);
+  conn_release(c);
 }
 
 /* Before each engine call: clear the message, enforce the handshake deadline. */
@@ -409,12 +434,48 @@ static int enter(sli_conn *c) {
   return 0;
 }
 
+/* For a blocking fd whose handshake waits for the host's callback to finish: waits for its done
+ * call, bounded by the handshake deadline. Returns 0 to retry, or the code to return. */
+static int wait_for_host(sli_conn *c, int want) {
+  int *state = want == SLI_WANT_CLIENT_HELLO ? &c->hello_state : &c->key_state;
+  int rc = 0;
+  pthread_mutex_lock(&c->hook_lock);
+  while (*state == SLI__HOOK_WAITING && rc == 0) {
+    if (!c->deadline_ms) {
+      pthread_cond_wait(&c->hook_cond, &c->hook_lock);
+      continue;
+    }
+    int64_t at = c->deadline_ms; /* the deadline, as CLOCK_REALTIME for the condition variable */
+    int64_t left = at - sli__now_ms();
+    if (left <= 0) {
+      rc = 1;
+      break;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += left / 1000;
+    ts.tv_nsec += (left % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&c->hook_cond, &c->hook_lock, &ts);
+  }
+  pthread_mutex_unlock(&c->hook_lock);
+  if (rc)
+    return conn_fail(c, SLI_E_TIMEOUT, "the handshake did not complete within %u ms (waiting for "
+                     "the host's %s callback)", (unsigned)c->timeout_ms,
+                     want == SLI_WANT_CLIENT_HELLO ? "ClientHello" : "private-key");
+  return 0;
+}
+
 /* For a blocking fd: waits for the wanted direction (bounded by the handshake deadline) and says
  * whether to retry. Returns 0 to retry, or the code to return. */
 static int wait_if_blocking(sli_conn *c, int want) {
   if (c->fd < 0) return want;
   int fl = fcntl(c->fd, F_GETFL);
   if (fl < 0 || (fl & O_NONBLOCK)) return want;
+  if (want == SLI_WANT_CLIENT_HELLO || want == SLI_WANT_PRIVATE_KEY) return wait_for_host(c, want);
   struct pollfd p = {.fd = c->fd, .events = want == SLI_WANT_READ ? POLLIN : POLLOUT};
   for (;;) {
     int timeout = -1;
@@ -472,7 +533,7 @@ int sli_conn_handshake(sli_conn *c) {
     }
     rc = map_error(c, r, "handshake");
     if (rc == 0) rc = conn_fail(c, SLI_E_CLOSED, "handshake: the peer closed the connection");
-    if (rc != SLI_WANT_READ && rc != SLI_WANT_WRITE) return rc;
+    if (sli_error_category(rc) != SLI_ECAT_BLOCKED) return rc;
     if ((rc = wait_if_blocking(c, rc)) != 0) return rc;
   }
 }
@@ -496,7 +557,7 @@ ssize_t sli_conn_read(sli_conn *c, void *buf, size_t len) {
     }
     rc = map_error(c, r, "read"); /* before after_handshake: its write resets SSL_get_error */
     if (!c->handshake_done && SSL_is_init_finished(c->ssl)) after_handshake(c);
-    if (rc != SLI_WANT_READ && rc != SLI_WANT_WRITE) return rc;
+    if (sli_error_category(rc) != SLI_ECAT_BLOCKED) return rc;
     if ((rc = wait_if_blocking(c, rc)) != 0) return rc;
   }
 }
@@ -532,7 +593,7 @@ ssize_t sli_conn_write(sli_conn *c, const void *buf, size_t len) {
       return rc;
     }
     if (rc == 0) return conn_fail(c, SLI_E_CLOSED, "write: the connection is closed");
-    if (rc != SLI_WANT_READ && rc != SLI_WANT_WRITE) return rc;
+    if (sli_error_category(rc) != SLI_ECAT_BLOCKED) return rc;
     if ((rc = wait_if_blocking(c, rc)) != 0) return rc;
   }
 }

@@ -4,6 +4,9 @@
 
 #include "tls/tls.h"
 
+/* States of a host callback that may finish later (client hello, private key). */
+enum { SLI__HOOK_IDLE, SLI__HOOK_CALLING, SLI__HOOK_WAITING, SLI__HOOK_DONE };
+
 struct sli_conn {
   SSL *ssl;
   sli_ctx *ctx; /* reference */
@@ -32,6 +35,18 @@ struct sli_conn {
   int sys_err;
   int alert;
   int verify_result;
+
+  /* The host's answers that may come later, from another thread (hello.c, keyops.c), under
+   * hook_lock; hook_cond wakes a blocking call waiting for them. */
+  pthread_mutex_t hook_lock;
+  pthread_cond_t hook_cond;
+  int hello_state, hello_status; /* SLI__HOOK_* */
+  sli__identity hello_id;        /* chosen by the host (chain NULL: none) */
+  int key_state, key_status;
+  uint8_t *key_sig;
+  size_t key_sig_len;
+  int hook_code;      /* a host callback failed the handshake with this code, or 0 */
+  char hook_msg[160]; /* and why */
 
   char servername[256];
   char peer[64];

@@ -1,5 +1,6 @@
 /* ctx.c — client and server contexts: a snapshot of a config turned into an SSL_CTX, swapped
- * atomically by sli_ctx_reload. SNI picks among several identities; ALPN; session resumption. */
+ * atomically by sli_ctx_reload: policy, identities, trust store, then each side's part (the
+ * ClientHello, ALPN, sessions and key log each in their own file). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,63 +13,6 @@
 #include "tls/tls.h"
 
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
-
-/* chain_rest returns a new stack holding the chain after the leaf (the leaf's issuers). */
-static STACK_OF(X509) *chain_rest(const sli__identity *id) {
-  STACK_OF(X509) *rest = sk_X509_new_null();
-  for (size_t i = 1; rest && i < sk_X509_num(id->chain); i++) sk_X509_push(rest, sk_X509_value(id->chain, i));
-  return rest;
-}
-
-/* use_identity_ctx makes `id` the default identity of `ctx`: 0 or SLI_E_CONFIG. */
-static int use_identity_ctx(SSL_CTX *ctx, const sli__identity *id) {
-  STACK_OF(X509) *rest = chain_rest(id);
-  int ok = rest && SSL_CTX_use_certificate(ctx, sk_X509_value(id->chain, 0)) &&
-           SSL_CTX_use_PrivateKey(ctx, id->key) && SSL_CTX_set1_chain(ctx, rest);
-  sk_X509_free(rest);
-  return ok ? 0 : SLI_E_CONFIG;
-}
-
-/* use_identity_ssl makes `id` the identity of one connection: 0 or SLI_E_CONFIG. */
-static int use_identity_ssl(SSL *ssl, const sli__identity *id) {
-  STACK_OF(X509) *rest = chain_rest(id);
-  int ok = rest && SSL_use_certificate(ssl, sk_X509_value(id->chain, 0)) &&
-           SSL_use_PrivateKey(ssl, id->key) && SSL_set1_chain(ssl, rest);
-  sk_X509_free(rest);
-  return ok ? 0 : SLI_E_CONFIG;
-}
-
-/* SNI: choose the first identity whose certificate matches the requested name. */
-static int select_identity(SSL *ssl, void *arg) {
-  sli__snapshot *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sli__snapshot_index);
-  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  if (!s || !name || s->n_ids < 2) return 1;
-  for (size_t i = 0; i < s->n_ids; i++) {
-    if (X509_check_host(sk_X509_value(s->ids[i].chain, 0), name, strlen(name), 0, NULL) == 1) {
-      if (i == 0) return 1; /* already the context's default */
-      return use_identity_ssl(ssl, &s->ids[i]) == 0;
-    }
-  }
-  return 1; /* no match: the default identity */
-}
-
-static int alpn_select(SSL *ssl, const uint8_t **out, uint8_t *out_len, const uint8_t *in,
-                       unsigned in_len, void *arg) {
-  sli__snapshot *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sli__snapshot_index);
-  if (!s || !s->alpn_wire) return SSL_TLSEXT_ERR_NOACK;
-  /* Server preference order. */
-  for (size_t i = 0; i < s->alpn_len; i += 1 + s->alpn_wire[i]) {
-    const uint8_t *mine = s->alpn_wire + i;
-    for (unsigned j = 0; j < in_len; j += 1u + in[j]) {
-      if (in[j] == mine[0] && j + 1u + in[j] <= in_len && memcmp(in + j + 1, mine + 1, mine[0]) == 0) {
-        *out = in + j + 1;
-        *out_len = in[j];
-        return SSL_TLSEXT_ERR_OK;
-      }
-    }
-  }
-  return SSL_TLSEXT_ERR_NOACK;
-}
 
 static X509_STORE *make_store(const sli_config *cfg, int is_server) {
   X509_STORE *store = X509_STORE_new();
@@ -103,14 +47,17 @@ static int identities(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, 
     if ((rc = sli__default_identity(&snap->ids[0], e))) return rc;
     snap->n_ids = 1;
   }
-  if (snap->n_ids > 0 && (rc = use_identity_ctx(ctx, &snap->ids[0])))
+  for (size_t i = 0; i < snap->n_ids; i++)
+    if (!snap->ids[i].key && !cfg->hooks.key_fn)
+      return sli__fail(e, SLI_E_CONFIG, "an identity whose key the host keeps needs a private-key "
+                                        "callback (sli_config_set_private_key_cb)");
+  if (snap->n_ids > 0 && (rc = sli__use_identity_ctx(ctx, &snap->ids[0])))
     return sli__fail_ssl(e, rc, "the identity cannot be used");
-  if (snap->n_ids > 1) SSL_CTX_set_cert_cb(ctx, select_identity, NULL);
   return 0;
 }
 
-/* server_side: the server's suite order, client certificates, resumption (tickets), ALPN
- * selection. */
+/* server_side: the server's suite order, client certificates, resumption (tickets, or the host's
+ * store for TLS 1.2), the choice of identity on the ClientHello, ALPN selection. */
 static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
                        sli__own_tickets *own, sli__error *e) {
   /* TLS 1.2 suites in the policy's order (strongest first), not the client's */
@@ -141,14 +88,9 @@ static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
     snap->own_tickets = own;
     sli__ticket_keys_install(ctx);
   }
-  if (cfg->alpn_wire) {
-    snap->alpn_wire = malloc(cfg->alpn_len);
-    if (!snap->alpn_wire) return SLI_E_NOMEM;
-    memcpy(snap->alpn_wire, cfg->alpn_wire, cfg->alpn_len);
-    snap->alpn_len = cfg->alpn_len;
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-  }
-  return 0;
+  if (cfg->resumption && cfg->hooks.store_fn) sli__session_store_install(ctx);
+  sli__hello_install(ctx, snap);
+  return sli__alpn_install(ctx, snap, cfg);
 }
 
 /* client_side: verification of the server (unless insecure), ALPN offer, the kept sessions. */
@@ -186,6 +128,7 @@ static SSL_CTX *build(sli_config *cfg, const sli_ctx *owner, int *out_rc) {
   s = NULL; /* owned by ctx now */
   snap->is_server = is_server;
   snap->handshake_timeout_ms = cfg->handshake_timeout_ms;
+  snap->hooks = cfg->hooks;
   if ((rc = sli__policy_apply(ctx, cfg, e))) goto fail;
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   /* BoringSSL leaves Ed25519 out of the signatures it accepts unless asked. */
@@ -204,6 +147,7 @@ static SSL_CTX *build(sli_config *cfg, const sli_ctx *owner, int *out_rc) {
   SSL_CTX_set_cert_store(ctx, store);
   rc = is_server ? server_side(ctx, snap, cfg, owner->own_tickets, e)
                  : client_side(ctx, snap, cfg, owner->sessions);
+  if (!rc) rc = sli__keylog_install(ctx, snap, cfg, e);
   if (rc == SLI_E_NOMEM) goto fail_nomem;
   if (rc) goto fail;
   *out_rc = 0;

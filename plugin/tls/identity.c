@@ -212,7 +212,7 @@ int sli__identity_copy(sli__identity *dst, const sli__identity *src) {
   dst->chain = X509_chain_up_ref(src->chain);
   dst->key = src->key;
   if (!dst->chain) return SLI_E_NOMEM;
-  EVP_PKEY_up_ref(dst->key);
+  if (dst->key) EVP_PKEY_up_ref(dst->key);
   return 0;
 }
 

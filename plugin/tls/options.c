@@ -143,6 +143,10 @@ static int set_INSECURE(sli_config *cfg, const char *name, const char *value) {
   return rc ? rc : sli_config_insecure_noverifyname(cfg);
 }
 
+static int set_INSECURE_KEYLOG(sli_config *cfg, const char *name, const char *value) {
+  return sli__keylog_file_set(cfg, value);
+}
+
 static const struct {
   const char *name;
   int (*set)(sli_config *cfg, const char *name, const char *value);

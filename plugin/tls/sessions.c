@@ -2,11 +2,14 @@
  * keeps the sessions its servers give it (TLS 1.3 tickets, TLS 1.2 sessions), keyed by the server's
  * name and address, and offers one to the next connection to the same server. A TLS 1.3 ticket is
  * offered once (the server sends fresh ones); a TLS 1.2 session until it is replaced. Sessions also
- * leave and enter a process as bytes (sli_conn_session_export / sli_conn_session_import). */
+ * leave and enter a process as bytes (sli_conn_session_export / sli_conn_session_import). A server
+ * may keep its TLS 1.2 sessions in a store of the host's (sli_config_set_session_cache_cbs). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/mem.h>
 
 #include "tls/conn.h"
@@ -132,4 +135,93 @@ int sli_conn_session_import(sli_conn *c, const uint8_t *in, size_t len) {
   int ok = SSL_set_session(c->ssl, s);
   SSL_SESSION_free(s);
   return ok ? 0 : sli__fail_ssl(&c->err, SLI_E_INVAL, "sli_conn_session_import: refused");
+}
+
+/* ---- A server's TLS 1.2 sessions in the host's store (sli_config_set_session_cache_cbs) ---- */
+
+#define LOOKUP_FIRST 16384
+#define LOOKUP_MAX (1 << 20)
+
+static sli__snapshot *snapshot_of(const SSL_CTX *ctx) {
+  return SSL_CTX_get_ex_data(ctx, sli__snapshot_index);
+}
+
+static int store_session(SSL *ssl, SSL_SESSION *sess) {
+  sli__snapshot *s = snapshot_of(SSL_get_SSL_CTX(ssl));
+  unsigned id_len = 0;
+  const uint8_t *id = SSL_SESSION_get_id(sess, &id_len);
+  if (!s || !s->hooks.store_fn || !id_len) return 0;
+  uint8_t *b = NULL;
+  size_t n = 0;
+  if (SSL_SESSION_to_bytes(sess, &b, &n)) {
+    int64_t expires = (int64_t)SSL_SESSION_get_time(sess) + (int64_t)SSL_SESSION_get_timeout(sess);
+    s->hooks.store_fn(id, id_len, b, n, expires, s->hooks.cache_arg);
+    OPENSSL_cleanse(b, n);
+    OPENSSL_free(b);
+  }
+  ERR_clear_error();
+  return 0; /* BoringSSL keeps its reference */
+}
+
+/* lookup_session: the host copies the session into our buffer; SLI_E_BUFSIZE with the size needed
+ * earns one more try with a buffer that large (up to 1 MiB). A stored session that is not one, or
+ * has expired, is removed from the store (BoringSSL's own removal only sees its internal cache,
+ * which is off here). */
+static SSL_SESSION *lookup_session(SSL *ssl, const uint8_t *id, int id_len, int *out_copy) {
+  *out_copy = 0; /* the session returned is the caller's */
+  sli__snapshot *s = snapshot_of(SSL_get_SSL_CTX(ssl));
+  if (!s || !s->hooks.lookup_fn || id_len <= 0) return NULL;
+  size_t cap = LOOKUP_FIRST;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    uint8_t *buf = malloc(cap);
+    if (!buf) return NULL;
+    size_t len = cap;
+    int r = s->hooks.lookup_fn(id, (size_t)id_len, buf, &len, s->hooks.cache_arg);
+    SSL_SESSION *sess = NULL;
+    if (r == 0 && len <= cap) sess = SSL_SESSION_from_bytes(buf, len, SSL_get_SSL_CTX(ssl));
+    OPENSSL_cleanse(buf, cap);
+    free(buf);
+    ERR_clear_error();
+    if (r == SLI_E_BUFSIZE && attempt == 0 && len > 0 && len <= LOOKUP_MAX) {
+      if (len > cap) cap = len;
+      continue;
+    }
+    if (r == 0 && (!sess || (int64_t)SSL_SESSION_get_time(sess) +
+                                    (int64_t)SSL_SESSION_get_timeout(sess) <= (int64_t)time(NULL))) {
+      SSL_SESSION_free(sess); /* garbage, or expired: the store forgets it */
+      s->hooks.remove_fn(id, (size_t)id_len, s->hooks.cache_arg);
+      return NULL;
+    }
+    return sess;
+  }
+  return NULL;
+}
+
+static void remove_session(SSL_CTX *ctx, SSL_SESSION *sess) {
+  sli__snapshot *s = snapshot_of(ctx);
+  unsigned id_len = 0;
+  const uint8_t *id = SSL_SESSION_get_id(sess, &id_len);
+  if (s && s->hooks.remove_fn && id_len) s->hooks.remove_fn(id, id_len, s->hooks.cache_arg);
+}
+
+void sli__session_store_install(SSL_CTX *ctx) {
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+  SSL_CTX_sess_set_new_cb(ctx, store_session);
+  SSL_CTX_sess_set_get_cb(ctx, lookup_session);
+  SSL_CTX_sess_set_remove_cb(ctx, remove_session);
+}
+
+int sli_config_set_session_cache_cbs(sli_config *cfg, sli_session_store_fn store,
+                                     sli_session_lookup_fn lookup, sli_session_remove_fn remove,
+                                     void *arg) {
+  if (!cfg) return sli__fail(NULL, SLI_E_INVAL, "sli_config_set_session_cache_cbs: cfg is NULL");
+  int n = !!store + !!lookup + !!remove;
+  if (n != 0 && n != 3)
+    return sli__fail(&cfg->err, SLI_E_INVAL,
+                     "sli_config_set_session_cache_cbs: store, lookup and remove go together");
+  cfg->hooks.store_fn = store;
+  cfg->hooks.lookup_fn = lookup;
+  cfg->hooks.remove_fn = remove;
+  cfg->hooks.cache_arg = n ? arg : NULL;
+  return 0;
 }

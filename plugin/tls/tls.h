@@ -10,11 +10,28 @@
 #define SLI_MAX_IDENTITIES 64
 #define SLI_MAX_TICKET_KEYS 16
 
-/* One certificate chain plus its private key. */
+/* One certificate chain plus its private key; `key` NULL: the host keeps the key and signs through
+ * its private-key callback (keyops.c). */
 typedef struct sli__identity {
   STACK_OF(X509) *chain; /* leaf first */
   EVP_PKEY *key;
 } sli__identity;
+
+/* The host's callbacks (sli_config_set_*_cb, sli_config_insecure_keylog), copied into each snapshot. */
+typedef struct sli__hooks {
+  sli_alpn_select_fn alpn_fn;
+  void *alpn_arg;
+  sli_client_hello_fn hello_fn;
+  void *hello_arg;
+  sli_private_key_fn key_fn;
+  void *key_arg;
+  sli_session_store_fn store_fn;
+  sli_session_lookup_fn lookup_fn;
+  sli_session_remove_fn remove_fn;
+  void *cache_arg;
+  sli_keylog_fn keylog_fn;
+  void *keylog_arg;
+} sli__hooks;
 
 typedef struct sli__ticket_key {
   uint8_t name[16];
@@ -44,6 +61,8 @@ struct sli_config {
   int resumption;
   uint32_t handshake_timeout_ms;
   int insecure_nocert, insecure_noname;
+  sli__hooks hooks;
+  char *keylog_file; /* SLI_INSECURE_KEYLOG */
 };
 
 /* A snapshot: an SSL_CTX plus what its callbacks need. Owned by the SSL_CTX's ex_data; freed with it. */
@@ -64,6 +83,8 @@ typedef struct sli__snapshot {
   size_t n_tkeys;
   uint32_t handshake_timeout_ms;
   int verify_cert, verify_name;
+  sli__hooks hooks;
+  char *keylog_file;
 } sli__snapshot;
 
 /* A context's counters (sli_ctx_stats), shared by its connections. */
@@ -127,6 +148,27 @@ sli__session_cache *sli__session_cache_new(void);
 void sli__session_cache_free(sli__session_cache *c);
 void sli__sessions_install(SSL_CTX *ctx);
 void sli__session_offer(struct sli_conn *c);
+
+/* hello.c: the server's ClientHello — sli__use_identity_ctx makes `id` a context's default identity
+ * (0 or SLI_E_CONFIG); sli__hello_install makes the context choose each connection's identity (by
+ * SNI, or the host's ClientHello callback) and send TLS 1.2 sessions to the host's store. */
+int sli__use_identity_ctx(SSL_CTX *ctx, const sli__identity *id);
+void sli__hello_install(SSL_CTX *ctx, const sli__snapshot *snap);
+
+/* keyops.c: signatures by the host's private-key callback. sli__async_key_prefs gives the one
+ * signature algorithm an identity whose leaf certificate is `leaf` signs with (0: a kind it cannot). */
+extern const SSL_PRIVATE_KEY_METHOD sli__key_method;
+size_t sli__async_key_prefs(X509 *leaf, const uint16_t **out);
+
+/* alpn.c: the server's ALPN choice (its list, or the host's callback). */
+int sli__alpn_install(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg);
+
+/* keylog.c: the insecure key log (a host callback, SLI_INSECURE_KEYLOG's file). */
+int sli__keylog_install(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, sli__error *e);
+int sli__keylog_file_set(sli_config *cfg, const char *path);
+
+/* sessions.c: a server's TLS 1.2 sessions in the host's store. */
+void sli__session_store_install(SSL_CTX *ctx);
 
 /* verify.c */
 int sli__verify_code(long x509_err);

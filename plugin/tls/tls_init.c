@@ -17,6 +17,7 @@ static void snapshot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int index
   if (!s) return;
   for (size_t i = 0; i < s->n_ids; i++) sli__identity_clear(&s->ids[i]);
   free(s->alpn_wire);
+  free(s->keylog_file);
   OPENSSL_cleanse(s->tkeys, sizeof(s->tkeys));
   free(s);
 }

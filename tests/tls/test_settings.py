@@ -281,6 +281,34 @@ def p_insecure(door, on, tag):
         srv.stop()
 
 
+def keylog_matches(logfile):
+    """A python ssl client (OpenSSL) writing its own key log: does the server's key log hold the
+    very secrets OpenSSL derived for the connection?"""
+    def client(port):
+        mine = logfile + ".client"
+        ctx = client_ctx()
+        ctx.keylog_filename = mine
+        seen = hello(port, ctx=ctx)[0]
+        if not seen.startswith("ok"):
+            return seen
+        theirs = set(open(logfile).read().split("\n")) - {""} if os.path.exists(logfile) else set()
+        ours = set(open(mine).read().split("\n")) - {""}
+        ours = {line for line in ours if not line.startswith("#")}
+        if not theirs:
+            return "no key log"
+        mode = oct(os.stat(logfile).st_mode & 0o777)
+        return "server key log holds the client's %d secrets: %s, mode %s" % (
+            len(ours), ours <= theirs, mode)
+    return client
+
+
+@probe("SLI_INSECURE_KEYLOG")
+def p_keylog(door, on, tag):
+    logfile = d(tag + "-keys.log")
+    return served(door, IDENTITY + ([("SLI_INSECURE_KEYLOG", logfile)] if on else []), tag,
+                  keylog_matches(logfile))
+
+
 # a malformed value for each row, which every door must refuse (server side)
 BAD = {"FILE": d("no-such-file"), "none|optional|required": "sometimes",
        "default|modern|compat": "strongest", "1.2|1.3": "1.1", "0|1": "off", "MS": "soon",
@@ -353,6 +381,8 @@ def make_bad_case(name):
         value = BAD["LIST"] if name == "SLI_ALPN" else BAD.get(kind)
         if name == "SLI_CIPHERS":
             value = "RC4-MD5"
+        if name == "SLI_INSECURE_KEYLOG":  # an output file: one that cannot be created
+            value = d("no-such-dir/keys.log")
         settings = [(name, value)] + ([] if name in ("SLI_CERT", "SLI_KEY") else IDENTITY)
         if name == "SLI_CERT":
             settings.append(("SLI_KEY", KEY))
