@@ -622,7 +622,8 @@ typedef void (*sli_keylog_fn)(const sli_conn *conn, const char *line, void *arg)
  * into a file, appended, mode 0600. It returns 0 or SLI_E_INVAL. Since: 1.1 */
 SLI_API int sli_config_insecure_keylog(sli_config *cfg, sli_keylog_fn fn, void *arg);
 
-/* sli_conn_alert returns the TLS alert number of the last alert received or sent, or -1. */
+/* sli_conn_alert returns the TLS alert number of the last fatal alert received or sent (80 when a
+ * host callback refused the handshake, 120 when the ALPN callback did), or -1. */
 SLI_API int sli_conn_alert(const sli_conn *conn);
 
 /* ---- Connection information --------------------------------------------------------------------
@@ -676,7 +677,8 @@ SLI_API sli_cert *sli_cert_up_ref(const sli_cert *cert);
 /* sli_cert_free drops a reference to `cert`; NULL is a no-op. Since: 1.0 */
 SLI_API void sli_cert_free(sli_cert *cert);
 
-/* sli_cert_subject returns the subject as a one-line string ("CN=db.example.com, O=Acme"). */
+/* sli_cert_subject returns the subject as a one-line string, in the certificate's order, as
+ * `openssl x509 -noout -subject` prints it ("C = FR, O = Acme, CN = db.example.com"). */
 SLI_API const char *sli_cert_subject(const sli_cert *cert);
 
 /* sli_cert_issuer returns the issuer as a one-line string. Since: 1.0 */

@@ -307,6 +307,14 @@ static int map_error(sli_conn *c, int r, const char *op) {
 
 /* ---- Connections ---- */
 
+/* on_info: BoringSSL's report of each alert; a fatal one sent or received is the connection's
+ * sli_conn_alert. */
+static void on_info(const SSL *ssl, int where, int value) {
+  if (!(where & SSL_CB_ALERT) || (value >> 8) != SSL3_AL_FATAL) return;
+  sli_conn *c = SSL_get_ex_data(ssl, sli__conn_index);
+  if (c) c->alert = value & 0xff;
+}
+
 /* conn_release frees what a connection holds besides its SSL and its context. */
 static void conn_release(sli_conn *c) {
   sli__identity_clear(&c->hello_id);
@@ -350,6 +358,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
   BIO_set_data(bio, c);
   SSL_set_bio(c->ssl, bio, bio);
   SSL_set_ex_data(c->ssl, sli__conn_index, c);
+  SSL_set_info_callback(c->ssl, on_info);
   sli__snapshot *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(c->ssl), sli__snapshot_index);
   c->timeout_ms = s ? s->handshake_timeout_ms : 0;
   if (c->timeout_ms) c->deadline_ms = sli__now_ms() + c->timeout_ms; /* the clock starts now */

@@ -97,6 +97,7 @@ static int test_refusal(void) {
   CHECK_EQ(handshake(&p, &ch, "smtp"), 0);
   CHECK_EQ(p.src, SLI_E_NO_MATCH);
   CHECK(strstr(sli_conn_error(p.server), "ALPN callback"));
+  CHECK_EQ(sli_conn_alert(p.server), 120); /* the alert it sent */
   CHECK_EQ(p.crc, SLI_E_ALERT);
   CHECK_EQ(sli_conn_alert(p.client), 120); /* no_application_protocol */
   CHECK(strstr(sli_conn_error(p.client), "no application protocol"));

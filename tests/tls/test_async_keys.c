@@ -259,6 +259,8 @@ static int failing(int mode, int expect_server, const char *expect_msg) {
   if (expect_server) {
     CHECK_EQ(p.src, expect_server);
     CHECK(strstr(sli_conn_error(p.server), expect_msg));
+    CHECK_EQ(sli_conn_alert(p.server), 80); /* internal_error, sent */
+    CHECK_EQ(sli_conn_alert(p.client), 80); /* and received */
   }
   CHECK(p.crc < 0 && !test_blocked(p.crc)); /* the client never completes */
   if (!expect_server) CHECK(strstr(sli_conn_error(p.client), expect_msg));

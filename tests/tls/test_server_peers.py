@@ -306,6 +306,20 @@ def handshake_failures_name_their_cause():
     log = p.stderr()
     expect("no key-exchange group in common" in log, "group cause not named: " + log[-600:])
     expect("no cipher suite in common" in log, "suite cause not named: " + log[-600:])
+    # a handshake record whose version is not TLS 1.x (SSL 2.0's 0x0200): not "versions we refuse"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(b"\x16\x02\x00\x00\x05hello")
+        try:
+            raw.recv(64)
+        except OSError:
+            pass
+    deadline = time.time() + 5
+    while time.time() < deadline and "a record carried a protocol version" not in p.stderr():
+        time.sleep(0.05)
+    log = p.stderr()
+    expect("a record carried a protocol version other than the one negotiated" in log and
+           "SLI_E_VERSION" in log, "record version cause not named: " + log[-600:])
+    expect("offered only protocol versions we refuse" not in log, "the wrong cause named: " + log[-600:])
 
 
 def close_notify_while_writing(port, rounds):
