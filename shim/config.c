@@ -8,17 +8,63 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "shim.h"
 
 shim_config cfg;
 
+/* SLI_LOG_TARGET: log lines go to fd 2 ("stderr", the default) or, one datagram each, to a syslog
+ * socket ("syslog": /dev/log, which journald and rsyslog read; "syslog:PATH" another, a chroot's).
+ * The socket is opened and closed for each line: no descriptor of ours stays in the host, where it
+ * could be closed and its number reused for a connection that a later line would then reach. */
+static char syslog_path[108]; /* "" : stderr */
+
+static int parse_target(const char *v) {
+  if (!strcmp(v, "stderr")) {
+    syslog_path[0] = 0;
+    return 0;
+  }
+  const char *path = !strcmp(v, "syslog") ? "/dev/log" : !strncmp(v, "syslog:", 7) ? v + 7 : NULL;
+  if (!path || !*path || strlen(path) >= sizeof(syslog_path)) return -1;
+  snprintf(syslog_path, sizeof(syslog_path), "%s", path);
+  return 0;
+}
+
+static void syslog_line(int level, const char *msg) {
+  static const int severity[] = {3, 4, 6, 7}; /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof(a.sun_path), "%s", syslog_path);
+  char line[1200];
+  int n = snprintf(line, sizeof(line), "<%d>sli-preload[%d]: %s", 3 * 8 + severity[level],
+                   (int)getpid(), msg); /* facility daemon */
+  if (n <= 0 || !real.socket || !real.sendto || !real.close) return;
+  int fd = real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  real.sendto(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1,
+              MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof(a));
+  real.close(fd);
+}
+
 void shim_log(int level, const char *fmt, ...) {
   if (level > cfg.log_level) return;
+  static const char *names[] = {"error", "warn", "info", "debug"};
+  if (syslog_path[0]) {
+    char msg[1024];
+    int n = snprintf(msg, sizeof(msg), "%s: ", names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof(msg)) vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    int saved = errno;
+    syslog_line(level, msg);
+    errno = saved;
+    return;
+  }
   if (shim_is_tls(2)) return; /* fd 2 is a TLS connection (a daemon that closed stderr): never
                                  write log lines into it */
-  static const char *names[] = {"error", "warn", "info", "debug"};
   char line[1024];
   int n = snprintf(line, sizeof(line), "sli-preload[%d] %s: ", (int)getpid(), names[level]);
   va_list ap;
@@ -68,6 +114,11 @@ static int apply(sli_config *sc, const char *name, const char *value) {
     cfg.sniff_timeout_ms = atoi(value);
     return 0;
   }
+  if (!strcmp(name, "SLI_LOG_TARGET")) {
+    if (!parse_target(value)) return 0;
+    shim_log(LOG_ERR_, "SLI_LOG_TARGET: '%s' is not stderr, syslog or syslog:PATH", value);
+    return -1;
+  }
   if (!strcmp(name, "SLI_LOG") || !strcmp(name, "SLI_CONFIG") || !strcmp(name, "SLI_SERVERNAME") ||
       !strcmp(name, "SLI_STATE_DIR"))
     return 0; /* handled elsewhere */
@@ -86,8 +137,8 @@ static int apply(sli_config *sc, const char *name, const char *value) {
 /* The shim's own settings, applied first, in this order (the README's and sli-preload(8)'s tables
  * list the same); SLI_STATE_DIR is read by libsli itself (the default identity's directory). */
 static const char *const shim_settings[] = {
-    "SLI_LOG",  "SLI_CONFIG",           "SLI_SERVER_PORTS", "SLI_CLIENT_TARGETS", "SLI_SERVERNAME",
-    "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS", "SLI_STATE_DIR",    NULL};
+    "SLI_LOG",  "SLI_LOG_TARGET",       "SLI_CONFIG",    "SLI_SERVER_PORTS", "SLI_CLIENT_TARGETS",
+    "SLI_SERVERNAME", "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS", "SLI_STATE_DIR", NULL};
 
 /* The engine's settings: SLI_SETTING_MAP (api/sli.h), in its order (key passwords first), applied
  * through sli_config_set_option when a context is first needed. */
@@ -226,6 +277,8 @@ __attribute__((constructor)) static void shim_init(void) {
   const char *file = getenv("SLI_CONFIG");
   if (file && *file && read_config_file(file)) bad = 1;
   cfg.log_level = parse_level(lookup("SLI_LOG"));
+  const char *target = lookup("SLI_LOG_TARGET"); /* before anything is logged; checked in apply */
+  if (target) parse_target(target);
   sli_set_log_callback(engine_log, SLI_LOG_DEBUG, NULL);
   if (!lookup("SLI_SERVER_PORTS") && !lookup("SLI_CLIENT_TARGETS") && !bad) return; /* inert */
   /* Unknown SLI_* variables are typos that would silently change nothing: refuse them. */

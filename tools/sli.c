@@ -1,7 +1,11 @@
 /* sli.c — the `sli` command: dispatches to one file per subcommand. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -31,14 +35,52 @@ static void usage(FILE *f) {
           "3 configuration, 4 peer certificate refused, 5 TLS connection failed,\n6 a blob or signature failed.\n");
 }
 
+static const char *const level_names[] = {"log", "error", "warning", "notice", "info", "debug"};
+
 /* log_stderr prints the library's notices and warnings, the command's own voice: "sli: warning: …". */
 static void log_stderr(int level, const char *message, void *arg) {
-  static const char *const names[] = {"", "error", "warning", "notice", "info", "debug"};
-  fprintf(stderr, "sli: %s: %s\n", level >= 1 && level <= 5 ? names[level] : "log", message);
+  fprintf(stderr, "sli: %s: %s\n", level_names[level >= 1 && level <= 5 ? level : 0], message);
+}
+
+/* log_syslog sends them to the syslog socket `arg` (SLI_LOG_TARGET=syslog[:PATH]), one datagram
+ * each, facility daemon, as "<PRI>sli[PID]: warning: …". */
+static void log_syslog(int level, const char *message, void *arg) {
+  static const int severity[] = {5, 3, 4, 5, 6, 7}; /* LOG_ERR .. LOG_DEBUG */
+  int l = level >= 1 && level <= 5 ? level : 0;
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof(a.sun_path), "%s", (const char *)arg);
+  char line[1200];
+  int n = snprintf(line, sizeof(line), "<%d>sli[%d]: %s: %s", 3 * 8 + severity[l], (int)getpid(),
+                   level_names[l], message);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || n <= 0) return;
+  sendto(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1, MSG_DONTWAIT,
+         (struct sockaddr *)&a, sizeof(a));
+  close(fd);
+}
+
+/* log_target installs the library's log callback where SLI_LOG_TARGET says: stderr (the default)
+ * or syslog (/dev/log, or syslog:PATH). 0, or -1 for a value it does not know. */
+static int log_target(void) {
+  static char path[108];
+  const char *v = getenv("SLI_LOG_TARGET");
+  if (!v || !strcmp(v, "stderr")) {
+    sli_set_log_callback(log_stderr, SLI_LOG_NOTICE, NULL);
+    return 0;
+  }
+  const char *p = !strcmp(v, "syslog") ? "/dev/log" : !strncmp(v, "syslog:", 7) ? v + 7 : NULL;
+  if (!p || !*p || strlen(p) >= sizeof(path)) {
+    sli_set_log_callback(log_stderr, SLI_LOG_NOTICE, NULL);
+    fprintf(stderr, "sli: SLI_LOG_TARGET: '%s' is not stderr, syslog or syslog:PATH\n", v);
+    return -1;
+  }
+  snprintf(path, sizeof(path), "%s", p);
+  sli_set_log_callback(log_syslog, SLI_LOG_NOTICE, path);
+  return 0;
 }
 
 int main(int argc, char **argv) {
-  sli_set_log_callback(log_stderr, SLI_LOG_NOTICE, NULL);
+  if (log_target()) return EXIT_USAGE;
   /* A peer that goes away while we write must cost that connection, not the process: writes to a
    * closed socket or pipe return EPIPE instead of raising SIGPIPE (which killed `sli serve`). */
   signal(SIGPIPE, SIG_IGN);
