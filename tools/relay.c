@@ -1,0 +1,473 @@
+/* relay.c — one connection of `sli serve`: TLS from the client through the engine's callback
+ * transport (ciphertext in memory, libuv does the socket I/O), then either echoed or relayed to a
+ * plain backend. See relay.h for the rules; in short, for each direction:
+ *   client → backend: ciphertext read from the client (while `in` is under the high-water mark),
+ *     decrypted only while the backend's queue is under it, written to the backend; the client's
+ *     close_notify becomes a FIN to the backend after the queued bytes (uv_shutdown waits for them);
+ *     a client that ends without close_notify (truncation) is passed on as a reset;
+ *   backend → client: read while the client's queue is under the high-water mark, encrypted,
+ *     written; the backend's FIN becomes close_notify after the queued bytes; a backend error or
+ *     an unreachable backend resets the client.
+ * The connection ends when both directions have ended and every queue is written. */
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+struct relay_conn {
+  relay_server *srv;
+  relay_conn *prev, *next; /* in srv->live */
+  uv_tcp_t tcp, backend;
+  uv_timer_t timer;
+  sli_conn *tls;
+  char *in; /* ciphertext received from the client, not yet taken by the engine */
+  size_t in_len, in_cap;
+  size_t to_client, to_backend; /* bytes handed to uv_write and not yet written */
+  int open_handles;
+  int backend_init, backend_up, client_reading, backend_reading;
+  int secured;
+  int client_eof;       /* the client's TCP FIN */
+  int tls_in_done;      /* the client's direction ended (close_notify read) */
+  int backend_eof;      /* the backend's FIN */
+  int backend_fin_sent; /* our FIN to the backend was asked for */
+  int tls_out_done;     /* our close_notify is queued */
+  int client_shut;      /* the final shutdown of the client socket was asked for */
+  int ending;           /* handles closing: nothing more is done */
+  char peer[64];
+};
+
+typedef struct wreq {
+  uv_write_t req;
+  relay_conn *c;
+  int to_backend;
+  size_t len;
+  char data[];
+} wreq;
+
+static void pump(relay_conn *c);
+
+void relay_log(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "sli serve: ");
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* ---- Ending ---- */
+
+static void on_closed(uv_handle_t *h) {
+  relay_conn *c = h->data;
+  if (--c->open_handles > 0) return;
+  relay_server *srv = c->srv;
+  if (c->prev) c->prev->next = c->next;
+  else srv->live = c->next;
+  if (c->next) c->next->prev = c->prev;
+  sli_conn_free(c->tls);
+  free(c->in);
+  free(c);
+  if (--srv->n_live == 0 && srv->on_last_closed) srv->on_last_closed(srv);
+}
+
+static void close_handle(uv_handle_t *h, int reset) {
+  if (uv_is_closing(h)) return;
+  if (reset && uv_tcp_close_reset((uv_tcp_t *)h, on_closed) == 0) return;
+  uv_close(h, on_closed);
+}
+
+/* close_all closes the connection's handles now (queued writes are dropped), resetting the sides
+ * asked: the way a failure reaches a side as a failure. */
+static void close_all(relay_conn *c, int reset_client, int reset_backend) {
+  if (c->ending) return;
+  c->ending = 1;
+  close_handle((uv_handle_t *)&c->timer, 0);
+  close_handle((uv_handle_t *)&c->tcp, reset_client);
+  if (c->backend_init) close_handle((uv_handle_t *)&c->backend, reset_backend);
+}
+
+static void on_client_shut(uv_shutdown_t *req, int status) {
+  relay_conn *c = req->data;
+  free(req);
+  close_all(c, 0, 0);
+}
+
+/* end_client closes the client's socket once everything queued for it is written (uv_shutdown
+ * waits for the queue), then the connection. */
+static void end_client(relay_conn *c) {
+  if (c->client_shut || c->ending) return;
+  c->client_shut = 1;
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (req) req->data = c;
+  if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_client_shut) != 0) {
+    free(req);
+    close_all(c, 0, 0);
+  }
+}
+
+/* fail: the TLS side failed with `code`: named in the log; an alert the engine queued still goes
+ * to the client; the backend, if any, is reset (what it got may be incomplete). */
+static void fail(relay_conn *c, int code) {
+  const char *m = sli_conn_error(c->tls);
+  if (code == SLI_E_TRUNCATED)
+    relay_log("%s: closed without close_notify (truncated)", c->peer);
+  else
+    relay_log("%s: %s: %s", c->peer, sli_err_name(code), m ? m : sli_strerror(code));
+  if (c->backend_init && !uv_is_closing((uv_handle_t *)&c->backend)) {
+    close_handle((uv_handle_t *)&c->backend, 1);
+    c->backend_init = c->backend_up = 0; /* closing on its own */
+  }
+  if (code == SLI_E_TRUNCATED) close_all(c, 0, 1);
+  else end_client(c);
+}
+
+/* maybe_done: the end, once both directions have ended and their queues are written. */
+static void maybe_done(relay_conn *c) {
+  if (c->ending || !c->tls_in_done || !c->tls_out_done) return;
+  if (!c->srv->echo && (!c->backend_eof || c->to_backend > 0)) return;
+  end_client(c);
+}
+
+/* ---- Writes, counted per direction ---- */
+
+static void on_written(uv_write_t *req, int status) {
+  wreq *w = (wreq *)req;
+  relay_conn *c = w->c;
+  if (w->to_backend) c->to_backend -= w->len;
+  else c->to_client -= w->len;
+  int to_backend = w->to_backend;
+  free(w);
+  if (c->ending) return;
+  if (status < 0) {
+    if (to_backend) {
+      relay_log("%s: backend write failed: %s", c->peer, uv_strerror(status));
+      close_all(c, 1, 0);
+    } else {
+      relay_log("%s: client write failed: %s", c->peer, uv_strerror(status));
+      close_all(c, 0, 1);
+    }
+    return;
+  }
+  pump(c); /* a queue went down: read again, decrypt what waits */
+}
+
+static int queue_write(relay_conn *c, int to_backend, const void *data, size_t len) {
+  wreq *w = malloc(sizeof(*w) + len);
+  if (!w) return UV_ENOMEM;
+  w->c = c;
+  w->to_backend = to_backend;
+  w->len = len;
+  memcpy(w->data, data, len);
+  uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+  int r = uv_write(&w->req, (uv_stream_t *)(to_backend ? &c->backend : &c->tcp), &b, 1, on_written);
+  if (r) {
+    free(w);
+    return r;
+  }
+  if (to_backend) c->to_backend += len;
+  else c->to_client += len;
+  return 0;
+}
+
+/* ---- The engine's transport: ciphertext from `in`, ciphertext out to the client ---- */
+
+static ssize_t t_read(sli_conn *tls, void *buf, size_t len, void *arg) {
+  relay_conn *c = arg;
+  if (c->in_len == 0) return c->client_eof ? 0 : SLI_WANT_READ;
+  size_t n = len < c->in_len ? len : c->in_len;
+  memcpy(buf, c->in, n);
+  memmove(c->in, c->in + n, c->in_len - n);
+  c->in_len -= n;
+  return (ssize_t)n;
+}
+
+static ssize_t t_write(sli_conn *tls, const void *buf, size_t len, void *arg) {
+  relay_conn *c = arg;
+  if (c->ending || c->client_shut) return SLI_E_IO;
+  return queue_write(c, 0, buf, len) ? SLI_E_IO : (ssize_t)len;
+}
+
+static int tls_write_all(relay_conn *c, const char *p, size_t len) {
+  while (len > 0) {
+    ssize_t w = sli_conn_write(c->tls, p, len);
+    if (w < 0) return (int)w;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+/* ---- Reading, under the high-water marks ---- */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  static char slab[65536]; /* one loop, one read at a time */
+  buf->base = slab;
+  buf->len = sizeof(slab);
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* flow starts or stops reading each side: the client while `in` is under the mark (the engine
+ * takes from it only while the backend's queue is), the backend while the client's queue is. */
+static void flow(relay_conn *c) {
+  if (c->ending) return;
+  int want = !c->client_eof && !c->client_shut &&
+             c->in_len < (c->client_reading ? RELAY_HIGH_WATER : RELAY_LOW_WATER);
+  if (want != c->client_reading) {
+    if (want) uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_client_read);
+    else uv_read_stop((uv_stream_t *)&c->tcp);
+    c->client_reading = want;
+  }
+  want = c->backend_up && !c->backend_eof && !c->tls_out_done &&
+         c->to_client < (c->backend_reading ? RELAY_HIGH_WATER : RELAY_LOW_WATER);
+  if (want != c->backend_reading) {
+    if (want) uv_read_start((uv_stream_t *)&c->backend, alloc_cb, on_backend_read);
+    else uv_read_stop((uv_stream_t *)&c->backend);
+    c->backend_reading = want;
+  }
+}
+
+static void on_backend_shut(uv_shutdown_t *req, int status) {
+  relay_conn *c = req->data;
+  free(req);
+  if (!c->ending) maybe_done(c);
+}
+
+/* fin_backend passes the client's end on: a FIN after the bytes queued for the backend. */
+static void fin_backend(relay_conn *c) {
+  if (c->backend_fin_sent || !c->backend_up) return;
+  c->backend_fin_sent = 1;
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (req) req->data = c;
+  if (!req || uv_shutdown(req, (uv_stream_t *)&c->backend, on_backend_shut) != 0) {
+    free(req);
+    relay_log("%s: cannot pass the end on to the backend", c->peer);
+    close_all(c, 1, 1);
+  }
+}
+
+static void start_backend(relay_conn *c);
+
+/* pump: the handshake, then plaintext from the engine to the backend (or back to the client),
+ * as far as the queues allow. */
+static void pump(relay_conn *c) {
+  if (c->ending) return;
+  if (!c->secured) {
+    int rc = sli_conn_handshake(c->tls);
+    if (rc == SLI_WANT_READ || rc == SLI_WANT_WRITE) {
+      flow(c);
+      return;
+    }
+    if (rc < 0) {
+      fail(c, rc);
+      return;
+    }
+    c->secured = 1;
+    uv_timer_stop(&c->timer);
+    const char *alpn = sli_conn_alpn(c->tls);
+    relay_log("%s: secured %s %s%s%s%s", c->peer, sli_conn_version(c->tls), sli_conn_cipher(c->tls),
+              alpn ? " alpn=" : "", alpn ? alpn : "", sli_conn_is_resumed(c->tls) ? " resumed" : "");
+    if (!c->srv->echo) start_backend(c);
+    if (c->ending) return;
+  }
+  char buf[16384];
+  while (!c->tls_in_done) {
+    if (c->srv->echo ? c->to_client >= RELAY_HIGH_WATER
+                     : !c->backend_up || c->to_backend >= RELAY_HIGH_WATER)
+      break; /* the engine keeps the rest; the client is read while `in` has room */
+    ssize_t n = sli_conn_read(c->tls, buf, sizeof(buf));
+    if (n > 0) {
+      int rc = c->srv->echo ? tls_write_all(c, buf, (size_t)n) : queue_write(c, 1, buf, (size_t)n);
+      if (rc && c->srv->echo) {
+      fail(c, rc);
+      return;
+    }
+      if (rc) {
+        relay_log("%s: backend write failed: %s", c->peer, uv_strerror(rc));
+        {
+      close_all(c, 1, 1);
+      return;
+    }
+      }
+      continue;
+    }
+    if (n == SLI_WANT_READ || n == SLI_WANT_WRITE) break;
+    if (n < 0) {
+      fail(c, (int)n);
+      return;
+    }
+    /* the client's close_notify: its direction ended */
+    c->tls_in_done = 1;
+    if (c->srv->echo) {
+      relay_log("%s: closed", c->peer);
+      sli_conn_close(c->tls);
+      c->tls_out_done = 1;
+    } else {
+      fin_backend(c);
+    }
+  }
+  flow(c);
+  maybe_done(c);
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  relay_conn *c = s->data;
+  if (c->ending) return;
+  if (n == UV_EOF) {
+    c->client_eof = 1;
+  } else if (n < 0) {
+    relay_log("%s: %s", c->peer, uv_strerror((int)n));
+    {
+      close_all(c, 0, 1);
+      return;
+    }
+  } else if (n > 0) {
+    if (c->in_len + (size_t)n > c->in_cap) {
+      size_t cap = (c->in_len + (size_t)n) * 2;
+      char *p = realloc(c->in, cap);
+      if (!p) {
+      close_all(c, 1, 1);
+      return;
+    }
+      c->in = p;
+      c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, buf->base, (size_t)n);
+    c->in_len += (size_t)n;
+  }
+  pump(c);
+}
+
+static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  relay_conn *c = s->data;
+  if (c->ending) return;
+  if (n > 0) {
+    int rc = tls_write_all(c, buf->base, (size_t)n);
+    if (rc < 0) {
+      fail(c, rc);
+      return;
+    }
+    flow(c);
+    return;
+  }
+  if (n == UV_EOF) { /* the backend's end: close_notify after what is queued */
+    c->backend_eof = 1;
+    flow(c);
+    relay_log("%s: closed", c->peer);
+    sli_conn_close(c->tls);
+    c->tls_out_done = 1;
+    maybe_done(c);
+    return;
+  }
+  if (n < 0) {
+    relay_log("%s: backend: %s", c->peer, uv_strerror((int)n));
+    close_all(c, 1, 0);
+  }
+}
+
+static void on_backend_connect(uv_connect_t *req, int status) {
+  relay_conn *c = req->data;
+  free(req);
+  if (c->ending) return;
+  if (status < 0) {
+    relay_log("%s: backend unreachable: %s", c->peer, uv_strerror(status));
+    {
+      close_all(c, 1, 0);
+      return;
+    }
+  }
+  c->backend_up = 1;
+  pump(c);
+}
+
+static void start_backend(relay_conn *c) {
+  int r = uv_tcp_init(c->srv->loop, &c->backend);
+  if (r) {
+    relay_log("%s: backend: %s", c->peer, uv_strerror(r));
+    {
+      close_all(c, 1, 0);
+      return;
+    }
+  }
+  c->backend.data = c;
+  c->backend_init = 1;
+  c->open_handles++;
+  uv_connect_t *req = malloc(sizeof(*req));
+  if (req) req->data = c;
+  r = req ? uv_tcp_connect(req, &c->backend, (struct sockaddr *)&c->srv->backend, on_backend_connect)
+          : UV_ENOMEM;
+  if (r) {
+    free(req);
+    relay_log("%s: backend unreachable: %s", c->peer, uv_strerror(r));
+    close_all(c, 1, 0);
+  }
+}
+
+static void on_timeout(uv_timer_t *t) {
+  relay_conn *c = t->data;
+  if (c->secured || c->ending) return;
+  relay_log("%s: SLI_E_TIMEOUT: the handshake did not complete within %u ms", c->peer,
+            c->srv->handshake_timeout_ms);
+  close_all(c, 0, 0);
+}
+
+void relay_start(relay_server *srv, int fd) {
+  relay_conn *c = calloc(1, sizeof(*c));
+  if (!c) {
+    relay_log("accept: out of memory");
+    close(fd);
+    return;
+  }
+  c->srv = srv;
+  uv_tcp_init(srv->loop, &c->tcp);
+  uv_timer_init(srv->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->open_handles = 2;
+  c->next = srv->live;
+  if (srv->live) srv->live->prev = c;
+  srv->live = c;
+  srv->n_live++;
+  int r = uv_tcp_open(&c->tcp, fd);
+  if (r) {
+    close(fd);
+    relay_log("accept: %s", uv_strerror(r));
+    {
+      close_all(c, 0, 0);
+      return;
+    }
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  struct sockaddr_storage ss;
+  int sl = sizeof(ss);
+  char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+    getnameinfo((struct sockaddr *)&ss, (socklen_t)sl, host, sizeof(host), port, sizeof(port),
+                NI_NUMERICHOST | NI_NUMERICSERV);
+  snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+  r = sli_conn_new_cbs(&c->tls, srv->ctx, t_read, t_write, c, NULL, 0);
+  if (r) {
+    relay_log("%s: %s: %s", c->peer, sli_err_name(r), sli_last_error());
+    {
+      close_all(c, 1, 0);
+      return;
+    }
+  }
+  sli_conn_set_peer_addr(c->tls, (struct sockaddr *)&ss, (socklen_t)sl);
+  if (srv->handshake_timeout_ms) uv_timer_start(&c->timer, on_timeout, srv->handshake_timeout_ms, 0);
+  flow(c);
+}
+
+size_t relay_cut(relay_server *srv) {
+  size_t n = 0;
+  for (relay_conn *c = srv->live; c; c = c->next) {
+    if (c->ending) continue;
+    close_all(c, 1, 1);
+    n++;
+  }
+  return n;
+}
