@@ -516,16 +516,20 @@ SLI_API const char *sli_conn_peer_addr(const sli_conn *conn);
  * Callbacks set on a config reach every connection of the contexts built from it (a reload replaces
  * them with the new config's). They run on the thread that is inside a call on the connection, must
  * not call `sli_conn_read`, `_write`, `_handshake` or `_close` on it, and must keep their `arg` alive
- * as long as a context built from the config lives. Those that may finish later (client hello,
- * private key) make the handshake return their own WANT code meanwhile; their `*_done` call may come
- * from any thread, after which the host calls the handshake again (a blocking fd's call waits for it,
- * bounded by the handshake deadline). */
+ * as long as a context built from the config lives. A callback refuses with a negative SLI_E_* code
+ * (not a WANT); any other value outside its contract fails that connection with SLI_E_INVAL and a
+ * message. Those that may finish later (client hello, private key) make the handshake return their
+ * own WANT code meanwhile; their `*_done` call may come from any thread, after which the host calls
+ * the handshake again. A blocking fd's call waits for it, in slices that also notice the handshake
+ * deadline and a peer that left (SLI_E_TIMEOUT, SLI_E_TRUNCATED). `sli_conn_free` may be called
+ * while an answer is pending: the `*_done` call then frees what is left, so it must still come. */
 
 /* SLI_ALPN_NONE is returned by an sli_alpn_select_fn to negotiate no protocol. Since: 1.1 */
 #define SLI_ALPN_NONE (-1)
 
 /* sli_alpn_select_fn chooses a server connection's application protocol among the `n` the client
- * offers (`offered`, most preferred first, NUL-terminated copies valid for the call). It returns the
+ * offers (`offered`, most preferred first, NUL-terminated copies valid for the call; a name holding
+ * a NUL byte is left out). It returns the
  * index of the one chosen, SLI_ALPN_NONE to go on without one, or a negative SLI_E_* code to refuse
  * the handshake with the no_application_protocol alert. Since: 1.1 */
 typedef int (*sli_alpn_select_fn)(sli_conn *conn, const char *const *offered, size_t n, void *arg);
@@ -548,15 +552,16 @@ SLI_API int sli_config_set_client_hello_cb(sli_config *cfg, sli_client_hello_fn 
 
 /* sli_conn_set_identity chooses the certificate chain (leaf first, as `sli_cert_load_file` reads it)
  * and private key a server connection presents, from its ClientHello callback or before
- * `sli_conn_client_hello_done`. `key` NULL means the key stays with the host: its signatures go
+ * `sli_conn_client_hello_done` (the last call wins). `key` NULL means the key stays with the host: its signatures go
  * through the private-key callback (`sli_config_set_private_key_cb`). sli takes its own references.
  * SLI_E_KEY_MISMATCH if the key is not the certificate's, SLI_E_UNSUPPORTED for a key kind the
  * private-key callback cannot serve (see there), SLI_E_STATE outside the ClientHello. Since: 1.1 */
 SLI_API int sli_conn_set_identity(sli_conn *conn, const sli_cert *chain, const sli_key *key);
 
 /* sli_conn_client_hello_done ends a ClientHello callback that returned SLI_WANT_CLIENT_HELLO:
- * `status` 0 goes on, a negative SLI_E_* code refuses the handshake. It may be called from any
- * thread. SLI_E_STATE if no ClientHello is waiting. Since: 1.1 */
+ * `status` 0 goes on, a negative SLI_E_* code refuses the handshake, anything else fails it with
+ * SLI_E_INVAL (and returns SLI_E_INVAL). It may be called from any thread. SLI_E_STATE if no
+ * ClientHello is waiting. Since: 1.1 */
 SLI_API int sli_conn_client_hello_done(sli_conn *conn, int status);
 
 /* sli_private_key_fn signs for a server whose key the host keeps (in an HSM, a KMS, another
@@ -582,13 +587,15 @@ SLI_API int sli_config_set_private_key_cb(sli_config *cfg, sli_private_key_fn fn
 SLI_API int sli_config_add_cert_file_async_key(sli_config *cfg, const char *cert_file);
 
 /* sli_conn_private_key_done answers the private-key callback of `conn`: `sig` (`sig_len` bytes, copied)
- * is the signature, or NULL when the signing failed (the handshake then fails). It may be called
- * from any thread. SLI_E_STATE if no signature is awaited. Since: 1.1 */
+ * is the signature, or NULL when the signing failed (the handshake then fails with
+ * SLI_E_SIGNATURE); an empty signature or one longer than 2048 bytes fails it with SLI_E_INVAL (and
+ * returns SLI_E_INVAL). It may be called from any thread. SLI_E_STATE if no signature is awaited.
+ * Since: 1.1 */
 SLI_API int sli_conn_private_key_done(sli_conn *conn, const uint8_t *sig, size_t sig_len);
 
 /* sli_session_store_fn keeps a server's TLS 1.2 session under its ID (`id`, up to 32 bytes) until
- * `expires` (Unix seconds); `data` is the session, secrets included (keep it as a key). It returns
- * 0, or a negative code if it could not (the session is then not resumable). Since: 1.1 */
+ * `expires` (Unix seconds); `data` is the session, secrets included (keep it as a key). Its return
+ * value is not used: a session the store could not keep is simply not found later. Since: 1.1 */
 typedef int (*sli_session_store_fn)(const uint8_t *id, size_t id_len, const uint8_t *data,
                                     size_t len, int64_t expires, void *arg);
 

@@ -6,8 +6,6 @@
 
 #include "tls/conn.h"
 
-#define MAX_OFFERED 64
-
 static int by_list(const sli__snapshot *s, const uint8_t **out, uint8_t *out_len, const uint8_t *in,
                    unsigned in_len) {
   for (size_t i = 0; i < s->alpn_len; i += 1 + s->alpn_wire[i]) {
@@ -28,13 +26,21 @@ static int by_host(SSL *ssl, const sli__snapshot *s, const uint8_t **out, uint8_
                    const uint8_t *in, unsigned in_len) {
   sli_conn *c = SSL_get_ex_data(ssl, sli__conn_index);
   if (!c) return SSL_TLSEXT_ERR_NOACK;
-  const char *names[MAX_OFFERED];
-  const uint8_t *wire[MAX_OFFERED];
-  char *text = malloc(in_len + 1); /* each name and its NUL fit in the list's own length */
-  if (!text) return SSL_TLSEXT_ERR_ALERT_FATAL;
-  size_t n = 0, at = 0;
-  for (unsigned j = 0; j < in_len && n < MAX_OFFERED; j += 1u + in[j]) {
+  /* every name the client offers (a list of up to 64 KiB), but those holding a NUL byte, which a C
+   * string cannot carry: each name and its NUL fit in the list's own length */
+  size_t max = in_len / 2 + 1, n = 0, at = 0;
+  const char **names = malloc(max * sizeof(*names));
+  const uint8_t **wire = malloc(max * sizeof(*wire));
+  char *text = malloc(in_len + 1);
+  if (!names || !wire || !text) {
+    free(names);
+    free(wire);
+    free(text);
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  for (unsigned j = 0; j < in_len && n < max; j += 1u + in[j]) {
     if (j + 1u + in[j] > in_len) break; /* BoringSSL checked the list; never trust twice */
+    if (memchr(in + j + 1, 0, in[j])) continue;
     memcpy(text + at, in + j + 1, in[j]);
     text[at + in[j]] = 0;
     names[n] = text + at;
@@ -42,15 +48,18 @@ static int by_host(SSL *ssl, const sli__snapshot *s, const uint8_t **out, uint8_
     at += in[j] + 1u;
   }
   int r = s->hooks.alpn_fn(c, names, n, s->hooks.alpn_arg);
+  const uint8_t *chosen = r >= 0 && (size_t)r < n ? wire[r] : NULL;
+  free(names);
+  free(wire);
   free(text);
-  if (r >= 0 && (size_t)r < n) {
-    *out = wire[r] + 1;
-    *out_len = wire[r][0];
+  if (chosen) {
+    *out = chosen + 1;
+    *out_len = chosen[0];
     return SSL_TLSEXT_ERR_OK;
   }
   if (r == SLI_ALPN_NONE) return SSL_TLSEXT_ERR_NOACK;
-  c->hook_code = r < 0 ? r : SLI_E_INVAL;
-  if (r < 0)
+  c->hook_code = sli__is_refusal(r) ? r : SLI_E_INVAL;
+  if (sli__is_refusal(r))
     snprintf(c->hook_msg, sizeof(c->hook_msg),
              "the host's ALPN callback refused every protocol the client offers (%s)", sli_err_name(r));
   else

@@ -315,8 +315,7 @@ static void on_info(const SSL *ssl, int where, int value) {
   if (c) c->alert = value & 0xff;
 }
 
-/* conn_release frees what a connection holds besides its SSL and its context. */
-static void conn_release(sli_conn *c) {
+void sli__conn_release(sli_conn *c) {
   sli__identity_clear(&c->hello_id);
   free(c->key_sig);
   pthread_cond_destroy(&c->hook_cond);
@@ -352,7 +351,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
   if (!c->ssl || !bio) {
     BIO_free(bio);
     SSL_free(c->ssl);
-    conn_release(c);
+    sli__conn_release(c);
     return sli__fail_ssl(NULL, SLI_E_NOMEM, "%s: out of memory", fn);
   }
   BIO_set_data(bio, c);
@@ -376,7 +375,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
         if (is_ip ? !X509_VERIFY_PARAM_set1_ip_asc(p, servername)
                   : !X509_VERIFY_PARAM_set1_host(p, servername, strlen(servername))) {
           SSL_free(c->ssl);
-          conn_release(c);
+          sli__conn_release(c);
           return sli__fail_ssl(NULL, SLI_E_INVAL, "%s: the servername '%s' cannot be verified", fn,
                                servername);
         }
@@ -385,7 +384,7 @@ static int conn_new(const char *fn, sli_conn **out, sli_ctx *ctx, int fd, sli_re
     } else if (s && s->verify_cert && s->verify_name) {
       /* Verifying a certificate without a name to check proves nothing. */
       SSL_free(c->ssl);
-      conn_release(c);
+      sli__conn_release(c);
       return sli__fail(NULL, SLI_E_INVAL,
                        "%s: a client that verifies the server needs its name (servername)", fn);
     }
@@ -421,7 +420,16 @@ void sli_conn_free(sli_conn *c) {
   SSL_SESSION_free(c->fresh_session);
   if (c->ctx) atomic_fetch_sub(&c->ctx->stats.live, 1);
   sli_ctx_free(c->ctx);
-  conn_release(c);
+  c->ssl = NULL;
+  c->ctx = NULL;
+  /* A host answer still to come (a signer thread, a certificate store) holds `c`: its *_done call
+   * frees what is left, so that it never touches freed memory. */
+  pthread_mutex_lock(&c->hook_lock);
+  int pending = c->hello_state == SLI__HOOK_CALLING || c->hello_state == SLI__HOOK_WAITING ||
+                c->key_state == SLI__HOOK_CALLING || c->key_state == SLI__HOOK_WAITING;
+  c->orphaned = pending;
+  pthread_mutex_unlock(&c->hook_lock);
+  if (!pending) sli__conn_release(c);
 }
 
 /* Before each engine call: clear the message, enforce the handshake deadline. */
@@ -447,34 +455,45 @@ static int enter(sli_conn *c) {
  * call, bounded by the handshake deadline. Returns 0 to retry, or the code to return. */
 static int wait_for_host(sli_conn *c, int want) {
   int *state = want == SLI_WANT_CLIENT_HELLO ? &c->hello_state : &c->key_state;
-  int rc = 0;
+  const char *who = want == SLI_WANT_CLIENT_HELLO ? "ClientHello" : "private-key";
+  int rc = 0; /* 1: the deadline passed; 2: the peer left */
   pthread_mutex_lock(&c->hook_lock);
-  while (*state == SLI__HOOK_WAITING && rc == 0) {
-    if (!c->deadline_ms) {
-      pthread_cond_wait(&c->hook_cond, &c->hook_lock);
-      continue;
-    }
-    int64_t at = c->deadline_ms; /* the deadline, as CLOCK_REALTIME for the condition variable */
-    int64_t left = at - sli__now_ms();
-    if (left <= 0) {
-      rc = 1;
-      break;
+  while (*state == SLI__HOOK_WAITING) {
+    /* in slices of 100 ms, to see the deadline and a peer that gave up */
+    int64_t slice = 100;
+    if (c->deadline_ms) {
+      int64_t left = c->deadline_ms - sli__now_ms();
+      if (left <= 0) {
+        rc = 1;
+        break;
+      }
+      if (left < slice) slice = left;
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += left / 1000;
-    ts.tv_nsec += (left % 1000) * 1000000L;
+    ts.tv_nsec += slice * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
       ts.tv_sec++;
       ts.tv_nsec -= 1000000000L;
     }
     pthread_cond_timedwait(&c->hook_cond, &c->hook_lock, &ts);
+    struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+    if (*state == SLI__HOOK_WAITING && poll(&p, 1, 0) == 1 &&
+        (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      rc = 2;
+      break;
+    }
   }
   pthread_mutex_unlock(&c->hook_lock);
-  if (rc)
+  if (rc == 1)
     return conn_fail(c, SLI_E_TIMEOUT, "the handshake did not complete within %u ms (waiting for "
-                     "the host's %s callback)", (unsigned)c->timeout_ms,
-                     want == SLI_WANT_CLIENT_HELLO ? "ClientHello" : "private-key");
+                     "the host's %s callback)", (unsigned)c->timeout_ms, who);
+  if (rc == 2)
+    return conn_fail(c, SLI_E_TRUNCATED, "the peer closed the connection during the handshake "
+                     "(while waiting for the host's %s callback)", who);
+  if (!c->handshake_done && c->deadline_ms && sli__now_ms() >= c->deadline_ms)
+    return conn_fail(c, SLI_E_TIMEOUT, "the handshake did not complete within %u ms",
+                     (unsigned)c->timeout_ms);
   return 0;
 }
 

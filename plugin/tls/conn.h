@@ -7,6 +7,13 @@
 /* States of a host callback that may finish later (client hello, private key). */
 enum { SLI__HOOK_IDLE, SLI__HOOK_CALLING, SLI__HOOK_WAITING, SLI__HOOK_DONE };
 
+/* sli__is_refusal: is `r` a code a host callback may refuse with — a negative SLI_E_* code that is
+ * not a WANT? Anything else it returns (a WANT of another hook, -1, -errno, a positive number)
+ * breaks the contract: the connection fails with SLI_E_INVAL. */
+static inline int sli__is_refusal(int r) {
+  return r <= -1000 && r > -2000 && sli_error_category(r) != SLI_ECAT_BLOCKED;
+}
+
 struct sli_conn {
   SSL *ssl;
   sli_ctx *ctx; /* reference */
@@ -46,6 +53,7 @@ struct sli_conn {
   uint8_t *key_sig;
   size_t key_sig_len;
   int hook_code;      /* a host callback failed the handshake with this code, or 0 */
+  int orphaned;       /* freed by the host while an answer was pending: the answer frees it */
   char hook_msg[160]; /* and why */
 
   char servername[256];
@@ -54,5 +62,9 @@ struct sli_conn {
   sli_cert *peer_cert;
   sli__error err; /* the last failure of a call on it (sli_conn_error) */
 };
+
+/* sli__conn_release frees what a connection holds besides its SSL and its context, and itself
+ * (conn.c); the last step of sli_conn_free, or of the answer to a connection freed while it waited. */
+void sli__conn_release(sli_conn *c);
 
 #endif

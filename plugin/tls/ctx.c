@@ -8,6 +8,7 @@
 
 #include <openssl/err.h>
 #include <openssl/mem.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "tls/tls.h"
@@ -56,6 +57,36 @@ static int identities(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg, 
   return 0;
 }
 
+/* session_context: a digest of what a resumed session must still satisfy — whether client
+ * certificates are asked for, the CAs that verify them, the CRLs — set as the session ID context,
+ * which BoringSSL compares before resuming a session (TLS 1.2 and 1.3, tickets and the host's
+ * store). A reload that tightens any of them therefore resumes none of the sessions made before,
+ * whose clients were authenticated under the old rules; servers of a fleet resume each other's
+ * sessions only under the same rules. */
+static int session_context(SSL_CTX *ctx, const sli_config *cfg) {
+  SHA256_CTX h;
+  uint8_t mode = (uint8_t)cfg->client_cert, md[SHA256_DIGEST_LENGTH];
+  SHA256_Init(&h);
+  SHA256_Update(&h, "sli session context v1", 22);
+  SHA256_Update(&h, &mode, 1);
+  for (size_t i = 0; cfg->client_cert != SLI_CLIENT_CERT_NONE && i < sk_X509_num(cfg->ca); i++) {
+    uint8_t *der = NULL;
+    int n = i2d_X509(sk_X509_value(cfg->ca, i), &der);
+    if (n <= 0) return SLI_E_NOMEM;
+    SHA256_Update(&h, der, (size_t)n);
+    OPENSSL_free(der);
+  }
+  for (size_t i = 0; cfg->client_cert != SLI_CLIENT_CERT_NONE && i < sk_X509_CRL_num(cfg->crls); i++) {
+    uint8_t *der = NULL;
+    int n = i2d_X509_CRL(sk_X509_CRL_value(cfg->crls, i), &der);
+    if (n <= 0) return SLI_E_NOMEM;
+    SHA256_Update(&h, der, (size_t)n);
+    OPENSSL_free(der);
+  }
+  SHA256_Final(md, &h);
+  return SSL_CTX_set_session_id_context(ctx, md, sizeof(md)) ? 0 : SLI_E_NOMEM;
+}
+
 /* server_side: the server's suite order, client certificates, resumption (tickets, or the host's
  * store for TLS 1.2), the choice of identity on the ClientHello, ALPN selection. */
 static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
@@ -88,6 +119,8 @@ static int server_side(SSL_CTX *ctx, sli__snapshot *snap, const sli_config *cfg,
     snap->own_tickets = own;
     sli__ticket_keys_install(ctx);
   }
+  int rc = session_context(ctx, cfg);
+  if (rc) return rc;
   if (cfg->resumption && cfg->hooks.store_fn) sli__session_store_install(ctx);
   sli__hello_install(ctx, snap);
   return sli__alpn_install(ctx, snap, cfg);

@@ -93,10 +93,10 @@ static int by_host(SSL *ssl, sli_conn *c, const sli__snapshot *s) {
     pthread_mutex_unlock(&c->hook_lock);
   }
   int status = c->hello_status;
-  if (status > 0) {
-    char m[96];
-    snprintf(m, sizeof(m), "the ClientHello callback returned %d (0, SLI_WANT_CLIENT_HELLO or an "
-             "SLI_E_* code)", status);
+  if (status != 0 && !sli__is_refusal(status)) {
+    char m[128];
+    snprintf(m, sizeof(m), "the ClientHello callback returned %d (0, SLI_WANT_CLIENT_HELLO or a "
+             "negative SLI_E_* code)", status);
     return hook_failed(c, SLI_E_INVAL, m);
   }
   if (status < 0) {
@@ -173,7 +173,7 @@ int sli_conn_set_identity(sli_conn *c, const sli_cert *chain, const sli_key *key
     EVP_PKEY_up_ref(id.key);
   }
   pthread_mutex_lock(&c->hook_lock);
-  int ok = c->hello_state == SLI__HOOK_CALLING || c->hello_state == SLI__HOOK_WAITING;
+  int ok = !c->orphaned && (c->hello_state == SLI__HOOK_CALLING || c->hello_state == SLI__HOOK_WAITING);
   sli__identity old = c->hello_id;
   if (ok) c->hello_id = id;
   pthread_mutex_unlock(&c->hook_lock);
@@ -186,12 +186,21 @@ int sli_conn_set_identity(sli_conn *c, const sli_cert *chain, const sli_key *key
 int sli_conn_client_hello_done(sli_conn *c, int status) {
   if (!c) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_client_hello_done: conn is NULL");
   pthread_mutex_lock(&c->hook_lock);
+  if (c->orphaned) { /* freed by the host meanwhile: this answer was the last use */
+    pthread_mutex_unlock(&c->hook_lock);
+    sli__conn_release(c);
+    return 0;
+  }
   int ok = c->hello_state == SLI__HOOK_CALLING || c->hello_state == SLI__HOOK_WAITING;
   if (ok) {
     c->hello_state = SLI__HOOK_DONE;
-    c->hello_status = status > 0 ? 0 : status;
+    c->hello_status = status; /* anything but 0 or a refusal fails it with SLI_E_INVAL (by_host) */
     pthread_cond_broadcast(&c->hook_cond);
   }
   pthread_mutex_unlock(&c->hook_lock);
-  return ok ? 0 : sli__fail(NULL, SLI_E_STATE, "sli_conn_client_hello_done: no ClientHello waits");
+  if (!ok) return sli__fail(NULL, SLI_E_STATE, "sli_conn_client_hello_done: no ClientHello waits");
+  if (status != 0 && !sli__is_refusal(status))
+    return sli__fail(NULL, SLI_E_INVAL, "sli_conn_client_hello_done: status %d is not 0 or a "
+                                        "negative SLI_E_* code: the handshake fails", status);
+  return 0;
 }

@@ -14,6 +14,8 @@
 
 #include "tls/conn.h"
 
+#define MAX_SIGNATURE 2048 /* RSA 16384 bits; P-256 and Ed25519 far less */
+
 size_t sli__async_key_prefs(X509 *leaf, const uint16_t **out) {
   static const uint16_t rsa[] = {SSL_SIGN_RSA_PSS_RSAE_SHA256};
   static const uint16_t p256[] = {SSL_SIGN_ECDSA_SECP256R1_SHA256};
@@ -53,7 +55,12 @@ static enum ssl_private_key_result_t take(sli_conn *c, uint8_t *out, size_t *out
                                          size_t max_out) {
   enum ssl_private_key_result_t r = ssl_private_key_failure;
   pthread_mutex_lock(&c->hook_lock);
-  if (c->key_status < 0 || !c->key_sig) {
+  if (c->key_status == SLI_E_INVAL) {
+    char m[128];
+    snprintf(m, sizeof(m), "the host's private-key callback gave a signature of %zu bytes (empty, "
+             "or longer than any signature)", c->key_sig_len);
+    key_failed(c, SLI_E_INVAL, m);
+  } else if (c->key_status < 0 || !c->key_sig) {
     char m[128];
     snprintf(m, sizeof(m), "the host's private-key callback failed (%s)",
              sli_err_name(c->key_status < 0 ? c->key_status : SLI_E_INTERNAL));
@@ -100,10 +107,14 @@ static enum ssl_private_key_result_t key_sign(SSL *ssl, uint8_t *out, size_t *ou
   if (r == SLI_WANT_PRIVATE_KEY && state != SLI__HOOK_DONE) c->key_state = SLI__HOOK_WAITING;
   pthread_mutex_unlock(&c->hook_lock);
   if (r == SLI_WANT_PRIVATE_KEY && state != SLI__HOOK_DONE) return ssl_private_key_retry;
-  if (r < 0 && r != SLI_WANT_PRIVATE_KEY) {
+  if (r != 0 && r != SLI_WANT_PRIVATE_KEY) {
     char m[128];
-    snprintf(m, sizeof(m), "the host's private-key callback failed (%s)", sli_err_name(r));
-    key_failed(c, r, m);
+    if (sli__is_refusal(r))
+      snprintf(m, sizeof(m), "the host's private-key callback failed (%s)", sli_err_name(r));
+    else
+      snprintf(m, sizeof(m), "the private-key callback returned %d (0, SLI_WANT_PRIVATE_KEY or a "
+               "negative SLI_E_* code)", r);
+    key_failed(c, sli__is_refusal(r) ? r : SLI_E_INVAL, m);
     pthread_mutex_lock(&c->hook_lock);
     c->key_state = SLI__HOOK_IDLE;
     free(c->key_sig);
@@ -179,6 +190,15 @@ int sli_config_add_cert_file_async_key(sli_config *cfg, const char *cert_file) {
 
 int sli_conn_private_key_done(sli_conn *c, const uint8_t *sig, size_t sig_len) {
   if (!c) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_private_key_done: conn is NULL");
+  pthread_mutex_lock(&c->hook_lock);
+  if (c->orphaned) { /* freed by the host meanwhile: this answer was the last use */
+    pthread_mutex_unlock(&c->hook_lock);
+    sli__conn_release(c);
+    return 0;
+  }
+  pthread_mutex_unlock(&c->hook_lock);
+  int bad_len = sig && (sig_len == 0 || sig_len > MAX_SIGNATURE);
+  if (bad_len) sig = NULL; /* the handshake fails, named, rather than wait for its deadline */
   uint8_t *copy = NULL;
   if (sig) {
     if (!(copy = malloc(sig_len ? sig_len : 1)))
@@ -191,7 +211,7 @@ int sli_conn_private_key_done(sli_conn *c, const uint8_t *sig, size_t sig_len) {
     free(c->key_sig);
     c->key_sig = copy;
     c->key_sig_len = sig_len;
-    c->key_status = sig ? 0 : SLI_E_SIGNATURE;
+    c->key_status = bad_len ? SLI_E_INVAL : sig ? 0 : SLI_E_SIGNATURE;
     c->key_state = SLI__HOOK_DONE;
     pthread_cond_broadcast(&c->hook_cond);
   }
@@ -200,5 +220,8 @@ int sli_conn_private_key_done(sli_conn *c, const uint8_t *sig, size_t sig_len) {
     free(copy);
     return sli__fail(NULL, SLI_E_STATE, "sli_conn_private_key_done: no signature is awaited");
   }
+  if (bad_len)
+    return sli__fail(NULL, SLI_E_INVAL, "sli_conn_private_key_done: a signature of %zu bytes "
+                                        "(empty, or longer than any): the handshake fails", sig_len);
   return 0;
 }

@@ -186,6 +186,7 @@ static SSL_SESSION *lookup_session(SSL *ssl, const uint8_t *id, int id_len, int 
       if (len > cap) cap = len;
       continue;
     }
+    if (r == 0 && len > cap) return NULL; /* the callback broke its contract: a miss, nothing more */
     if (r == 0 && (!sess || (int64_t)SSL_SESSION_get_time(sess) +
                                     (int64_t)SSL_SESSION_get_timeout(sess) <= (int64_t)time(NULL))) {
       SSL_SESSION_free(sess); /* garbage, or expired: the store forgets it */

@@ -110,6 +110,21 @@ static int test_refusal(void) {
   return 0;
 }
 
+/* A client offering 100 protocols, the one the host wants last: the callback sees all of them. */
+static int test_many_offered(void) {
+  char list[2000] = "";
+  for (int i = 0; i < 99; i++) snprintf(list + strlen(list), sizeof(list) - strlen(list), "p%02d,", i);
+  strcat(list, "x-wanted");
+  chooser ch = {.answer = 99};
+  test_pair p;
+  CHECK_EQ(handshake(&p, &ch, list), 0);
+  CHECK_EQ(p.crc, 0);
+  CHECK_EQ(ch.n, 100);
+  CHECK(strcmp(alpn_of(p.client), "x-wanted") == 0);
+  test_pair_free(&p);
+  return 0;
+}
+
 int main(void) {
   if (test_ca_make(&ca) || test_identity_make(&id, &ca, "db.example", SLI_KEY_EC, 256)) {
     fprintf(stderr, "cannot set up: %s\n", sli_last_error());
@@ -118,6 +133,7 @@ int main(void) {
   run("host_chooses", test_host_chooses);
   run("none_and_no_offer", test_none_and_no_offer);
   run("refusal", test_refusal);
+  run("many_offered", test_many_offered);
   test_identity_free(&id);
   test_ca_free(&ca);
   return finish();

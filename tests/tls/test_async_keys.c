@@ -28,7 +28,8 @@ typedef struct {
   int calls;
   char fingerprint[128]; /* of the certificate the callback was given */
   int mode;              /* 0 sign now; 1 no signature (done NULL); 2 return SLI_E_IO; 3 return 0
-                            without answering; 4 garbage signature */
+                            without answering; 4 garbage signature; 5 return -1; 6 an empty
+                            signature */
 } keystore;
 
 static int sign_now(sli_conn *conn, const sli_cert *cert, const uint8_t *in, size_t in_len, void *arg) {
@@ -47,6 +48,11 @@ static int sign_now(sli_conn *conn, const sli_cert *cert, const uint8_t *in, siz
     case 4:
       memset(sig, 0x5a, 64);
       return sli_conn_private_key_done(conn, sig, 64);
+    case 5:
+      return -1; /* not an SLI code */
+    case 6:
+      sli_conn_private_key_done(conn, sig, 0); /* an empty signature */
+      return 0;
     default:
       if (sli_key_sign(k->key, sig, &n, in, in_len)) return SLI_E_INTERNAL;
       return sli_conn_private_key_done(conn, sig, n);
@@ -276,6 +282,8 @@ static int test_failures_are_named(void) {
   CHECK_EQ(failing(2, SLI_E_IO, "private-key callback failed (SLI_E_IO)"), 0);
   CHECK_EQ(failing(3, SLI_E_INVAL, "without a signature"), 0);
   CHECK_EQ(failing(4, 0, ""), 0); /* a wrong signature: the client refuses the handshake */
+  CHECK_EQ(failing(5, SLI_E_INVAL, "the private-key callback returned -1"), 0);
+  CHECK_EQ(failing(6, SLI_E_INVAL, "signature of 0 bytes"), 0);
   return 0;
 }
 
@@ -374,6 +382,54 @@ static int test_blocking_fd_waits(void) {
   return 0;
 }
 
+/* A connection freed while its signature is awaited (its handshake timed out first, as an event loop
+ * frees it): the signer's late answer frees what is left — no use after free (the ASan build). */
+static int test_freed_while_signing(void) {
+  test_identity id;
+  CHECK_EQ(test_identity_make(&id, &ca, "db.example", SLI_KEY_EC, 256), 0);
+  signer s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .key = id.key};
+  s.delay_ms = 300;
+  s.wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  char path[256];
+  snprintf(path, sizeof(path), "%s/freed.pem", dir);
+  CHECK_EQ(test_write_file(path, id.cert_pem, id.cert_len), 0);
+  sli_config *cfg = sli_config_new();
+  CHECK_EQ(sli_config_add_cert_file_async_key(cfg, path), 0);
+  CHECK_EQ(sli_config_set_private_key_cb(cfg, ask_signer, &s), 0);
+  CHECK_EQ(sli_config_set_handshake_timeout(cfg, 100), 0);
+  sli_ctx *server = NULL, *client = test_client_ctx(&ca, 0, NULL);
+  CHECK_EQ(sli_ctx_new_server(&server, cfg, 0), 0);
+  sli_config_free(cfg);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, signer_main, &s) == 0);
+  test_pair p;
+  CHECK_EQ(test_pair_new(&p, server, client, "db.example"), 0);
+  for (int i = 0; i < 20 && p.src != SLI_WANT_PRIVATE_KEY; i++) test_pair_step(&p);
+  CHECK_EQ(p.src, SLI_WANT_PRIVATE_KEY);
+  struct timespec d = {0, 150 * 1000000L};
+  nanosleep(&d, NULL);
+  CHECK_EQ(sli_conn_handshake(p.server), SLI_E_TIMEOUT);
+  test_pair_free(&p); /* freed, the signer still at work */
+  for (int i = 0; i < 100; i++) { /* until it answered */
+    pthread_mutex_lock(&s.mu);
+    int answered = s.answered;
+    pthread_mutex_unlock(&s.mu);
+    if (answered) break;
+    nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+  }
+  pthread_mutex_lock(&s.mu);
+  s.stop = 1;
+  pthread_cond_signal(&s.cv);
+  pthread_mutex_unlock(&s.mu);
+  pthread_join(t, NULL);
+  CHECK_EQ(s.answered, 1);
+  close(s.wake);
+  sli_ctx_free(server);
+  sli_ctx_free(client);
+  test_identity_free(&id);
+  return 0;
+}
+
 int main(void) {
   if (!mkdtemp(dir) || test_ca_make(&ca)) {
     fprintf(stderr, "cannot set up: %s\n", sli_last_error());
@@ -388,6 +444,7 @@ int main(void) {
   run("failures_are_named", test_failures_are_named);
   run("config_errors", test_config_errors);
   run("blocking_fd_waits", test_blocking_fd_waits);
+  run("freed_while_signing", test_freed_while_signing);
   test_ca_free(&ca);
   char cmd[300];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -181,7 +181,29 @@ static int test_refusals(void) {
   CHECK_EQ(sli_conn_handshake(p.server), SLI_E_CONFIG);
   test_pair_free(&p);
   sli_ctx_free(server);
-  /* an answer outside the contract (a positive number) fails that connection only */
+  /* an answer outside the contract fails that connection only, at once: another hook's WANT code,
+   * a WANT_READ, -1, -errno (a host propagating its own codes), a positive number */
+  int wrong[] = {SLI_WANT_PRIVATE_KEY, SLI_WANT_READ, -1, -5};
+  for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+    hello_state hw = {.answer = wrong[i]};
+    server = server_ctx(&hw, 0);
+    CHECK_EQ(test_pair_new(&p, server, client, "a.example"), 0);
+    test_pair_run(&p);
+    CHECK_EQ(p.src, SLI_E_INVAL);
+    CHECK(strstr(sli_conn_error(p.server), "the ClientHello callback returned"));
+    CHECK_EQ(sli_conn_alert(p.client), 80); /* the client told, not left waiting */
+    test_pair_free(&p);
+    sli_ctx_free(server);
+  }
+  /* a done call with a status outside the contract: refused, and the handshake fails */
+  hello_state h4 = {.answer = SLI_WANT_CLIENT_HELLO};
+  server = server_ctx(&h4, 0);
+  CHECK_EQ(test_pair_new(&p, server, client, "a.example"), 0);
+  for (int i = 0; i < 20 && p.src != SLI_WANT_CLIENT_HELLO; i++) test_pair_step(&p);
+  CHECK_EQ(sli_conn_client_hello_done(p.server, SLI_WANT_READ), SLI_E_INVAL);
+  CHECK_EQ(sli_conn_handshake(p.server), SLI_E_INVAL);
+  test_pair_free(&p);
+  sli_ctx_free(server);
   hello_state h3 = {.answer = 7};
   server = server_ctx(&h3, 0);
   CHECK_EQ(test_pair_new(&p, server, client, "a.example"), 0);
@@ -267,6 +289,7 @@ static int hand_over(sli_conn *conn, void *arg) {
 }
 
 static int blocking_case(uint32_t timeout_ms, int answer_after_ms, int *server_rc, int64_t *took) {
+  /* answer_after_ms -1: never answered; -2: never answered, and the client gives up */
   handoff h = {PTHREAD_MUTEX_INITIALIZER, NULL};
   sli_config *cfg = sli_config_new();
   CHECK(cfg);
@@ -297,9 +320,17 @@ static int blocking_case(uint32_t timeout_ms, int answer_after_ms, int *server_r
     CHECK_EQ(sli_conn_set_identity(conn, id_b.cert, id_b.key), 0);
     CHECK_EQ(sli_conn_client_hello_done(conn, 0), 0);
   }
+  if (answer_after_ms == -2) {
+    struct timespec d = {0, 200 * 1000000L};
+    nanosleep(&d, NULL);
+    shutdown(fds[1], SHUT_RDWR); /* the client gives up while the server waits for the host */
+  }
   pthread_join(ts, NULL);
   if (answer_after_ms < 0) shutdown(fds[0], SHUT_RDWR); /* the server gave up: end the client */
   pthread_join(tc, NULL);
+  if (answer_after_ms < 0 && h.conn) { /* freed while waiting: the answer comes after */
+    CHECK_EQ(sli_conn_client_hello_done(h.conn, SLI_E_TIMEOUT), 0);
+  }
   *server_rc = s.rc;
   *took = s.took_ms;
   close(fds[0]);
@@ -319,6 +350,10 @@ static int test_blocking_fd_waits(void) {
   CHECK_EQ(blocking_case(300, -1, &rc, &took), 0);
   CHECK_EQ(rc, SLI_E_TIMEOUT);
   CHECK(took >= 250 && took < 3000);
+  /* no deadline at all, and the client gives up: the wait notices */
+  CHECK_EQ(blocking_case(0, -2, &rc, &took), 0);
+  CHECK_EQ(rc, SLI_E_TRUNCATED);
+  CHECK(took >= 150 && took < 2000);
   return 0;
 }
 

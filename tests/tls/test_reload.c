@@ -158,6 +158,119 @@ static int test_default_identity_server_reloads(void) {
   return 0;
 }
 
+/* ---- A reload that tightens client certificates resumes no session made before ---- */
+
+#include "tls_pair.h"
+
+/* one connection, the client offering `session` (or NULL); its result and, on success, its
+ * exported session in *out (free with sli_free). */
+static int mtls_once(sli_ctx *server, sli_ctx *client, const uint8_t *session, size_t slen,
+                     int *server_rc, int *resumed, uint8_t **out, size_t *out_len) {
+  test_pair p;
+  CHECK_EQ(test_pair_new(&p, server, client, "db.example"), 0);
+  if (session) CHECK_EQ(sli_conn_session_import(p.client, session, slen), 0);
+  test_pair_run(&p);
+  for (int i = 0; i < 5; i++) { /* TLS 1.3 tickets come after the handshake: read them */
+    char b[8];
+    sli_conn_read(p.client, b, sizeof(b));
+    sli_conn_read(p.server, b, sizeof(b));
+  }
+  *server_rc = p.src;
+  *resumed = p.src == 0 && sli_conn_is_resumed(p.server);
+  if (out) {
+    *out = NULL;
+    if (p.src == 0) sli_conn_session_export(p.client, out, out_len);
+  }
+  test_pair_free(&p);
+  return 0;
+}
+
+static sli_ctx *mtls_server(const test_identity *id, const test_ca *clients, int mode) {
+  sli_config *cfg = sli_config_new();
+  sli_ctx *ctx = NULL;
+  if (cfg && !sli_config_set_keypair_mem(cfg, id->cert_pem, id->cert_len, id->key_pem, id->key_len, NULL) &&
+      (!clients || !sli_config_set_ca_mem(cfg, clients->pem, clients->len)) &&
+      !sli_config_set_client_cert(cfg, mode))
+    sli_ctx_new_server(&ctx, cfg, 0);
+  sli_config_free(cfg);
+  return ctx;
+}
+
+static int tightened(int max_version) {
+  test_ca ca, clients1, clients2;
+  test_identity srv, alice;
+  CHECK_EQ(test_ca_make(&ca), 0);
+  CHECK_EQ(test_ca_make(&clients1), 0);
+  CHECK_EQ(test_ca_make(&clients2), 0);
+  CHECK_EQ(test_identity_make(&srv, &ca, "db.example", SLI_KEY_EC, 256), 0);
+  CHECK_EQ(test_identity_make(&alice, &clients1, "alice.client", SLI_KEY_EC, 256), 0);
+  sli_config *ccfg = sli_config_new(), *ncfg = sli_config_new();
+  CHECK_EQ(sli_config_set_ca_mem(ccfg, ca.pem, ca.len), 0);
+  CHECK_EQ(sli_config_set_keypair_mem(ccfg, alice.cert_pem, alice.cert_len, alice.key_pem, alice.key_len, NULL), 0);
+  CHECK_EQ(sli_config_set_ca_mem(ncfg, ca.pem, ca.len), 0);
+  if (max_version) {
+    CHECK_EQ(sli_config_set_max_version(ccfg, max_version), 0);
+    CHECK_EQ(sli_config_set_max_version(ncfg, max_version), 0);
+  }
+  sli_ctx *with_cert = NULL, *certless = NULL;
+  CHECK_EQ(sli_ctx_new_client(&with_cert, ccfg, 0), 0);
+  CHECK_EQ(sli_ctx_new_client(&certless, ncfg, 0), 0);
+  int rc, resumed;
+  uint8_t *sess;
+  size_t slen;
+  /* (a) trusting clients-1, then reloaded to trust only clients-2: alice's session must not resume */
+  sli_ctx *server = mtls_server(&srv, &clients1, SLI_CLIENT_CERT_REQUIRED);
+  CHECK(server);
+  CHECK_EQ(mtls_once(server, with_cert, NULL, 0, &rc, &resumed, &sess, &slen), 0);
+  CHECK_EQ(rc, 0);
+  CHECK(sess);
+  uint8_t *again;
+  size_t alen;
+  CHECK_EQ(mtls_once(server, with_cert, sess, slen, &rc, &resumed, &again, &alen), 0);
+  CHECK_EQ(resumed, 1); /* resumption works while nothing changed */
+  sli_free(again, alen);
+  sli_config *tight = sli_config_new();
+  CHECK_EQ(sli_config_set_keypair_mem(tight, srv.cert_pem, srv.cert_len, srv.key_pem, srv.key_len, NULL), 0);
+  CHECK_EQ(sli_config_set_ca_mem(tight, clients2.pem, clients2.len), 0);
+  CHECK_EQ(sli_config_set_client_cert(tight, SLI_CLIENT_CERT_REQUIRED), 0);
+  CHECK_EQ(sli_ctx_reload(server, tight, 0), 0);
+  sli_config_free(tight);
+  CHECK_EQ(mtls_once(server, with_cert, sess, slen, &rc, &resumed, NULL, NULL), 0);
+  CHECK_EQ(resumed, 0);
+  CHECK_EQ(rc, SLI_E_UNTRUSTED); /* a full handshake, under the new rules */
+  sli_free(sess, slen);
+  sli_ctx_free(server);
+  /* (b) no client certificates asked, then required: a certless client's session must not resume */
+  server = mtls_server(&srv, &clients1, SLI_CLIENT_CERT_NONE);
+  CHECK_EQ(mtls_once(server, certless, NULL, 0, &rc, &resumed, &sess, &slen), 0);
+  CHECK_EQ(rc, 0);
+  CHECK(sess);
+  sli_config *req = sli_config_new();
+  CHECK_EQ(sli_config_set_keypair_mem(req, srv.cert_pem, srv.cert_len, srv.key_pem, srv.key_len, NULL), 0);
+  CHECK_EQ(sli_config_set_ca_mem(req, clients1.pem, clients1.len), 0);
+  CHECK_EQ(sli_config_set_client_cert(req, SLI_CLIENT_CERT_REQUIRED), 0);
+  CHECK_EQ(sli_ctx_reload(server, req, 0), 0);
+  sli_config_free(req);
+  CHECK_EQ(mtls_once(server, certless, sess, slen, &rc, &resumed, NULL, NULL), 0);
+  CHECK_EQ(resumed, 0);
+  CHECK_EQ(rc, SLI_E_NO_PEER_CERT);
+  sli_free(sess, slen);
+  sli_ctx_free(server);
+  sli_ctx_free(with_cert);
+  sli_ctx_free(certless);
+  sli_config_free(ccfg);
+  sli_config_free(ncfg);
+  test_identity_free(&srv);
+  test_identity_free(&alice);
+  test_ca_free(&ca);
+  test_ca_free(&clients1);
+  test_ca_free(&clients2);
+  return 0;
+}
+
+static int test_tightened_client_certs_resume_nothing_tls13(void) { return tightened(0); }
+static int test_tightened_client_certs_resume_nothing_tls12(void) { return tightened(SLI_TLS1_2); }
+
 int main(void) {
   if (!mkdtemp(state_dir)) return 1;
   setenv("SLI_STATE_DIR", state_dir, 1);
@@ -171,6 +284,8 @@ int main(void) {
   run("reload_without_identity_refused", test_reload_without_identity_refused);
   run("reload_to_another_identity", test_reload_to_another_identity);
   run("default_identity_server_reloads", test_default_identity_server_reloads);
+  run("tightened_client_certs_resume_nothing_tls13", test_tightened_client_certs_resume_nothing_tls13);
+  run("tightened_client_certs_resume_nothing_tls12", test_tightened_client_certs_resume_nothing_tls12);
   sli_ctx_free(client);
   sli_config_free(ccfg);
   sli_free(A.cert, A.cert_len);
