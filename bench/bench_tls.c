@@ -1,6 +1,7 @@
 /* bench_tls.c — handshakes/s and bulk MB/s of three servers against the same client, in one run:
  * an sli server (libsli.so.1, fd transport), `openssl s_server`, and a bare BoringSSL loop (the
- * ceiling). The client is a bare BoringSSL client (this program's own private copy). TLS 1.3,
+ * ceiling); and handshakes/s of an sli server whose key is behind the private-key callback
+ * (sli_config_set_private_key_cb, answered at once with sli_key_sign: the cost of the hook). The client is a bare BoringSSL client (this program's own private copy). TLS 1.3,
  * ECDSA P-256, X25519, AES-128-GCM everywhere. Loopback only; bounded counts.
  *
  * usage: bench_tls CERT KEY [RUNS] [HANDSHAKES] [BULK_MIB] */
@@ -150,7 +151,8 @@ static pid_t start_openssl(int port, int naccept) {
   return pid;
 }
 
-/* kind: 0 sli, 1 openssl s_server, 2 bare BoringSSL. Returns ops/s or MB/s. */
+/* kind: 0 sli, 1 openssl s_server, 2 bare BoringSSL, 3 sli with its key by callback (sctx is then
+ * that context). Returns ops/s or MB/s. */
 static double measure(int kind, int bulk, sli_ctx *sctx, SSL_CTX *bctx) {
   int n = bulk ? 1 : handshakes;
   size_t bytes = bulk ? (size_t)bulk_mib << 20 : 0;
@@ -178,7 +180,7 @@ static double measure(int kind, int bulk, sli_ctx *sctx, SSL_CTX *bctx) {
     }
   } else {
     s.lfd = listen_any(&port);
-    pthread_create(&th, NULL, kind == 0 ? sli_server : bare_server, &s);
+    pthread_create(&th, NULL, kind == 0 || kind == 3 ? sli_server : bare_server, &s);
   }
   double t0 = now();
   int rc = client_run(port, n, bytes);
@@ -192,6 +194,14 @@ static double measure(int kind, int bulk, sli_ctx *sctx, SSL_CTX *bctx) {
   }
   if (rc) return -1;
   return bulk ? (double)bytes / (1 << 20) / dt : n / dt;
+}
+
+/* sign_now: the private-key callback of kind 3, answering at once. */
+static int sign_now(sli_conn *c, const sli_cert *cert, const uint8_t *in, size_t len, void *arg) {
+  uint8_t sig[512];
+  size_t n = sizeof(sig);
+  if (sli_key_sign(arg, sig, &n, in, len)) return SLI_E_INTERNAL;
+  return sli_conn_private_key_done(c, sig, n);
 }
 
 static int cmp(const void *a, const void *b) {
@@ -218,6 +228,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sli: %s\n", sli_config_error(cfg));
     return 1;
   }
+  sli_config *acfg = sli_config_new();
+  sli_ctx *actx;
+  sli_key *key;
+  if (sli_key_load_file(&key, key_file, NULL, NULL, 0) ||
+      sli_config_add_cert_file_async_key(acfg, cert_file) ||
+      sli_config_set_private_key_cb(acfg, sign_now, key) ||
+      sli_config_set_session_resumption(acfg, 0) || sli_ctx_new_server(&actx, acfg, 0)) {
+    fprintf(stderr, "sli (key by callback): %s\n", sli_last_error());
+    return 1;
+  }
   SSL_CTX *bctx = SSL_CTX_new(TLS_method());
   SSL_CTX_set_min_proto_version(bctx, TLS1_3_VERSION);
   SSL_CTX_set_options(bctx, SSL_OP_NO_TICKET);
@@ -228,27 +248,32 @@ int main(int argc, char **argv) {
   SSL_CTX_set_min_proto_version(client_ctx, TLS1_3_VERSION);
   SSL_CTX_set_session_cache_mode(client_ctx, SSL_SESS_CACHE_OFF);
 
-  const char *names[3] = {"sli server", "openssl s_server", "bare BoringSSL"};
-  double hs[3][64], bw[3][64];
+  const char *names[4] = {"sli server", "openssl s_server", "bare BoringSSL", "sli, key by callback"};
+  double hs[4][64], bw[4][64];
   if (runs > 64) runs = 64;
   for (int r = 0; r < runs; r++) {
-    for (int k = 0; k < 3; k++) { /* interleaved, so drift hits all three alike */
-      hs[k][r] = measure(k, 0, sctx, bctx);
-      bw[k][r] = measure(k, 1, sctx, bctx);
+    for (int k = 0; k < 4; k++) { /* interleaved, so drift hits all alike */
+      hs[k][r] = measure(k, 0, k == 3 ? actx : sctx, bctx);
+      bw[k][r] = k == 3 ? 0 : measure(k, 1, sctx, bctx);
     }
   }
   printf("| server | handshakes/s (median of %d, %d each) | bulk MB/s (median of %d, %d MiB each) |\n",
          runs, handshakes, runs, bulk_mib);
   printf("|---|---|---|\n");
-  double med_hs[3], med_bw[3];
-  for (int k = 0; k < 3; k++) {
+  double med_hs[4], med_bw[4];
+  for (int k = 0; k < 4; k++) {
     qsort(hs[k], (size_t)runs, sizeof(double), cmp);
     qsort(bw[k], (size_t)runs, sizeof(double), cmp);
     med_hs[k] = hs[k][runs / 2];
     med_bw[k] = bw[k][runs / 2];
-    printf("| %s | %.0f | %.0f |\n", names[k], med_hs[k], med_bw[k]);
+    if (k == 3)
+      printf("| %s | %.0f (%.0f–%.0f) | — |\n", names[k], med_hs[k], hs[k][0], hs[k][runs - 1]);
+    else
+      printf("| %s | %.0f | %.0f |\n", names[k], med_hs[k], med_bw[k]);
   }
-  printf("\nsli / openssl s_server handshakes: %.2fx; sli / bare BoringSSL bulk: %.2fx\n",
-         med_hs[0] / med_hs[1], med_bw[0] / med_bw[2]);
+  printf("\nsli / openssl s_server handshakes: %.2fx; sli / bare BoringSSL bulk: %.2fx; "
+         "key by callback / own key handshakes: %.2fx (sli server %.0f–%.0f)\n",
+         med_hs[0] / med_hs[1], med_bw[0] / med_bw[2], med_hs[3] / med_hs[0], hs[0][0],
+         hs[0][runs - 1]);
   return 0;
 }

@@ -44,8 +44,12 @@ void cli_print_cert(const sli_cert *c, const char *indent);
 /* files.c. cli_read_all reads a whole file (stdin for NULL or "-") into a malloc'd buffer, with a
  * NUL after its `*out_len` bytes; -1 with errno on failure. */
 int cli_read_all(const char *path, uint8_t **out, size_t *out_len);
+/* cli_read_max is cli_read_all for inputs of at most `max` bytes: a larger one fails with EFBIG
+ * once `max` bytes are read, never all of it held in memory. */
+int cli_read_max(const char *path, size_t max, uint8_t **out, size_t *out_len);
 /* cli_out: one output file written through a temporary file next to it (stdout for NULL or "-").
- * cli_out_open creates the temporary with `mode`; cli_out_write writes all of `data`; cli_out_commit
+ * cli_out_open creates the temporary — a new file (O_EXCL, O_NOFOLLOW) with `mode`, removed if the
+ * process dies of SIGINT, SIGTERM or SIGHUP; cli_out_write writes all of `data`; cli_out_commit
  * fsyncs it and renames it into place; cli_out_abort removes it. Each returns 0 or -1 with errno. */
 typedef struct cli_out {
   const char *path;
@@ -59,8 +63,15 @@ void cli_out_abort(cli_out *o);
 /* cli_write_file writes to stdout (NULL or "-"), or to `path` created with `mode` through a temporary
  * file that is fsync'd and renamed into place; -1 on failure, leaving nothing behind. */
 int cli_write_file(const char *path, const void *data, size_t len, mode_t mode);
-/* cli_read_first_line returns the first line of a passphrase file without its line ending ("" for an
- * empty file; free it with sli_free), or NULL if it cannot be read. */
+/* cli_same_file says whether two paths (NULL or "-": stdout) name the same file, or would once
+ * created. */
+int cli_same_file(const char *a, const char *b);
+/* cli_exists says whether something (a file, a link) is at `path`. */
+int cli_exists(const char *path);
+/* cli_check_key_mode warns on stderr when the private key file `path` can be read by others. */
+void cli_check_key_mode(const char *cmd, const char *path);
+/* cli_read_first_line returns the whole first line of a passphrase file without its line ending
+ * ("" for an empty file; free it with sli_free), or NULL if it cannot be read. */
 char *cli_read_first_line(const char *path);
 
 int cmd_demo(int argc, char **argv);

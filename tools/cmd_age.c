@@ -11,7 +11,32 @@
 #include "cli.h"
 #include "prefetch.h"
 
-#define MAXKEYS 64
+/* A list of -r/-R/-i strings, as long as they come: no silent cap. */
+typedef struct keylist {
+  char **v;
+  int n, cap;
+} keylist;
+
+static int keylist_add(keylist *l, char *s) {
+  if (!s) return -1;
+  if (l->n == l->cap) {
+    int cap = l->cap ? l->cap * 2 : 16;
+    char **v = realloc(l->v, (size_t)cap * sizeof(*v));
+    if (!v) {
+      free(s);
+      return -1;
+    }
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = s;
+  return 0;
+}
+
+static void keylist_free(keylist *l) {
+  for (int i = 0; i < l->n; i++) free(l->v[i]);
+  free(l->v);
+}
 
 static int usage(const char *cmd, int help) {
   if (!strcmp(cmd, "encrypt"))
@@ -75,7 +100,7 @@ static char *get_passphrase(int confirm) {
 
 /* read_keys_file collects non-comment lines of a recipients or identities file; an identities file
  * holding a PEM key (an OpenSSH or PKCS#8 private key) is kept as a path, for sli_key_load_file. */
-static int read_keys_file(const char *path, char **out, int *n, int identities) {
+static int read_keys_file(const char *path, keylist *out, int identities) {
   FILE *f = fopen(path, "re");
   if (!f) {
     fprintf(stderr, "sli: cannot open '%s': %s\n", path, strerror(errno));
@@ -86,22 +111,28 @@ static int read_keys_file(const char *path, char **out, int *n, int identities) 
     size_t got = fread(line, 1, sizeof(line) - 1, f);
     line[got] = 0;
     rewind(f);
-    if (strstr(line, "-----BEGIN ") && *n < MAXKEYS) {
+    if (strstr(line, "-----BEGIN ")) {
       fclose(f);
-      out[*n] = malloc(strlen(path) + 2);
-      if (!out[*n]) return -1;
-      out[*n][0] = PEM_FILE;
-      strcpy(out[(*n)++] + 1, path);
-      return 0;
+      cli_check_key_mode("decrypt", path);
+      char *entry = malloc(strlen(path) + 2);
+      if (entry) {
+        entry[0] = PEM_FILE;
+        strcpy(entry + 1, path);
+      }
+      return keylist_add(out, entry);
     }
+    cli_check_key_mode("decrypt", path); /* age identities are private keys too */
   }
   while (fgets(line, sizeof(line), f)) {
     line[strcspn(line, "\r\n")] = 0;
     char *p = line;
     while (*p == ' ' || *p == '\t') p++;
     if (!*p || *p == '#') continue;
-    if (*n == MAXKEYS) break;
-    out[(*n)++] = strdup(p);
+    if (keylist_add(out, strdup(p))) {
+      fclose(f);
+      fprintf(stderr, "sli: out of memory reading '%s'\n", path);
+      return -1;
+    }
   }
   fclose(f);
   return 0;
@@ -209,24 +240,30 @@ static int recipients(char **keys, int n_keys, int pass, sli_age_recipient **out
 }
 
 static int cmd_encrypt(int argc, char **argv) {
-  int pass = 0, armor = 0, n_keys = 0, n = 0;
+  int pass = 0, armor = 0, n = 0;
   const char *outp = NULL, *in = NULL;
-  char *keys[MAXKEYS];
+  keylist keys = {0};
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) return usage("encrypt", 1);
-    if (!strcmp(argv[i], "-r") && i + 1 < argc && n_keys < MAXKEYS) keys[n_keys++] = strdup(argv[++i]);
-    else if (!strcmp(argv[i], "-R") && i + 1 < argc) {
-      if (read_keys_file(argv[++i], keys, &n_keys, 0)) return EXIT_CONFIG;
+    if (!strcmp(argv[i], "-r") && i + 1 < argc) {
+      if (keylist_add(&keys, strdup(argv[++i]))) return EXIT_FAIL;
+    } else if (!strcmp(argv[i], "-R") && i + 1 < argc) {
+      if (read_keys_file(argv[++i], &keys, 0)) return EXIT_CONFIG;
     } else if (!strcmp(argv[i], "-p")) pass = 1;
     else if (!strcmp(argv[i], "-a")) armor = 1;
     else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
     else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !in) in = argv[i];
     else return usage("encrypt", 0);
   }
-  if (pass ? n_keys > 0 : n_keys == 0) return usage("encrypt", 0);
-  sli_age_recipient *rcpts[MAXKEYS];
-  int result = recipients(keys, n_keys, pass, rcpts, &n);
-  for (int i = 0; i < n_keys; i++) free(keys[i]);
+  if (pass ? keys.n > 0 : keys.n == 0) return usage("encrypt", 0);
+  if (outp && in && cli_same_file(outp, in)) {
+    keylist_free(&keys);
+    fprintf(stderr, "sli encrypt: the output would replace its input ('%s')\n", outp);
+    return EXIT_USAGE;
+  }
+  sli_age_recipient **rcpts = calloc((size_t)keys.n + 1, sizeof(*rcpts));
+  int result = rcpts ? recipients(keys.v, keys.n, pass, rcpts, &n) : EXIT_FAIL;
+  keylist_free(&keys);
   age_stream s = {.cmd = "encrypt"};
   if (result == EXIT_OK) {
     int rc = sli_age_enc_new(&s.e, (const sli_age_recipient *const *)rcpts, (size_t)n,
@@ -235,6 +272,7 @@ static int cmd_encrypt(int argc, char **argv) {
   }
   sli_age_enc_free(s.e);
   for (int i = 0; i < n; i++) sli_age_recipient_free(rcpts[i]);
+  free(rcpts);
   return result;
 }
 
@@ -276,20 +314,25 @@ static int identities(char **keys, int n_keys, sli_age_identity **out, int *n) {
 }
 
 static int cmd_decrypt(int argc, char **argv) {
-  int n_keys = 0, n = 0;
+  int n = 0;
   const char *outp = NULL, *in = NULL;
-  char *keys[MAXKEYS];
+  keylist keys = {0};
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) return usage("decrypt", 1);
     if (!strcmp(argv[i], "-i") && i + 1 < argc) {
-      if (read_keys_file(argv[++i], keys, &n_keys, 1)) return EXIT_CONFIG;
+      if (read_keys_file(argv[++i], &keys, 1)) return EXIT_CONFIG;
     } else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
     else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !in) in = argv[i];
     else return usage("decrypt", 0);
   }
-  sli_age_identity *ids[MAXKEYS];
-  int result = identities(keys, n_keys, ids, &n);
-  for (int i = 0; i < n_keys; i++) free(keys[i]);
+  if (outp && in && cli_same_file(outp, in)) {
+    keylist_free(&keys);
+    fprintf(stderr, "sli decrypt: the output would replace its input ('%s')\n", outp);
+    return EXIT_USAGE;
+  }
+  sli_age_identity **ids = calloc((size_t)keys.n + 1, sizeof(*ids));
+  int result = ids ? identities(keys.v, keys.n, ids, &n) : EXIT_FAIL;
+  keylist_free(&keys);
   age_stream s = {.cmd = "decrypt"};
   if (result == EXIT_OK) {
     int rc = sli_age_dec_new(&s.d, (const sli_age_identity *const *)ids, (size_t)n, SLI_AGE_PARALLEL);
@@ -297,6 +340,7 @@ static int cmd_decrypt(int argc, char **argv) {
   }
   sli_age_dec_free(s.d);
   for (int i = 0; i < n; i++) sli_age_identity_free(ids[i]);
+  free(ids);
   return result;
 }
 

@@ -12,19 +12,21 @@
 static int keygen_usage(int help) {
   fprintf(help ? stdout : stderr,
           "usage: sli keygen --type rsa|ec|ed25519|x25519 [--bits N] [--curve P-256|P-384|P-521]\n"
-          "                  [--format pem|ssh|age] [--passphrase-file F] [--insecure-weak] -o KEY [--pub PUB]\n"
+          "                  [--format pem|ssh|age] [--passphrase-file F] [--insecure-weak] [--force]\n"
+          "                  -o KEY [--pub PUB]\n"
           "  Writes the private key (0600) as PEM PKCS#8 (encrypted if --passphrase-file) and, with\n"
           "  --pub, the public key as PEM SubjectPublicKeyInfo. --format ssh (rsa, ed25519): an OpenSSH\n"
           "  private key, as ssh-keygen writes it, and an OpenSSH public line. --format age (x25519):\n"
           "  an age identity file and its age1... recipient.\n"
           "  RSA defaults to 2048 bits (3072, 4096); below 2048 needs\n"
-          "  --insecure-weak. EC defaults to P-256.\n");
+          "  --insecure-weak. EC defaults to P-256. An existing KEY or PUB is never replaced\n"
+          "  without --force, and KEY and PUB must be two files.\n");
   return help ? EXIT_OK : EXIT_USAGE;
 }
 
 int cmd_keygen(int argc, char **argv) {
   const char *type = NULL, *curve = NULL, *format = "pem", *pwfile = NULL, *out = NULL, *pub = NULL;
-  int bits = 0;
+  int bits = 0, force = 0;
   uint32_t flags = 0;
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) return keygen_usage(1);
@@ -34,6 +36,7 @@ int cmd_keygen(int argc, char **argv) {
     else if (!strcmp(argv[i], "--format") && i + 1 < argc) format = argv[++i];
     else if ((!strcmp(argv[i], "--passphrase-file") || !strcmp(argv[i], "--password-file")) && i + 1 < argc) pwfile = argv[++i];
     else if (!strcmp(argv[i], "--insecure-weak")) flags |= SLI_KEYGEN_INSECURE_WEAK;
+    else if (!strcmp(argv[i], "--force")) force = 1;
     else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
     else if (!strcmp(argv[i], "--pub") && i + 1 < argc) pub = argv[++i];
     else return keygen_usage(0);
@@ -50,6 +53,17 @@ int cmd_keygen(int argc, char **argv) {
     if (param < 0) return keygen_usage(0);
   }
   if (strcmp(format, "pem") && strcmp(format, "ssh") && strcmp(format, "age")) return keygen_usage(0);
+  if (pub && cli_same_file(out, pub)) {
+    fprintf(stderr, "sli keygen: -o and --pub name the same file: the private key would be lost\n");
+    return EXIT_USAGE;
+  }
+  const char *outs[] = {out, pub};
+  for (int i = 0; i < 2 && !force; i++) {
+    if (outs[i] && cli_exists(outs[i])) {
+      fprintf(stderr, "sli keygen: '%s' exists: not replacing it (--force does)\n", outs[i]);
+      return EXIT_CONFIG;
+    }
+  }
   if (!strcmp(format, "age")) { /* an age identity file, as age-keygen writes it */
     if (t != SLI_KEY_X25519) return cli_error("keygen", SLI_E_UNSUPPORTED, "--format age is for x25519 keys");
     sli_age_identity *id;
@@ -87,6 +101,12 @@ int cmd_keygen(int argc, char **argv) {
     sli_key_free(k);
     return EXIT_CONFIG;
   }
+  if (pw && !*pw) { /* as `sli encrypt -p` refuses one */
+    fprintf(stderr, "sli keygen: the passphrase in '%s' is empty\n", pwfile);
+    sli_free(pw, 0);
+    sli_key_free(k);
+    return EXIT_CONFIG;
+  }
   char *pem = NULL, *pubtxt = NULL;
   size_t pem_len = 0, pub_len = 0;
   int ssh = !strcmp(format, "ssh");
@@ -104,8 +124,11 @@ int cmd_keygen(int argc, char **argv) {
   int result = EXIT_OK;
   if (rc) {
     result = cli_error("keygen", rc, rc == SLI_E_UNSUPPORTED && !pw ? "OpenSSH keys exist for rsa and ed25519" : NULL);
-  } else if (cli_write_file(out, pem, pem_len - 1, 0600) || (pub && cli_write_file(pub, pubtxt, pub_len - 1, 0644))) {
-    fprintf(stderr, "sli keygen: cannot write the key files: %s\n", strerror(errno));
+  } else if (cli_write_file(out, pem, pem_len - 1, 0600)) {
+    fprintf(stderr, "sli keygen: cannot write '%s': %s\n", out, strerror(errno));
+    result = EXIT_FAIL;
+  } else if (pub && cli_write_file(pub, pubtxt, pub_len - 1, 0644)) {
+    fprintf(stderr, "sli keygen: cannot write '%s': %s\n", pub, strerror(errno));
     result = EXIT_FAIL;
   }
   if (pw) sli_free(pw, strlen(pw));
@@ -140,6 +163,11 @@ int cmd_sign(int argc, char **argv) {
     else return sign_usage(argv[0], 0);
   }
   if (!keyp || (!signing && !sigp)) return sign_usage(argv[0], 0);
+  if (signing && sigp && cli_same_file(sigp, in)) {
+    fprintf(stderr, "sli sign: the signature would replace the message it signs ('%s')\n", sigp);
+    return EXIT_USAGE;
+  }
+  if (signing) cli_check_key_mode("sign", keyp);
   char *pw = pwfile ? cli_read_first_line(pwfile) : NULL;
   char msg[512] = "";
   sli_key *k;
@@ -158,7 +186,7 @@ int cmd_sign(int argc, char **argv) {
     rc = sig ? sli_key_sign(k, sig, &sig_len, data, len) : SLI_E_NOMEM;
     if (rc) result = cli_error("sign", rc, rc == SLI_E_UNSUPPORTED ? "this key cannot sign (x25519 keys only agree keys)" : NULL);
     else if (cli_write_file(sigp, sig, sig_len, 0644)) {
-      fprintf(stderr, "sli sign: cannot write the signature\n");
+      fprintf(stderr, "sli sign: cannot write '%s': %s\n", sigp ? sigp : "stdout", strerror(errno));
       result = EXIT_FAIL;
     }
   } else if (cli_read_all(sigp, &sig, &sig_len)) {

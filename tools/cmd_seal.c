@@ -10,6 +10,10 @@
 
 #include "cli.h"
 
+/* A sealed blob is a database field; larger data is a file for `sli encrypt`. */
+#define SEAL_MAX (64 << 20)
+
+
 static int keyring_usage(int help) {
   fprintf(help ? stdout : stderr,
           "usage: sli keyring new FILE      create a keyring with one fresh key (0600; refuses to overwrite)\n"
@@ -81,14 +85,22 @@ int cmd_seal(int argc, char **argv) {
     else return seal_usage(argv[0], 0);
   }
   if (!keyring) return seal_usage(argv[0], 0);
+  if (outp && in && cli_same_file(outp, in)) {
+    fprintf(stderr, "sli %s: the output would replace its input ('%s')\n", argv[0], outp);
+    return EXIT_USAGE;
+  }
   char msg[512] = "";
   sli_keyring *kr;
   int rc = sli_keyring_load_file(&kr, keyring, msg, sizeof(msg));
   if (rc) return cli_error(argv[0], rc, msg);
   uint8_t *data, *res = NULL;
   size_t len, res_len = 0;
-  if (cli_read_all(in, &data, &len)) {
-    fprintf(stderr, "sli %s: cannot read '%s': %s\n", argv[0], in ? in : "stdin", strerror(errno));
+  if (cli_read_max(in, SEAL_MAX, &data, &len)) {
+    if (errno == EFBIG)
+      fprintf(stderr, "sli %s: '%s' is larger than a sealed blob may be (%d MiB): for files, use "
+              "'sli encrypt' (age, streamed)\n", argv[0], in ? in : "stdin", SEAL_MAX >> 20);
+    else
+      fprintf(stderr, "sli %s: cannot read '%s': %s\n", argv[0], in ? in : "stdin", strerror(errno));
     sli_keyring_free(kr);
     return EXIT_FAIL;
   }
@@ -100,7 +112,7 @@ int cmd_seal(int argc, char **argv) {
   int w = cli_write_file(outp, res, res_len, 0600);
   sli_free(res, res_len);
   if (w) {
-    fprintf(stderr, "sli %s: cannot write '%s'\n", argv[0], outp ? outp : "stdout");
+    fprintf(stderr, "sli %s: cannot write '%s': %s\n", argv[0], outp ? outp : "stdout", strerror(errno));
     return EXIT_FAIL;
   }
   return EXIT_OK;

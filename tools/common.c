@@ -44,6 +44,7 @@ int cli_apply_tls_flags(const cli_tls_opts *o, sli_config *cfg) {
       if ((pass == 0) != unlocks_keys(o->names[k])) continue;
       if (!strcmp(o->names[k], "SLI_INSECURE") && !strcmp(o->values[k], "1"))
         fprintf(stderr, "sli: WARNING: --insecure: the server's certificate is NOT verified\n");
+      if (!strcmp(o->names[k], "SLI_KEY")) cli_check_key_mode(NULL, o->values[k]);
       int rc = sli_config_set_option(cfg, o->names[k], o->values[k]);
       if (rc) {
         const char *m = sli_config_error(cfg);

@@ -88,6 +88,31 @@ static int pw_cb(char *buf, int size, int rwflag, void *u) {
   return (int)n;
 }
 
+/* pkcs8_decrypt reads an ENCRYPTED PRIVATE KEY block with the whole password: PEM's password
+ * callback would cut it at 1023 bytes (PEM_BUFSIZE), while sli writes keys with all of it. */
+static EVP_PKEY *pkcs8_decrypt(const char *pem, size_t len, const char *password) {
+  BIO *bio = BIO_new_mem_buf(pem, (int)len);
+  char *name = NULL, *header = NULL;
+  uint8_t *der = NULL;
+  long dlen = 0;
+  EVP_PKEY *key = NULL;
+  while (bio && !key && PEM_read_bio(bio, &name, &header, &der, &dlen)) {
+    if (!strcmp(name, "ENCRYPTED PRIVATE KEY")) {
+      CBS cbs;
+      CBS_init(&cbs, der, (size_t)dlen);
+      key = PKCS8_parse_encrypted_private_key(&cbs, password, strlen(password));
+    }
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(der);
+    name = header = NULL;
+    der = NULL;
+    if (key || ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_PKCS8) break;
+  }
+  BIO_free(bio);
+  return key;
+}
+
 int sli__parse_key(const char *what, const char *pem, size_t len, const char *password,
                    EVP_PKEY **out, sli__error *e) {
   *out = NULL;
@@ -115,10 +140,20 @@ int sli__parse_key(const char *what, const char *pem, size_t len, const char *pa
     sli_free(norm, nlen + 1);
     return sli__fail(e, SLI_E_PASSWORD, "%s is encrypted and no password was given", what);
   }
+  if (encrypted && !strstr(norm, "-----BEGIN ENCRYPTED PRIVATE KEY-----") && strlen(password) > 1023) {
+    sli_free(norm, nlen + 1);
+    return sli__fail(e, SLI_E_PASSWORD, "%s: a traditional encrypted PEM key takes at most 1023 bytes "
+                     "of password (re-encrypt it as PKCS#8: 'openssl pkey -aes256')", what);
+  }
   ERR_clear_error();
-  BIO *bio = BIO_new_mem_buf(norm, (int)nlen);
-  EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, pw_cb, (void *)password) : NULL;
-  BIO_free(bio);
+  EVP_PKEY *key = NULL;
+  if (strstr(norm, "-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
+    key = pkcs8_decrypt(norm, nlen, password);
+  } else {
+    BIO *bio = BIO_new_mem_buf(norm, (int)nlen);
+    key = bio ? PEM_read_bio_PrivateKey(bio, NULL, pw_cb, (void *)password) : NULL;
+    BIO_free(bio);
+  }
   if (!key) {
     uint32_t err = ERR_peek_last_error();
     int lib = ERR_GET_LIB(err), reason = ERR_GET_REASON(err);

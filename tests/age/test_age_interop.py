@@ -166,13 +166,13 @@ def ssh_keys_from_other_sources():
     expect(rc == 0 and read(d("k.out")) == data, err)
     # keys sli makes: OpenSSH keys (--format ssh), read by age too
     for kind in ("ed25519", "rsa"):
-        rc, _, err = run([SLI, "keygen", "--type", kind, "--format", "ssh", "-o", d("sk"), "--pub", d("sk.pub")])
+        sk = d("sk-" + kind)  # a name each: keygen never replaces a key
+        rc, _, err = run([SLI, "keygen", "--type", kind, "--format", "ssh", "-o", sk, "--pub", sk + ".pub"])
         expect(rc == 0, err)
-        rc, out, err = sh(f"{SLI} encrypt -R {d('sk.pub')} {d('k.bin')} | age -d -i {d('sk')}")
+        rc, out, err = sh(f"{SLI} encrypt -R {sk}.pub {d('k.bin')} | age -d -i {sk}")
         expect(rc == 0 and out == data, "age -d -i (sli's OpenSSH %s key): %s" % (kind, err))
-        rc, out, err = sh(f"age -e -R {d('sk.pub')} {d('k.bin')} | {SLI} decrypt -i {d('sk')}")
+        rc, out, err = sh(f"age -e -R {sk}.pub {d('k.bin')} | {SLI} decrypt -i {sk}")
         expect(rc == 0 and out == data, err)
-        os.unlink(d("sk"))
     # a PKCS#8 RSA key from sli, its line derived by ssh-keygen
     rc, _, err = run([SLI, "keygen", "--type", "rsa", "-o", d("pk8.pem")])
     rc, line, err = sh(f"ssh-keygen -y -f {d('pk8.pem')}")
