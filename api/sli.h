@@ -869,6 +869,31 @@ SLI_API int sli_key_sign(const sli_key *k, uint8_t *out, size_t *out_len, const 
 SLI_API SLI_WARN_UNUSED_RESULT int sli_key_verify(const sli_key *k, const uint8_t *sig,
                                                   size_t sig_len, const uint8_t *in, size_t in_len);
 
+/* sli_signer makes or checks the signature `sli_key_sign` makes, over a message given in pieces (a
+ * file as it is read). ECDSA and RSA-PSS hash each piece as it comes: constant memory. Ed25519
+ * (pure EdDSA, which reads the message twice) keeps the message until the end. Not thread-safe;
+ * one signature per signer. Since: 1.1 */
+typedef struct sli_signer sli_signer;
+
+/* sli_signer_new makes a signer for `k` into `*out`: `verify` 0 to sign (a private key), 1 to
+ * verify. It returns 0 or a negative SLI_E_* code (SLI_E_UNSUPPORTED for X25519). Since: 1.1 */
+SLI_API int sli_signer_new(sli_signer **out, const sli_key *k, int verify);
+
+/* sli_signer_update feeds the next `len` bytes of the message. Since: 1.1 */
+SLI_API int sli_signer_update(sli_signer *s, const uint8_t *in, size_t len);
+
+/* sli_signer_sign_final writes the signature, as `sli_key_sign` does (`*out_len` the capacity on
+ * entry, SLI_E_BUFSIZE and the size needed if short). Since: 1.1 */
+SLI_API int sli_signer_sign_final(sli_signer *s, uint8_t *out, size_t *out_len);
+
+/* sli_signer_verify_final returns 0 if `sig` is the signature of the message fed, else
+ * SLI_E_SIGNATURE. Since: 1.1 */
+SLI_API SLI_WARN_UNUSED_RESULT int sli_signer_verify_final(sli_signer *s, const uint8_t *sig,
+                                                           size_t sig_len);
+
+/* sli_signer_free frees `s`; NULL is a no-op. Since: 1.1 */
+SLI_API void sli_signer_free(sli_signer *s);
+
 /* ---- Certificate requests and certificates --------------------------------------------------------
  * Subjects are written as OpenSSL does on its command line: "/CN=db.example.com/O=Acme/C=FR", with
  * the fields CN, C, ST, L, O, OU and emailAddress.

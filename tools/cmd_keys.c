@@ -174,30 +174,59 @@ int cmd_sign(int argc, char **argv) {
   int rc = sli_key_load_file(&k, keyp, pw, msg, sizeof(msg));
   if (pw) sli_free(pw, strlen(pw));
   if (rc) return cli_error(argv[0], rc, msg);
-  uint8_t *data = NULL, *sig = NULL;
-  size_t len = 0, sig_len = 0;
+  /* the message is read in pieces and hashed as it comes (ECDSA, RSA: constant memory; Ed25519
+   * signs the whole message at once and keeps it) */
+  uint8_t *sig = NULL;
+  size_t sig_len = 0;
   int result = EXIT_OK;
-  if (cli_read_all(in, &data, &len)) {
-    fprintf(stderr, "sli %s: cannot read '%s'\n", argv[0], in ? in : "stdin");
+  sli_signer *sg = NULL;
+  if (!signing && cli_read_all(sigp, &sig, &sig_len)) {
+    fprintf(stderr, "sli verify: cannot read '%s': %s\n", sigp, strerror(errno));
+    sli_key_free(k);
+    return EXIT_FAIL;
+  }
+  rc = sli_signer_new(&sg, k, !signing);
+  if (rc) {
+    result = cli_error(argv[0], rc, rc == SLI_E_UNSUPPORTED ? "x25519 keys only agree keys" : NULL);
+    goto done;
+  }
+  int fd = (!in || !strcmp(in, "-")) ? 0 : open(in, O_RDONLY | O_CLOEXEC);
+  uint8_t *buf = malloc(1 << 20);
+  if (fd < 0 || !buf) {
+    fprintf(stderr, "sli %s: cannot read '%s': %s\n", argv[0], in ? in : "stdin", strerror(errno));
     result = EXIT_FAIL;
-  } else if (signing) {
+  }
+  while (result == EXIT_OK) {
+    ssize_t n = read(fd, buf, 1 << 20);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      fprintf(stderr, "sli %s: cannot read '%s': %s\n", argv[0], in ? in : "stdin", strerror(errno));
+      result = EXIT_FAIL;
+    } else if (n == 0) {
+      break;
+    } else if ((rc = sli_signer_update(sg, buf, (size_t)n))) {
+      result = cli_error(argv[0], rc, sli_last_error());
+    }
+  }
+  free(buf);
+  if (fd > 0) close(fd);
+  if (result != EXIT_OK) goto done;
+  if (signing) {
     sig_len = sli_key_sig_max_size(k);
     sig = malloc(sig_len ? sig_len : 1);
-    rc = sig ? sli_key_sign(k, sig, &sig_len, data, len) : SLI_E_NOMEM;
-    if (rc) result = cli_error("sign", rc, rc == SLI_E_UNSUPPORTED ? "this key cannot sign (x25519 keys only agree keys)" : NULL);
+    rc = sig ? sli_signer_sign_final(sg, sig, &sig_len) : SLI_E_NOMEM;
+    if (rc) result = cli_error("sign", rc, NULL);
     else if (cli_write_file(sigp, sig, sig_len, 0644)) {
       fprintf(stderr, "sli sign: cannot write '%s': %s\n", sigp ? sigp : "stdout", strerror(errno));
       result = EXIT_FAIL;
     }
-  } else if (cli_read_all(sigp, &sig, &sig_len)) {
-    fprintf(stderr, "sli verify: cannot read '%s'\n", sigp);
-    result = EXIT_FAIL;
   } else {
-    rc = sli_key_verify(k, sig, sig_len, data, len);
+    rc = sli_signer_verify_final(sg, sig, sig_len);
     if (rc) result = cli_error("verify", rc, NULL);
     else printf("verified\n");
   }
-  free(data);
+done:
+  sli_signer_free(sg);
   free(sig);
   sli_key_free(k);
   return result;

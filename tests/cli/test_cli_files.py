@@ -204,4 +204,55 @@ def keys_passphrases_and_inputs():
     expect(rc == 1 and "No such file or directory" in err, "the reason: %s" % err)
 
 
+RSS_WRAPPER = ("import resource, subprocess, sys\n"
+               "r = subprocess.run(sys.argv[1:])\n"
+               "sys.stdout.flush()\n"
+               "print('peak-rss-kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+               "sys.exit(r.returncode)\n")
+
+
+def max_rss_kib(args, feed_mib):
+    """Runs `sli ARGS` with `feed_mib` MiB piped to stdin: (rc, stdout, its peak RSS in KiB),
+    measured by a fresh python parent of its own (RUSAGE_CHILDREN is the peak of all children)."""
+    p = subprocess.Popen(["/usr/bin/python3", "-c", RSS_WRAPPER, SLI] + args, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    block = bytes(range(256)) * 4096  # 1 MiB
+    for _ in range(feed_mib):
+        p.stdin.write(block)
+    p.stdin.close()
+    out = p.stdout.read()
+    p.wait(60)
+    text, _, peak = out.rpartition(b"peak-rss-kib ")
+    return p.returncode, text, int(peak or 0)
+
+
+@checks.case
+def sign_and_verify_stream():
+    """ECDSA and RSA signatures of 512 MiB from a pipe in constant memory (was: the whole input
+    held), checked by openssl; and verified by sli the same way."""
+    big = 512
+    for kind in ("ec", "rsa"):
+        key, pub = d("stream-%s.pem" % kind), d("stream-%s.pub" % kind)
+        run([SLI, "keygen", "--type", kind, "-o", key, "--pub", pub])
+        sig = d("stream-%s.sig" % kind)
+        rc, _, peak = max_rss_kib(["sign", "--key", key, "-o", sig], big)
+        expect(rc == 0, "sign: %d" % rc)
+        expect(peak < 64 * 1024, "sign held %d KiB for %d MiB of input" % (peak, big))
+        print("     sli sign (%s) of %d MiB from a pipe: peak RSS %d KiB" % (kind, big, peak))
+        msg = d("stream.bin")
+        if not os.path.exists(msg):
+            with open(msg, "wb") as f:
+                block = bytes(range(256)) * 4096
+                for _ in range(big):
+                    f.write(block)
+        extra = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"] if kind == "rsa" else []
+        rc, out, err = run(["openssl", "dgst", "-sha256", "-verify", pub, "-signature", sig] + extra + [msg],
+                           timeout=60)
+        expect(rc == 0 and "Verified OK" in out, "openssl checks sli's %s signature: %s %s" % (kind, out, err))
+        rc, out, peak = max_rss_kib(["verify", "--pub", pub, "--sig", sig], big)
+        expect(rc == 0 and b"verified" in out and peak < 64 * 1024,
+               "sli verify streams too: rc %d, %d KiB" % (rc, peak))
+    os.unlink(d("stream.bin"))
+
+
 sys.exit(checks.finish(d))
