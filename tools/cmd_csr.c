@@ -37,7 +37,13 @@ int cmd_csr(int argc, char **argv) {
     if (cli_is_help(argv[i])) return usage(1);
     if ((!strcmp(argv[i], "--key") || !strcmp(argv[i], "--ca-key")) && i + 1 < argc) key = argv[++i];
     else if (!strcmp(argv[i], "--subject") && i + 1 < argc) subject = argv[++i];
-    else if (!strcmp(argv[i], "--san") && i + 1 < argc && n_sans < 64) sans[n_sans++] = argv[++i];
+    else if (!strcmp(argv[i], "--san") && i + 1 < argc) {
+      if (n_sans == 64) { /* said, never dropped */
+        fprintf(stderr, "sli %s: at most 64 --san\n", cmd);
+        return EXIT_USAGE;
+      }
+      sans[n_sans++] = argv[++i];
+    }
     else if ((!strcmp(argv[i], "--passphrase-file") || !strcmp(argv[i], "--password-file")) && i + 1 < argc) pwfile = argv[++i];
     else if (!strcmp(argv[i], "--days") && i + 1 < argc) days = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--ca")) flags |= SLI_CERT_CA;

@@ -30,7 +30,11 @@ int cli_take_tls_flag(cli_tls_opts *o, int argc, char **argv, int *i) {
   for (size_t k = 0; k < N_TLS_FLAGS; k++) {
     if (strcmp(argv[*i], tls_flags[k].flag) != 0) continue;
     int takes_value = tls_flags[k].value[0] != 0;
-    if ((takes_value && *i + 1 >= argc) || o->n >= 32) return -1;
+    if (o->n >= 32) { /* said, never dropped */
+      fprintf(stderr, "sli: at most 32 TLS flags\n");
+      return -1;
+    }
+    if (takes_value && *i + 1 >= argc) return -1;
     o->names[o->n] = tls_flags[k].option;
     o->values[o->n++] = takes_value ? argv[++*i] : "1";
     return 1;

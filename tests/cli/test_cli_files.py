@@ -113,6 +113,9 @@ def seventy_recipients_are_seventy():
     expect(rc == 0, err)
     stanzas = open(enc, "rb").read().count(b"\n-> X25519 ")
     expect(stanzas == 70, "70 recipient stanzas, not %d" % stanzas)
+    sans = [a for i in range(65) for a in ("--san", "DNS:h%d.example" % i)]  # other lists: said
+    rc, _, err = run([SLI, "csr", "--key", idents[0], "--subject", "/CN=x", "-o", d("x.csr")] + sans)
+    expect(rc == 2 and "at most 64 --san" in err, "a 65th SAN is refused, said: %d %s" % (rc, err))
     for who in (idents[0], idents[64], idents[69]):  # past 64 too
         rc, out, err = run(["age", "-d", "-i", who, enc])
         expect(rc == 0 and out == "to all seventy\n", "age -d with %s: %d %s" % (who, rc, err))
