@@ -114,6 +114,7 @@ static int apply(sli_config *sc, const char *name, const char *value) {
     cfg.sniff_timeout_ms = atoi(value);
     return 0;
   }
+  if (!strcmp(name, "SLI_RELOAD_SIGNAL")) return shim_reload_signal(value);
   if (!strcmp(name, "SLI_LOG_TARGET")) {
     if (!parse_target(value)) return 0;
     shim_log(LOG_ERR_, "SLI_LOG_TARGET: '%s' is not stderr, syslog or syslog:PATH", value);
@@ -138,7 +139,7 @@ static int apply(sli_config *sc, const char *name, const char *value) {
  * list the same); SLI_STATE_DIR is read by libsli itself (the default identity's directory). */
 static const char *const shim_settings[] = {
     "SLI_LOG",  "SLI_LOG_TARGET",       "SLI_CONFIG",    "SLI_SERVER_PORTS", "SLI_CLIENT_TARGETS",
-    "SLI_SERVERNAME", "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS", "SLI_STATE_DIR", NULL};
+    "SLI_SERVERNAME", "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS", "SLI_STATE_DIR", "SLI_RELOAD_SIGNAL", NULL};
 
 /* The engine's settings: SLI_SETTING_MAP (api/sli.h), in its order (key passwords first), applied
  * through sli_config_set_option when a context is first needed. */
@@ -178,6 +179,8 @@ static const char *lookup(const char *name) {
     if (!strcmp(file_names[i], name)) return file_values[i];
   return NULL;
 }
+
+const char *shim_setting(const char *name) { return lookup(name); }
 
 static int read_config_file(const char *path) {
   FILE *f = fopen(path, "re");
@@ -229,13 +232,8 @@ sli_ctx *shim_ctx(int server) {
   pthread_mutex_lock(&ctx_mu);
   c = server ? cfg.server_ctx : cfg.client_ctx;
   if (!c && !ctx_failed[server]) {
-    int bad = 0;
-    sli_config *sc = sli_config_new();
-    if (!sc) bad = 1;
-    for (int i = 0; sc && engine_settings[i]; i++) {
-      const char *v = lookup(engine_settings[i]);
-      if (v && apply(sc, engine_settings[i], v)) bad = 1;
-    }
+    sli_config *sc = shim_engine_config();
+    int bad = !sc;
     if (!bad) {
       int rc = server ? sli_ctx_new_server(&c, sc, 0) : sli_ctx_new_client(&c, sc, 0);
       if (rc) {
@@ -252,10 +250,25 @@ sli_ctx *shim_ctx(int server) {
       report_fail_closed();
     } else {
       __atomic_store_n(server ? &cfg.server_ctx : &cfg.client_ctx, c, __ATOMIC_RELEASE);
+      shim_reload_note_built();
     }
   }
   pthread_mutex_unlock(&ctx_mu);
   return c;
+}
+
+sli_config *shim_engine_config(void) {
+  sli_config *sc = sli_config_new();
+  int bad = !sc;
+  for (int i = 0; sc && engine_settings[i]; i++) {
+    const char *v = lookup(engine_settings[i]);
+    if (v && apply(sc, engine_settings[i], v)) bad = 1;
+  }
+  if (bad) {
+    sli_config_free(sc);
+    return NULL;
+  }
+  return sc;
 }
 
 /* engine_log: the library's notices and warnings, through the shim's own log (SLI_LOG, never into

@@ -114,6 +114,7 @@ tconn *tconn_new(int fd, int is_server, const char *servername, int sniff) {
   tc->sniff_deadline_ms = shim_now_ms() + cfg.sniff_timeout_ms;
   tc->hs_deadline_ms = cfg.handshake_timeout_ms > 0 ? shim_now_ms() + cfg.handshake_timeout_ms : INT64_MAX;
   tc->k_in = tc->k_out = 1; /* unknown: a call will ask the socket */
+  shim_reload_maybe(); /* certificates rotated since the last connection? */
   sli_ctx *ctx = shim_ctx(is_server);
   int rc = ctx ? sli_conn_new_cbs(&tc->conn, ctx, tc_transport_read, tc_transport_write, tc,
                                   servername, 0)

@@ -145,6 +145,13 @@ HIDDEN void shim_buf_put(void *p); /* NULL: nothing */
 HIDDEN void shim_buf_atfork_child(void);
 HIDDEN int shim_port_is_tls(uint16_t port);
 HIDDEN sli_ctx *shim_ctx(int server); /* made on first need; NULL: failed (fail closed) */
+HIDDEN const char *shim_setting(const char *name); /* the environment, else SLI_CONFIG, else NULL */
+HIDDEN sli_config *shim_engine_config(void); /* the engine's settings; NULL: refused (logged) */
+
+/* ---- reload.c: certificates that rotate under the host ---- */
+HIDDEN void shim_reload_note_built(void); /* a context was made from the files as they are now */
+HIDDEN void shim_reload_maybe(void);      /* at a new connection: reload if the files changed */
+HIDDEN int shim_reload_signal(const char *value); /* SLI_RELOAD_SIGNAL: 0, or -1 (logged) */
 
 /* ---- targets.c: SLI_CLIENT_TARGETS, matched on every address a target name resolves to. ---- */
 #define TARGET_ADDRS 32

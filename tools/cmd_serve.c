@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -23,7 +24,8 @@ typedef struct server {
   int lfd, spare_fd; /* the listening socket; a descriptor kept for turning clients away */
   uv_poll_t listener;
   uv_signal_t sighup, sigterm, sigint;
-  uv_timer_t drain;
+  uv_timer_t drain, watch;
+  char files_seen[4096]; /* the watched files' identities when the settings were last loaded */
   cli_tls_opts opts;
   uint32_t drain_ms;
   int stopping;
@@ -76,19 +78,57 @@ static sli_config *make_config(server *srv) {
   return cfg;
 }
 
+/* files_id writes what identifies the files the TLS flags name (device, inode, size, modification
+ * time of each): a change means a rotation — an atomic rename by certbot, an in-place write. */
+static void files_id(const server *srv, char *out, size_t cap) {
+  static const char *const watched[] = {"SLI_CERT", "SLI_KEY", "SLI_CA", "SLI_CRL", "SLI_TICKET_KEYS",
+                                        "SLI_KEY_PASSWORD_FILE", "SLI_PASSWORD_FILE"};
+  size_t at = 0;
+  out[0] = 0;
+  for (int k = 0; k < srv->opts.n; k++) {
+    for (size_t w = 0; w < sizeof(watched) / sizeof(watched[0]); w++) {
+      if (strcmp(srv->opts.names[k], watched[w])) continue;
+      struct stat st;
+      int n = stat(srv->opts.values[k], &st) == 0
+                  ? snprintf(out + at, cap - at, "%lu:%lu:%lld:%lld.%09ld;", (unsigned long)st.st_dev,
+                             (unsigned long)st.st_ino, (long long)st.st_size,
+                             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec)
+                  : snprintf(out + at, cap - at, "-;");
+      if (n > 0 && (size_t)n < cap - at) at += (size_t)n;
+    }
+  }
+}
+
+static void reload(server *srv, const char *why);
+
+static void on_watch(uv_timer_t *t) {
+  server *srv = t->data;
+  char now[sizeof(srv->files_seen)];
+  files_id(srv, now, sizeof(now));
+  if (strcmp(now, srv->files_seen)) {
+    memcpy(srv->files_seen, now, sizeof(now)); /* a failed set is tried again when it changes */
+    reload(srv, "the certificate files changed");
+  }
+}
+
 static void on_sighup(uv_signal_t *h, int sig) {
   server *srv = h->data;
+  files_id(srv, srv->files_seen, sizeof(srv->files_seen));
+  reload(srv, "SIGHUP");
+}
+
+static void reload(server *srv, const char *why) {
   sli_config *cfg = make_config(srv);
   if (!cfg) {
-    relay_log("reload failed; keeping the previous configuration");
+    relay_log("reload (%s) failed; keeping the previous configuration", why);
     return;
   }
   int rc = sli_ctx_reload(srv->relay.ctx, cfg, 0);
   if (rc)
-    relay_log("reload failed (%s: %s); keeping the previous configuration", sli_err_name(rc),
-              sli_config_error(cfg));
+    relay_log("reload (%s) failed (%s: %s); keeping the previous configuration", why,
+              sli_err_name(rc), sli_config_error(cfg));
   else
-    relay_log("configuration reloaded; new connections use it");
+    relay_log("configuration reloaded (%s); new connections use it", why);
   sli_config_free(cfg);
 }
 
@@ -132,7 +172,8 @@ static int usage(int help) {
           "  Serves TLS on ADDR:PORT (port 0 picks one; the line 'listening on ADDR:PORT' says\n"
           "  which). Without --cert/--key it uses the per-install default identity. --echo sends\n"
           "  back what it receives; --backend forwards each connection to a plain TCP server.\n"
-          "  SIGHUP reloads certificates and settings. SIGTERM and SIGINT drain: no new\n"
+          "  Certificate files that change (a rename, a rewrite) are reloaded within a second, as\n"
+          "  on SIGHUP, which reloads every setting. SIGTERM and SIGINT drain: no new\n"
           "  connection, the live ones finish within --drain-timeout MS (default 10000), then exit.\n");
   cli_print_tls_flags(help ? stdout : stderr);
   return help ? EXIT_OK : EXIT_USAGE;
@@ -187,6 +228,12 @@ int cmd_serve(int argc, char **argv) {
   srv.relay.on_last_closed = on_drained;
   uv_timer_init(srv.loop, &srv.drain);
   srv.drain.data = &srv;
+  /* rotated certificates are taken without a signal: the files are looked at twice a second */
+  files_id(&srv, srv.files_seen, sizeof(srv.files_seen));
+  uv_timer_init(srv.loop, &srv.watch);
+  srv.watch.data = &srv;
+  uv_timer_start(&srv.watch, on_watch, 500, 500);
+  uv_unref((uv_handle_t *)&srv.watch);
   srv.lfd = lfd;
   srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int fl = fcntl(lfd, F_GETFL);

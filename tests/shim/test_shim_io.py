@@ -192,13 +192,13 @@ def peer_sends_late(ctx):
     ctx.obs("reply %r, end %s" % (data, how))
 
 
-def peer_not_reading(seed):
-    """The peer asks, reads nothing for 1.2 s, then reads everything: the bytes the host's big
+def peer_not_reading(seed, pause=1.2):
+    """The peer asks, reads nothing for `pause` s, then reads everything: the bytes the host's big
     write accepted (its count in the trailer), the trailer, the rest of the host's output."""
     def peer(ctx):
         p = ctx.connect()
         p.send(b"go\n")
-        time.sleep(1.2)
+        time.sleep(pause)
         data, how = p.recv_all(timeout=15)
         m = re.search(rb"\nEND (\d+)\n", data)
         if not m:
@@ -316,7 +316,9 @@ cases = [
          peer_connects_speaks_later(1.0), connections=1),
     Case("timeout_banner_first", io("timeouts", "banner_first"), "server",
          peer_connects_speaks_later(1.0, banner=True), connections=1),
-    Case("timeout_sndtimeo", io("timeouts", "sndtimeo"), "server", peer_not_reading(13),
+    # the peer's pause outlasts the host's 300 ms timeout even when a loaded machine (CI, ASan)
+    # delays the host's write by a second: else it may all be read before the timeout
+    Case("timeout_sndtimeo", io("timeouts", "sndtimeo"), "server", peer_not_reading(13, 3.0),
          connections=1),
     Case("signal_read_eintr", io("signals", "read_eintr"), "server", peer_sends_late,
          connections=1),

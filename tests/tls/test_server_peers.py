@@ -251,9 +251,46 @@ def reload_keeps_live_connections():
     write(live_k, b"-----BEGIN PRIVATE KEY-----\nAAAA\n")
     os.kill(p.p.pid, signal.SIGHUP)
     p.wait_for(r"SLI_E_PEM_TRUNCATED: key file [^\n]* is truncated: its 'PRIVATE KEY' block[^\n]*\n"
-               r"sli serve: reload failed", where="log")
+               r"sli serve: reload \([^)]*\) failed", where="log")
     s3, got = py_client(port, b"kept", ctx=ctx)
     expect(got == b"kept", "server stopped serving after a failed reload")
+
+
+@checks.case
+def rotated_files_reloaded_without_a_signal():
+    """certbot's way: new files renamed over the old ones, no signal: new connections get them
+    within a second, one made before goes on; a broken set keeps the last good one, said."""
+    c1, k1 = ca.issue("rotate one", sans=("localhost",))
+    c2, k2 = ca.issue("rotate two", sans=("localhost",))
+    live_c, live_k = d("rot.crt"), d("rot.key")
+    write(live_c, read(c1))
+    write(live_k, read(k1))
+    p, port = serve("rotate", "--cert", live_c, "--key", live_k, "--echo")
+    ctx = ssl.create_default_context(cafile=ca.path)
+    cn = lambda s: dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+    s1, _ = py_client(port, b"before", ctx=ctx, close=False)
+    expect(cn(s1) == "rotate one", "first certificate")
+    for src, dst in ((k2, live_k), (c2, live_c)):
+        write(dst + ".new", read(src))
+        os.rename(dst + ".new", dst)
+    t0, seen = time.time(), None
+    while time.time() - t0 < 3:
+        s, _ = py_client(port, b"x", ctx=ctx, close=False)
+        seen = cn(s)
+        s.close()
+        if seen == "rotate two":
+            break
+        time.sleep(0.1)
+    expect(seen == "rotate two", "a new connection got %r %.1f s after the rename" % (seen, time.time() - t0))
+    p.wait_for(r"configuration reloaded \(the certificate files changed\)", where="log")
+    s1.sendall(b"still here")
+    expect(s1.recv(100) == b"still here", "the connection made before goes on")
+    s1.close()
+    write(live_k, b"-----BEGIN PRIVATE KEY-----\nAAAA\n")  # broken: the last good set stays
+    p.wait_for(r"reload \(the certificate files changed\) failed", where="log")
+    s, _ = py_client(port, b"x", ctx=ctx, close=False)
+    expect(cn(s) == "rotate two", "the last good certificate stays")
+    s.close()
 
 
 @checks.case
