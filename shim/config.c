@@ -168,13 +168,32 @@ static int parse_level(const char *v) {
   return LOG_WARN_;
 }
 
-/* Values from the SLI_CONFIG file, overridden by the environment. */
+/* Values from the SLI_CONFIG file, overridden by the environment — the environment as it was when
+ * the program started: a host may clear it later (nginx's workers get a bare one), and a context
+ * made or reloaded then must still see the operator's settings. */
 static char *file_names[64], *file_values[64];
 static int n_file;
+static char **env_snapshot; /* "SLI_NAME=value" copies, NULL-terminated */
+
+static void snapshot_environment(void) {
+  extern char **environ;
+  size_t n = 0;
+  for (char **e = environ; e && *e; e++) n += !strncmp(*e, "SLI_", 4);
+  env_snapshot = calloc(n + 1, sizeof(*env_snapshot));
+  if (!env_snapshot) return;
+  size_t k = 0;
+  for (char **e = environ; e && *e && k < n; e++)
+    if (!strncmp(*e, "SLI_", 4) && (env_snapshot[k] = strdup(*e))) k++;
+}
 
 static const char *lookup(const char *name) {
-  const char *e = getenv(name);
-  if (e) return e;
+  size_t len = strlen(name);
+  for (char **e = env_snapshot; e && *e; e++)
+    if (!strncmp(*e, name, len) && (*e)[len] == '=') return *e + len + 1;
+  if (!env_snapshot) { /* out of memory at start: the live environment */
+    const char *v = getenv(name);
+    if (v) return v;
+  }
   for (int i = 0; i < n_file; i++)
     if (!strcmp(file_names[i], name)) return file_values[i];
   return NULL;
@@ -283,11 +302,12 @@ static void engine_log(int level, const char *message, void *arg) {
 __attribute__((constructor)) static void shim_init(void) {
   shim_resolve();
   fdtab_init();
-  cfg.log_level = parse_level(getenv("SLI_LOG"));
+  snapshot_environment();
+  cfg.log_level = parse_level(lookup("SLI_LOG"));
   cfg.sniff_timeout_ms = 1000;
   cfg.handshake_timeout_ms = 30000;
   int bad = 0;
-  const char *file = getenv("SLI_CONFIG");
+  const char *file = lookup("SLI_CONFIG");
   if (file && *file && read_config_file(file)) bad = 1;
   cfg.log_level = parse_level(lookup("SLI_LOG"));
   const char *target = lookup("SLI_LOG_TARGET"); /* before anything is logged; checked in apply */

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "shim.h"
 
@@ -36,6 +37,10 @@ static int have_seen;
 static int64_t next_check_ms;
 static volatile sig_atomic_t signalled;
 static struct sigaction host_action; /* the host's own handler of the reload signal, chained */
+
+void shim_reload_atfork_child(void) { pthread_mutex_init(&mu, NULL); }
+
+static int ctxs_server_made(void) { return __atomic_load_n(&cfg.server_ctx, __ATOMIC_ACQUIRE) != NULL; }
 
 static void look(file_id *out) {
   for (size_t i = 0; i < N_WATCHED; i++) {
@@ -78,11 +83,33 @@ static int reload_ctx(sli_ctx *ctx, int server) {
   return rc ? -1 : 0;
 }
 
+/* check_expiry: a warning when the served certificate (SLI_CERT) ends within 30 days, an error
+ * within 7 — when a context is made or reloaded, and once a day after (at a new connection). */
+static int64_t next_expiry_ms;
+static void check_expiry(void) {
+  const char *path = shim_setting("SLI_CERT");
+  sli_cert *c = NULL;
+  next_expiry_ms = shim_now_ms() + 86400 * 1000LL;
+  if (!path || sli_cert_load_file(&c, path, NULL, 0)) return;
+  int64_t left = sli_cert_not_after(c) - (int64_t)time(NULL);
+  if (left <= 0)
+    shim_log(LOG_ERR_, "the served certificate '%s' has EXPIRED (%lld days ago): clients refuse it",
+             path, (long long)(-left / 86400));
+  else if (left <= 7 * 86400)
+    shim_log(LOG_ERR_, "the served certificate '%s' expires in %lld day(s): renew it now", path,
+             (long long)(left / 86400));
+  else if (left <= 30 * 86400)
+    shim_log(LOG_WARN_, "the served certificate '%s' expires in %lld days", path,
+             (long long)(left / 86400));
+  sli_cert_free(c);
+}
+
 void shim_reload_note_built(void) {
   pthread_mutex_lock(&mu);
   look(seen);
   have_seen = 1;
   next_check_ms = shim_now_ms() + CHECK_MS;
+  if (__atomic_load_n(&cfg.server_ctx, __ATOMIC_ACQUIRE)) check_expiry();
   pthread_mutex_unlock(&mu);
 }
 
@@ -109,6 +136,9 @@ void shim_reload_maybe(void) {
     if (ok)
       shim_log(LOG_INFO_, "reloaded the certificates and settings (%s): new connections use them",
                asked ? "signal" : "files changed");
+    if (ok && ctxs[1]) check_expiry();
+  } else if (ctxs_server_made() && now >= next_expiry_ms) {
+    check_expiry();
   }
   pthread_mutex_unlock(&mu);
 }

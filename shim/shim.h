@@ -152,6 +152,7 @@ HIDDEN sli_config *shim_engine_config(void); /* the engine's settings; NULL: ref
 HIDDEN void shim_reload_note_built(void); /* a context was made from the files as they are now */
 HIDDEN void shim_reload_maybe(void);      /* at a new connection: reload if the files changed */
 HIDDEN int shim_reload_signal(const char *value); /* SLI_RELOAD_SIGNAL: 0, or -1 (logged) */
+HIDDEN void shim_reload_atfork_child(void); /* the lock, free in the child whoever held it */
 
 /* ---- targets.c: SLI_CLIENT_TARGETS, matched on every address a target name resolves to. ---- */
 #define TARGET_ADDRS 32

@@ -100,7 +100,7 @@ int targets_parse(const char *value) {
     }
     snprintf(t->host, sizeof(t->host), "%s", host);
     t->port = (uint16_t)port;
-    const char *env_sn = getenv("SLI_SERVERNAME");
+    const char *env_sn = shim_setting("SLI_SERVERNAME");
     snprintf(t->servername, sizeof(t->servername), "%s",
              eq ? eq + 1 : (env_sn && *env_sn) ? env_sn : host);
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) add_addr(t, ai->ai_addr, ai->ai_addrlen);

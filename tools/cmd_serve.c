@@ -11,11 +11,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "cli.h"
+#include "metrics.h"
 #include "relay.h"
 
 typedef struct server {
@@ -24,7 +26,8 @@ typedef struct server {
   int lfd, spare_fd; /* the listening socket; a descriptor kept for turning clients away */
   uv_poll_t listener;
   uv_signal_t sighup, sigterm, sigint;
-  uv_timer_t drain, watch;
+  uv_timer_t drain, watch, expiry;
+  metrics metrics;
   char files_seen[4096]; /* the watched files' identities when the settings were last loaded */
   cli_tls_opts opts;
   uint32_t drain_ms;
@@ -101,6 +104,38 @@ static void files_id(const server *srv, char *out, size_t cap) {
 
 static void reload(server *srv, const char *why);
 
+/* not_after: the end of the served certificate (the first --cert, else the default identity). */
+static int64_t not_after(void *arg) {
+  server *srv = arg;
+  const char *path = NULL;
+  char dcert[4096], dkey[4096];
+  for (int k = 0; k < srv->opts.n && !path; k++)
+    if (!strcmp(srv->opts.names[k], "SLI_CERT")) path = srv->opts.values[k];
+  if (!path && sli_default_identity(dcert, dkey, sizeof(dcert)) == 0) path = dcert;
+  sli_cert *c = NULL;
+  if (!path || sli_cert_load_file(&c, path, NULL, 0)) return 0;
+  int64_t t = sli_cert_not_after(c);
+  sli_cert_free(c);
+  return t;
+}
+
+/* check_expiry: a warning when the served certificate ends within 30 days, an error within 7 —
+ * at start and once a day. */
+static void check_expiry(uv_timer_t *t) {
+  server *srv = t->data;
+  int64_t end = not_after(srv);
+  if (!end) return;
+  int64_t left = end - (int64_t)time(NULL);
+  if (left <= 0)
+    relay_log("error: the served certificate has EXPIRED (%lld days ago): clients refuse it",
+              (long long)(-left / 86400));
+  else if (left <= 7 * 86400)
+    relay_log("error: the served certificate expires in %lld day(s): renew it now",
+              (long long)(left / 86400));
+  else if (left <= 30 * 86400)
+    relay_log("warning: the served certificate expires in %lld days", (long long)(left / 86400));
+}
+
 static void on_watch(uv_timer_t *t) {
   server *srv = t->data;
   char now[sizeof(srv->files_seen)];
@@ -174,14 +209,15 @@ static int usage(int help) {
           "  back what it receives; --backend forwards each connection to a plain TCP server.\n"
           "  Certificate files that change (a rename, a rewrite) are reloaded within a second, as\n"
           "  on SIGHUP, which reloads every setting. SIGTERM and SIGINT drain: no new\n"
-          "  connection, the live ones finish within --drain-timeout MS (default 10000), then exit.\n");
+          "  connection, the live ones finish within --drain-timeout MS (default 10000), then exit.\n"
+          "  --metrics ADDR:PORT serves counters in Prometheus' text format (plain HTTP).\n");
   cli_print_tls_flags(help ? stdout : stderr);
   return help ? EXIT_OK : EXIT_USAGE;
 }
 
 int cmd_serve(int argc, char **argv) {
   server srv = {0};
-  const char *listen_addr = NULL, *backend = NULL;
+  const char *listen_addr = NULL, *backend = NULL, *metrics_addr = NULL;
   srv.relay.handshake_timeout_ms = 30000;
   srv.drain_ms = 10000;
   for (int i = 1; i < argc; i++) {
@@ -196,6 +232,7 @@ int cmd_serve(int argc, char **argv) {
     if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen_addr = argv[++i];
     else if (!strcmp(argv[i], "--echo")) srv.relay.echo = 1;
     else if (!strcmp(argv[i], "--drain-timeout") && i + 1 < argc) srv.drain_ms = (uint32_t)atol(argv[++i]);
+    else if (!strcmp(argv[i], "--metrics") && i + 1 < argc) metrics_addr = argv[++i];
     else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
     else return usage(0);
   }
@@ -234,6 +271,20 @@ int cmd_serve(int argc, char **argv) {
   srv.watch.data = &srv;
   uv_timer_start(&srv.watch, on_watch, 500, 500);
   uv_unref((uv_handle_t *)&srv.watch);
+  uv_timer_init(srv.loop, &srv.expiry);
+  srv.expiry.data = &srv;
+  uv_timer_start(&srv.expiry, check_expiry, 0, 86400 * 1000ULL); /* now, then daily */
+  uv_unref((uv_handle_t *)&srv.expiry);
+  if (metrics_addr) {
+    int mport = 0, mfd = cli_listen(metrics_addr, &mport);
+    srv.metrics = (metrics){.loop = srv.loop, .ctx = srv.relay.ctx, .not_after = not_after, .arg = &srv};
+    if (mfd < 0 || metrics_start(&srv.metrics, mfd)) {
+      fprintf(stderr, "sli serve: cannot serve metrics on %s\n", metrics_addr);
+      return EXIT_FAIL;
+    }
+    uv_unref((uv_handle_t *)&srv.metrics.listener);
+    printf("metrics on port %d\n", mport);
+  }
   srv.lfd = lfd;
   srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int fl = fcntl(lfd, F_GETFL);

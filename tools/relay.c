@@ -111,9 +111,30 @@ static void end_client(relay_conn *c) {
 
 /* fail: the TLS side failed with `code`: named in the log; an alert the engine queued still goes
  * to the client; the backend, if any, is reset (what it got may be incomplete). */
+/* failure_shown: at most FAILURES_PER_SECOND failures a second reach the log, so that a scan cannot
+ * flood it; the next line that passes says how many were left out. Returns 1 to log this one. */
+#define FAILURES_PER_SECOND 20
+static int failure_shown(relay_server *srv) {
+  static uint64_t second;
+  static unsigned shown, hidden;
+  uint64_t now = uv_now(srv->loop) / 1000;
+  if (now != second) {
+    if (hidden) relay_log("%u more failed connections in the last second were not logged", hidden);
+    second = now;
+    shown = hidden = 0;
+  }
+  if (shown < FAILURES_PER_SECOND) {
+    shown++;
+    return 1;
+  }
+  hidden++;
+  return 0;
+}
+
 static void fail(relay_conn *c, int code) {
   const char *m = sli_conn_error(c->tls);
-  if (code == SLI_E_TRUNCATED)
+  if (!failure_shown(c->srv)) {
+  } else if (code == SLI_E_TRUNCATED)
     relay_log("%s: closed without close_notify (truncated)", c->peer);
   else
     relay_log("%s: %s: %s", c->peer, sli_err_name(code), m ? m : sli_strerror(code));

@@ -65,7 +65,7 @@ class CA:
         self.key = new_key(kind)
         b = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
              .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
+             .not_valid_before(NOW - DAY).not_valid_after(NOW + 365 * DAY)
              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
              .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
                             critical=True))
@@ -88,7 +88,7 @@ class CA:
                 alt.append(x509.DNSName(s))
         b = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(self.cert.subject)
              .public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 10 * DAY)
+             .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 90 * DAY)
              .add_extension(x509.SubjectAlternativeName(alt), critical=False)
              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client
                                                    else ExtendedKeyUsageOID.SERVER_AUTH]),
@@ -119,7 +119,7 @@ def self_signed(d, name, sans=("localhost",)):
     key = new_key()
     b = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(NOW - DAY).not_valid_after(NOW + 10 * DAY)
+         .not_valid_before(NOW - DAY).not_valid_after(NOW + 90 * DAY)
          .add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False))
     cert = _sign(b, key)
     base = d(name.replace(" ", "_"))

@@ -5,7 +5,8 @@ atomic rename, as certbot and cert-manager do, and by an in-place write — and 
 connections get B while a connection opened before keeps working; a broken B (a truncated key)
 leaves A in place with the reason in the log; a steady `redis-benchmark --tls` load across
 several reloads sees no failed request; SLI_RELOAD_SIGNAL=USR2 reloads on the signal; an unknown
-signal name is refused (fail closed)."""
+signal name is refused (fail closed); a host that clears its environment before it listens keeps the
+settings it started with."""
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 
-from harness import CA, Checks, Dir, Proc, expect, free_port, run
+from harness import CA, DAY, NOW, Checks, Dir, Proc, expect, free_port, run
 from shimlib import shim_env
 
 d = Dir()
@@ -199,6 +200,61 @@ def http_server_and_the_reload_signal():
     rc, out, err = run(["/usr/bin/python3", "-c", "print('ran')"],
                        env=shim_env(SLI_SERVER_PORTS=free_port(), SLI_RELOAD_SIGNAL="HUP"))
     expect("SLI_RELOAD_SIGNAL: 'HUP'" in err, "the host's SIGHUP is never taken: %r" % err)
+
+
+@checks.case
+def host_that_clears_its_environment():
+    """A host that empties its environment before it listens (as nginx does for its workers): the
+    settings it started with still make the context and its reloads."""
+    put(A_CERT, A_KEY)
+    port = free_port()
+    script = ("import os, http.server, socketserver\n"
+              "os.environ.clear()\n"
+              "http.server.ThreadingHTTPServer(('127.0.0.1', %d), http.server.SimpleHTTPRequestHandler)"
+              ".serve_forever()\n" % port)
+    p = Proc(["/usr/bin/python3", "-c", script], d, "cleared",
+             env=shim_env(SLI_SERVER_PORTS=port, SLI_CERT=CERT, SLI_KEY=KEY, SLI_LOG="info"))
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 10:
+            try:
+                expect(served_cn(port) == "first", "A, from the settings of the start")
+                break
+            except (OSError, ssl.SSLError):
+                time.sleep(0.05)
+        put(B_CERT, B_KEY)
+        wait_for_cn(port, "second")
+        expect("] error:" not in p.stderr(), "no error logged: " + p.stderr())
+    finally:
+        p.stop()
+
+
+@checks.case
+def expiring_certificate_said():
+    """A served certificate ending within 30 days is a warning in the host's log, within 7 an
+    error — when the context is made, and after a reload to another one."""
+    c20, k20 = ca.issue("twenty", not_after=NOW + 20 * DAY)
+    c5, k5 = ca.issue("five", not_after=NOW + 5 * DAY)
+    put(c20, k20)
+    port = free_port()
+    p = Proc(["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", str(port),
+              "--directory", d("")], d, "expiring",
+             env=shim_env(SLI_SERVER_PORTS=port, SLI_CERT=CERT, SLI_KEY=KEY))
+    try:
+        p.wait_for(r"warn: the served certificate '[^']*served\.crt' expires in 1[89] days", where="log")
+        t0 = time.time()
+        while time.time() - t0 < 10:
+            try:
+                served_cn(port)
+                break
+            except (OSError, ssl.SSLError):
+                time.sleep(0.05)
+        put(c5, k5)
+        wait_for_cn(port, "five")
+        p.wait_for(r"error: the served certificate '[^']*' expires in [45] day\(s\): renew it now",
+                   where="log")
+    finally:
+        p.stop()
 
 
 sys.exit(checks.finish(d))

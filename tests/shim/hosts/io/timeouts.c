@@ -10,7 +10,8 @@
  * banner_first:       a blocking server that speaks first (SMTP, FTP) with both timeouts set to
  *                     300 ms, and a client whose ClientHello comes only after 1 s: the kernel takes
  *                     the banner at once (the socket buffer is empty), whatever the peer does.
- * sndtimeo:           SO_SNDTIMEO 300 ms and a peer that does not read: a blocking write of 16 MiB
+ * sndtimeo:           SO_SNDTIMEO 300 ms and a peer that does not read: a blocking write of 64 MiB
+ *                     (more than the kernel's buffers on both hops of the recorder can hold)
  *                     returns a partial count (or -1 EAGAIN) in time; a trailer then tells the
  *                     peer how many bytes that write accepted; the peer checks exactly those
  *                     arrived. */
@@ -65,13 +66,13 @@ int main(int argc, char **argv) {
     char line[64];
     read_line(fd, line, sizeof(line));
     OBS("request: %.*s", chomp(line, (ssize_t)strlen(line)), line);
-    const size_t n = 16 * (size_t)MiB;
+    const size_t n = 64 * (size_t)MiB;
     unsigned char *p = big_pattern(13, n);
     set_timeo(fd, SO_SNDTIMEO, 300);
     int64_t t0 = now_ms();
     ssize_t r = write(fd, p, n);
     int e = errno;
-    OBS("write(16 MiB), peer not reading, SO_SNDTIMEO 300 ms: %s", count_class(r, e, n));
+    OBS("write(64 MiB), peer not reading, SO_SNDTIMEO 300 ms: %s", count_class(r, e, n));
     obs_elapsed("  it returned", now_ms() - t0, 200, 1500);
     set_timeo(fd, SO_SNDTIMEO, 0);
     char trailer[64];
