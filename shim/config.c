@@ -78,6 +78,31 @@ void shim_log(int level, const char *fmt, ...) {
   errno = saved;
 }
 
+/* shim_failure_logged: at most FAILURES_PER_SECOND failed connections a second are logged, so
+ * that a scan cannot flood the host's log; the first line of the next second says how many were
+ * left out. Returns 1 to log this one. */
+#define FAILURES_PER_SECOND 20
+int shim_failure_logged(void) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static int64_t second;
+  static unsigned shown, hidden;
+  if (pthread_mutex_trylock(&mu)) return 1; /* contended (or inherited locked by a fork): log */
+  int64_t now = shim_now_ms() / 1000;
+  unsigned left_out = 0;
+  if (now != second) {
+    left_out = hidden;
+    second = now;
+    shown = hidden = 0;
+  }
+  int ok = shown < FAILURES_PER_SECOND;
+  if (ok) shown++;
+  else hidden++;
+  pthread_mutex_unlock(&mu);
+  if (left_out)
+    shim_log(LOG_WARN_, "%u more failed connections in the last second were not logged", left_out);
+  return ok;
+}
+
 int shim_port_is_tls(uint16_t port) {
   for (int i = 0; i < cfg.n_ports; i++)
     if (cfg.ports[i] == port) return 1;

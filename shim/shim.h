@@ -144,6 +144,7 @@ HIDDEN void *shim_buf_get(void); /* NULL: out of memory */
 HIDDEN void shim_buf_put(void *p); /* NULL: nothing */
 HIDDEN void shim_buf_atfork_child(void);
 HIDDEN int shim_port_is_tls(uint16_t port);
+HIDDEN int shim_failure_logged(void); /* 1: log this failed connection (at most 20 a second) */
 HIDDEN sli_ctx *shim_ctx(int server); /* made on first need; NULL: failed (fail closed) */
 HIDDEN const char *shim_setting(const char *name); /* the environment, else SLI_CONFIG, else NULL */
 HIDDEN sli_config *shim_engine_config(void); /* the engine's settings; NULL: refused (logged) */

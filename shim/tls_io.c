@@ -389,7 +389,7 @@ static int fail(tconn *tc, int code) {
     const char *m = sli_conn_error(tc->conn);
     if (sli_error_category(code) == SLI_ECAT_IO && code != SLI_E_TIMEOUT) /* resets: routine */
       shim_log(LOG_INFO_, "%s: %s: %s", tc_peer(tc), sli_err_name(code), m ? m : sli_strerror(code));
-    else
+    else if (shim_failure_logged())
       shim_log(LOG_WARN_, "%s: %s: %s", tc_peer(tc), sli_err_name(code), m ? m : sli_strerror(code));
     tc->state = ST_FAILED;
     tc->ferr = e;

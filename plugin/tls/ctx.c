@@ -3,6 +3,7 @@
  * ClientHello, ALPN, sessions and key log each in their own file). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,9 +16,37 @@
 
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
+/* trust_warnings says, through the log callback, what will make verifications fail soon: a trusted
+ * CA that has expired or ends within 30 days, a CRL past its next update (revocations since are
+ * not seen). At each context's build: a start, a reload. */
+static void trust_warnings(const sli_config *cfg) {
+  time_t now = time(NULL), soon = now + 30 * 86400;
+  for (size_t i = 0; i < sk_X509_num(cfg->ca); i++) {
+    X509 *x = sk_X509_value(cfg->ca, i);
+    char name[256];
+    X509_NAME_oneline(X509_get_subject_name(x), name, sizeof(name));
+    if (X509_cmp_time(X509_get0_notAfter(x), &now) < 0)
+      sli__log(SLI_LOG_ERROR, "the trusted CA '%s' has EXPIRED: the certificates it issued no "
+                              "longer verify", name);
+    else if (X509_cmp_time(X509_get0_notAfter(x), &soon) < 0)
+      sli__log(SLI_LOG_WARN, "the trusted CA '%s' expires within 30 days", name);
+  }
+  for (size_t i = 0; i < sk_X509_CRL_num(cfg->crls); i++) {
+    X509_CRL *crl = sk_X509_CRL_value(cfg->crls, i);
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+    char name[256];
+    X509_NAME_oneline(X509_CRL_get_issuer(crl), name, sizeof(name));
+    if (next && X509_cmp_time(next, &now) < 0)
+      sli__log(SLI_LOG_WARN, "the CRL of '%s' is past its next update: certificates revoked since "
+                             "are not seen (fetch a fresh one)", name);
+  }
+  ERR_clear_error();
+}
+
 static X509_STORE *make_store(const sli_config *cfg, int is_server) {
   X509_STORE *store = X509_STORE_new();
   if (!store) return NULL;
+  trust_warnings(cfg);
   if (cfg->ca) {
     for (size_t i = 0; i < sk_X509_num(cfg->ca); i++) X509_STORE_add_cert(store, sk_X509_value(cfg->ca, i));
   } else if (!is_server) {

@@ -102,15 +102,15 @@ class CA:
         self.last = cert
         return base + ".crt", base + ".key"
 
-    def crl(self, revoked_certs):
+    def crl(self, revoked_certs, next_update=None, name="crl.pem"):
         b = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
-             .last_update(NOW - DAY).next_update(NOW + 10 * DAY))
+             .last_update(NOW - 2 * DAY).next_update(next_update or NOW + 10 * DAY))
         for c in revoked_certs:
             b = b.add_revoked_certificate(x509.RevokedCertificateBuilder()
                                           .serial_number(c.serial_number).revocation_date(NOW - DAY)
                                           .build())
         crl = _sign(b, self.key)
-        p = self.d("crl.pem")
+        p = self.d(name)
         write(p, crl.public_bytes(serialization.Encoding.PEM))
         return p
 

@@ -101,6 +101,31 @@ def expiry_warned():
 
 
 @checks.case
+def trust_store_problems_said():
+    """Client certificates checked against a CA that ends within 30 days and a CRL past its next
+    update: both said at start (and at each reload)."""
+    from harness import CA as _CA
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    short = _CA(d, "Short CA")
+    # a CA ending in 10 days: re-sign its certificate with a shorter life
+    b = (x509.CertificateBuilder().subject_name(short.cert.subject).issuer_name(short.cert.subject)
+         .public_key(short.key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(NOW - DAY).not_valid_after(NOW + 10 * DAY)
+         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+    with open(short.path, "wb") as f:
+        f.write(b.sign(short.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    stale = short.crl([], next_update=NOW - DAY, name="stale.pem")
+    p, port = serve("trust", CERT, KEY, "--ca", short.path, "--crl", stale, "--client-cert", "optional")
+    try:
+        p.wait_for(r"the trusted CA '[^']*Short CA[^']*' expires within 30 days", where="log")
+        p.wait_for(r"the CRL of '[^']*Short CA[^']*' is past its next update", where="log")
+    finally:
+        p.stop()
+
+
+@checks.case
 def failures_logged_at_most_twenty_a_second():
     p, port = serve("scan")
     try:
