@@ -40,7 +40,7 @@ static void unlink_slab(slab *s) {
 
 _Atomic int32_t *claim_alloc(void **out) {
   pthread_mutex_lock(&mu);
-  if (!current || current->frozen || current->used == SLAB_WORDS) {
+  if (!current || current->frozen || current->used + 2 > SLAB_WORDS) {
     if (current && current->live == 0) unlink_slab(current);
     current = NULL;
     slab *s = calloc(1, sizeof(*s));
@@ -56,9 +56,11 @@ _Atomic int32_t *claim_alloc(void **out) {
     slabs = s;
     current = s;
   }
-  _Atomic int32_t *w = current->base + current->used++;
+  _Atomic int32_t *w = current->base + current->used;
+  current->used += 2; /* the claim, then the count of processes holding an fd of the connection */
   current->live++;
   atomic_store(w, shim_pid);
+  atomic_store(w + 1, 1);
   *out = current;
   pthread_mutex_unlock(&mu);
   return w;

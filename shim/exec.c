@@ -168,6 +168,15 @@ static void hand_over(tconn *tc, const int *fds, int n) {
   if (sp[0] >= 0) real.close(sp[0]);
 }
 
+static int exec_released;
+
+static void exec_holders(int delta) {
+  live_lock();
+  for (tconn *t = live_first(); t; t = t->live_next)
+    if (atomic_load(&t->fdrefs) > 0) atomic_fetch_add(t->holders, delta);
+  live_unlock();
+}
+
 /* exec_prepare hands the inherited TLS fds to relays; returns 1 if fd 2 was one of them (the new
  * program's stderr is then a connection: its shim must not log there). */
 int exec_prepare(void) {
@@ -192,8 +201,19 @@ int exec_prepare(void) {
     hand_over(tc, fds, n);
     tc_put(tc);
   }
+  /* every other TLS fd is closed by the exec (FD_CLOEXEC): this process holds them no more */
+  exec_released = 1;
+  exec_holders(-1);
   errno = saved;
   return stderr_relayed;
+}
+
+void exec_failed(void) {
+  if (!exec_released) return;
+  exec_released = 0;
+  int saved = errno;
+  exec_holders(1);
+  errno = saved;
 }
 
 /* quiet_env: `envp` with SLI_LOG=off (in `out`, which has room for n + 2 pointers). */
@@ -225,31 +245,41 @@ static size_t env_len(char *const *envp) {
 int execve(const char *path, char *const argv[], char *const envp[]) {
   ENSURE(execve);
   EXEC_ENV(envp);
-  return real.execve(path, argv, env_);
+  int r_ = real.execve(path, argv, env_);
+  exec_failed();
+  return r_;
 }
 
 int execv(const char *path, char *const argv[]) {
   ENSURE(execve);
   EXEC_ENV(environ);
-  return real.execve(path, argv, env_);
+  int r_ = real.execve(path, argv, env_);
+  exec_failed();
+  return r_;
 }
 
 int execvp(const char *file, char *const argv[]) {
   ENSURE(execvpe);
   EXEC_ENV(environ);
-  return real.execvpe(file, argv, env_);
+  int r_ = real.execvpe(file, argv, env_);
+  exec_failed();
+  return r_;
 }
 
 int execvpe(const char *file, char *const argv[], char *const envp[]) {
   ENSURE(execvpe);
   EXEC_ENV(envp);
-  return real.execvpe(file, argv, env_);
+  int r_ = real.execvpe(file, argv, env_);
+  exec_failed();
+  return r_;
 }
 
 int fexecve(int fd, char *const argv[], char *const envp[]) {
   ENSURE(fexecve);
   EXEC_ENV(envp);
-  return real.fexecve(fd, argv, env_);
+  int r_ = real.fexecve(fd, argv, env_);
+  exec_failed();
+  return r_;
 }
 
 int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
@@ -259,7 +289,9 @@ int execveat(int dirfd, const char *path, char *const argv[], char *const envp[]
     return -1;
   }
   EXEC_ENV(envp);
-  return real.execveat(dirfd, path, argv, env_, flags);
+  int r_ = real.execveat(dirfd, path, argv, env_, flags);
+  exec_failed();
+  return r_;
 }
 
 /* execl-style: the arguments up to NULL (and, for execle, the environment after it). */
@@ -280,14 +312,18 @@ int execl(const char *path, const char *arg, ...) {
   ENSURE(execve);
   COLLECT(arg, (void)0);
   EXEC_ENV(environ);
-  return real.execve(path, argv_, env_);
+  int r_ = real.execve(path, argv_, env_);
+  exec_failed();
+  return r_;
 }
 
 int execlp(const char *file, const char *arg, ...) {
   ENSURE(execvpe);
   COLLECT(arg, (void)0);
   EXEC_ENV(environ);
-  return real.execvpe(file, argv_, env_);
+  int r_ = real.execvpe(file, argv_, env_);
+  exec_failed();
+  return r_;
 }
 
 int execle(const char *path, const char *arg, ...) {
@@ -295,7 +331,9 @@ int execle(const char *path, const char *arg, ...) {
   char **envp_;
   COLLECT(arg, envp_ = va_arg(ap, char **));
   EXEC_ENV(envp_);
-  return real.execve(path, argv_, env_);
+  int r_ = real.execve(path, argv_, env_);
+  exec_failed();
+  return r_;
 }
 
 /* ---- posix_spawn: the child runs no code of ours; a TLS fd in a dup2 action would arrive raw ---- */

@@ -108,6 +108,7 @@ tconn *tconn_new(int fd, int is_server, const char *servername, int sniff) {
   if (!tc) return NULL;
   tc->claim = claim_alloc(&tc->claim_slab);
   if (!tc->claim) goto fail;
+  tc->holders = tc->claim + 1;
   tc->io_fd = fd;
   tc->is_server = is_server;
   tc->state = sniff ? ST_SNIFF : ST_TLS;
@@ -225,13 +226,19 @@ static void drop(int fd, int end) {
       svc_forget_locked(tc);
       tc->io_fd = other_fd(tc, fd);
     }
-  } else if (end) {
-    tc_end_locked(tc);
-  } else { /* the number was reused behind our back: the socket is not ours to touch */
-    epoll_tc_unregister_all(tc, -1);
-    svc_forget_locked(tc);
-    tc->io_fd = -1;
-    tc_mark_failed(tc);
+  } else {
+    int last = atomic_fetch_sub(tc->holders, 1) == 1; /* no other process holds the socket */
+    if (end) {
+      /* the kernel's FIN comes from this close: a session nobody has used since a fork is ours
+       * to end (close_notify), not left open for a process that no longer has it */
+      if (last) tc_owned(tc);
+      tc_end_locked(tc);
+    } else { /* the number was reused behind our back: the socket is not ours to touch */
+      epoll_tc_unregister_all(tc, -1);
+      svc_forget_locked(tc);
+      tc->io_fd = -1;
+      tc_mark_failed(tc);
+    }
   }
   pthread_mutex_unlock(&tc->lock);
   tc_put(tc);

@@ -19,8 +19,10 @@ static void prepare(void) {
   if (!fdtab) return;
   live_lock_all();
   claim_lock();
-  for (tconn *t = live_first(); t; t = t->live_next)
+  for (tconn *t = live_first(); t; t = t->live_next) {
     if (atomic_load(t->claim) == shim_pid) atomic_store(t->claim, CLAIM_OPEN);
+    if (!shim_helper_fork && atomic_load(&t->fdrefs) > 0) atomic_fetch_add(t->holders, 1);
+  }
 }
 
 static int exit_fork; /* the fork in progress makes the exit finisher */
@@ -160,8 +162,14 @@ void process_drain_at_exit(int flush_stdio) {
   /* pin the sessions this process owns, then finish them without the list lock */
   tconn *stack[256], **list = stack;
   size_t n = 0, cap = 256;
+  static int released; /* exit(), then _exit() from a destructor: let go once */
   live_lock();
   for (tconn *t = live_first(); t; t = t->live_next) {
+    /* the kernel closes our fds: if no other process holds one, a session nobody has used since
+     * a fork is ours to end */
+    if (!released && atomic_load(&t->fdrefs) > 0 && atomic_load(t->claim) != shim_pid &&
+        atomic_fetch_sub(t->holders, 1) == 1)
+      tc_owned(t);
     if (atomic_load(t->claim) != shim_pid || atomic_load(&t->refs) == 0) continue;
     if (n == cap) {
       tconn **p = malloc(cap * 2 * sizeof(*p));
@@ -174,6 +182,7 @@ void process_drain_at_exit(int flush_stdio) {
     atomic_fetch_add(&t->refs, 1);
     list[n++] = t;
   }
+  released = 1;
   live_unlock();
   /* what can end now ends now (close_notify into the kernel's buffer); the rest is finished by a
    * detached process (or, if one cannot be made, here, bounded) */

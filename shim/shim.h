@@ -185,6 +185,7 @@ typedef struct tconn {
   int state;
   int connecting;         /* client: the TCP connect may not have completed */
   _Atomic int32_t *claim; /* shared across fork: the owning pid, CLAIM_OPEN or CLAIM_ENDED */
+  _Atomic int32_t *holders; /* shared (the word after claim): processes holding an fd of it */
   void *claim_slab;
   int nonowner_logged;
   sli_conn *conn;
@@ -374,6 +375,7 @@ HIDDEN ssize_t shim_fastopen(int fd, const void *buf, size_t len, int flags,
 HIDDEN void process_drain_at_exit(int flush_stdio);
 HIDDEN void close_all_except(const int *keep, int n);
 HIDDEN int exec_prepare(void);
+HIDDEN void exec_failed(void); /* the exec returned: the fds it was to close are held again */
 HIDDEN void stdio_fd_became_tls(int fd);
 HIDDEN void stdio_fd_left_tls(int fd);
 HIDDEN void stdio_flush_ours(void);

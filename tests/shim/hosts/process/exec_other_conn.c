@@ -8,7 +8,10 @@
  *   reading: a thread is blocked in read(B), waiting for the request that comes after the CGI;
  *   writing: a thread is inside one blocking write() of 16 MiB on B (bytes i % 251) to a peer that
  *            does not read yet, and finishes it after the CGI (the host checks that the write was
- *            still in progress when it forked).
+ *            still in progress when it forked);
+ *   written: the same with 256 KiB, which the buffers take whole: the write is over before the
+ *            fork, and nobody uses B again until the server closes it — the session must still
+ *            end with close_notify (the last process holding it ends it).
  * Through the shim A's session goes with the handler and B's must stay the server's: its bytes,
  * its end, and no record of B ever sent by anyone else (the wire oracle checks the nonces). */
 #include <stdatomic.h>
@@ -34,13 +37,15 @@ static void *reader(void *arg) {
   return arg;
 }
 
+static size_t big = BIG;
+
 static void *writer(void *arg) {
-  unsigned char *buf = malloc(BIG);
+  unsigned char *buf = malloc(big);
   if (!buf) die("malloc");
-  for (size_t i = 0; i < BIG; i++) buf[i] = (unsigned char)(i % 251);
-  ssize_t w = write(bfd, buf, BIG);
+  for (size_t i = 0; i < big; i++) buf[i] = (unsigned char)(i % 251);
+  ssize_t w = write(bfd, buf, big);
   atomic_store(&writing_done, 1);
-  tres = w == BIG ? "one write of 16 MiB returned all"
+  tres = (size_t)w == big ? (big == BIG ? "one write of 16 MiB returned all" : "one write of 256 KiB returned all")
          : w < 0  ? "write failed"
                   : "write returned less";
   free(buf);
@@ -60,6 +65,10 @@ int main(int argc, char **argv) {
     read_line(bfd, req, sizeof(req));
     int n = snprintf(tbuf, sizeof(tbuf), "reply on B to %s", req);
     OBS("B: first request read, reply write %s", RET(write(bfd, tbuf, (size_t)n)));
+  } else if (!strcmp(mode, "written")) {
+    big = 256 << 10;
+    writer(NULL); /* over before the fork */
+    OBS("B: %s before the fork", tres);
   } else if (pthread_create(&th, NULL, !strcmp(mode, "reading") ? reader : writer, NULL)) {
     die("pthread_create");
   }
@@ -88,7 +97,7 @@ int main(int argc, char **argv) {
     OBS("B: second request: %s", r > 0 ? "read" : "none (EOF or error)");
     int n = snprintf(tbuf, sizeof(tbuf), "reply on B to %s", req);
     OBS("B: reply write %s", RET(write(bfd, tbuf, (size_t)n)));
-  } else {
+  } else if (strcmp(mode, "written")) {
     pthread_join(th, NULL);
     if (!strcmp(mode, "reading")) OBS("B: %s, %s", tbuf, tres);
     else OBS("B: %s", tres);
