@@ -210,7 +210,8 @@ static int usage(int help) {
           "  Certificate files that change (a rename, a rewrite) are reloaded within a second, as\n"
           "  on SIGHUP, which reloads every setting. SIGTERM and SIGINT drain: no new\n"
           "  connection, the live ones finish within --drain-timeout MS (default 10000), then exit.\n"
-          "  --metrics ADDR:PORT serves counters in Prometheus' text format (plain HTTP).\n");
+          "  --metrics ADDR:PORT serves counters in Prometheus' text format (plain HTTP).\n"
+          "  --proxy-protocol v1|v2 tells the backend the client's address (HAProxy's PROXY header).\n");
   cli_print_tls_flags(help ? stdout : stderr);
   return help ? EXIT_OK : EXIT_USAGE;
 }
@@ -233,10 +234,16 @@ int cmd_serve(int argc, char **argv) {
     else if (!strcmp(argv[i], "--echo")) srv.relay.echo = 1;
     else if (!strcmp(argv[i], "--drain-timeout") && i + 1 < argc) srv.drain_ms = (uint32_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--metrics") && i + 1 < argc) metrics_addr = argv[++i];
+    else if (!strcmp(argv[i], "--proxy-protocol") && i + 1 < argc) {
+      const char *v = argv[++i];
+      srv.relay.proxy_protocol = !strcmp(v, "v1") ? 1 : !strcmp(v, "v2") ? 2 : -1;
+      if (srv.relay.proxy_protocol < 0) return usage(0);
+    }
     else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
     else return usage(0);
   }
   if (!listen_addr || (srv.relay.echo == !!backend)) return usage(0);
+  if (srv.relay.proxy_protocol && !backend) return usage(0);
   if (backend) {
     char *b = strdup(backend), *colon = strrchr(b, ':');
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;

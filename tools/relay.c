@@ -9,6 +9,7 @@
  *     written; the backend's FIN becomes close_notify after the queued bytes; a backend error or
  *     an unreachable backend resets the client.
  * The connection ends when both directions have ended and every queue is written. */
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -391,6 +392,48 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
 }
 
+/* proxy_header writes the PROXY protocol header (v1 text or v2 binary) telling the backend the
+ * client's address and the address it connected to; returns its length, 0 if it cannot. */
+static size_t proxy_header(relay_conn *c, char *out, size_t cap) {
+  struct sockaddr_storage src, dst;
+  int sl = sizeof(src), dl = sizeof(dst);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&src, &sl) ||
+      uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&dst, &dl) || src.ss_family != dst.ss_family)
+    return 0;
+  int v4 = src.ss_family == AF_INET;
+  const struct sockaddr_in *s4 = (void *)&src, *d4 = (void *)&dst;
+  const struct sockaddr_in6 *s6 = (void *)&src, *d6 = (void *)&dst;
+  if (c->srv->proxy_protocol == 1) {
+    char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+    inet_ntop(src.ss_family, v4 ? (const void *)&s4->sin_addr : (const void *)&s6->sin6_addr, a, sizeof(a));
+    inet_ntop(dst.ss_family, v4 ? (const void *)&d4->sin_addr : (const void *)&d6->sin6_addr, b, sizeof(b));
+    int n = snprintf(out, cap, "PROXY %s %s %s %u %u\r\n", v4 ? "TCP4" : "TCP6", a, b,
+                     ntohs(v4 ? s4->sin_port : s6->sin6_port), ntohs(v4 ? d4->sin_port : d6->sin6_port));
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+  }
+  static const unsigned char sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+  size_t alen = v4 ? 12 : 36;
+  if (cap < 16 + alen) return 0;
+  memcpy(out, sig, 12);
+  out[12] = 0x21;                 /* version 2, PROXY */
+  out[13] = v4 ? 0x11 : 0x21;     /* TCP over IPv4 / IPv6 */
+  out[14] = (char)(alen >> 8);
+  out[15] = (char)(alen & 0xff);
+  char *p = out + 16;
+  if (v4) {
+    memcpy(p, &s4->sin_addr, 4);
+    memcpy(p + 4, &d4->sin_addr, 4);
+    memcpy(p + 8, &s4->sin_port, 2);
+    memcpy(p + 10, &d4->sin_port, 2);
+  } else {
+    memcpy(p, &s6->sin6_addr, 16);
+    memcpy(p + 16, &d6->sin6_addr, 16);
+    memcpy(p + 32, &s6->sin6_port, 2);
+    memcpy(p + 34, &d6->sin6_port, 2);
+  }
+  return 16 + alen;
+}
+
 static void on_backend_connect(uv_connect_t *req, int status) {
   relay_conn *c = req->data;
   free(req);
@@ -403,6 +446,15 @@ static void on_backend_connect(uv_connect_t *req, int status) {
     }
   }
   c->backend_up = 1;
+  if (c->srv->proxy_protocol) { /* the real client's address, before its first byte */
+    char hdr[232];
+    size_t n = proxy_header(c, hdr, sizeof(hdr));
+    if (!n || queue_write(c, 1, hdr, n)) {
+      relay_log("%s: cannot send the PROXY protocol header to the backend", c->peer);
+      close_all(c, 1, 1);
+      return;
+    }
+  }
   pump(c);
 }
 

@@ -26,6 +26,7 @@ typedef struct relay_server {
   int echo;                        /* else the backend's address: */
   struct sockaddr_storage backend;
   uint32_t handshake_timeout_ms;
+  int proxy_protocol;              /* 0 none, 1 or 2: the PROXY protocol header to the backend */
   relay_conn *live;                /* the connections not yet closed */
   size_t n_live;
   void (*on_last_closed)(struct relay_server *); /* called when n_live falls to 0 */

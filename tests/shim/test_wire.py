@@ -511,8 +511,10 @@ def _refused(tmp):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     dead_port = s.getsockname()[1]
-    s.close()  # nothing listens there now
-    with wire.Recorder("127.0.0.1", dead_port) as rec:
+    # Bound but not listening: connects are refused, and the port cannot be handed to the
+    # recorder's own listener (closed, it once was: the relay then connected to itself, again
+    # and again, until the process ran out of descriptors).
+    with s, wire.Recorder("127.0.0.1", dead_port) as rec:
         t0 = time.monotonic()
         c = socket.socket()
         c.settimeout(IO_TIMEOUT)

@@ -300,7 +300,9 @@ def flooding_client_slow_backend_bounded():
 
 @checks.case
 def unreachable_backend_is_an_error():
-    dead = free_port()
+    hold = socket.socket()  # bound, never listening: refused, and no one else gets the port
+    hold.bind(("127.0.0.1", 0))
+    dead = hold.getsockname()[1]
     p, port = serve("unreachable", dead)
     try:
         c = Client(port)
@@ -313,6 +315,7 @@ def unreachable_backend_is_an_error():
         expect(rc != 0, "sli connect fails: rc %d, %s" % (rc, err.strip()))
     finally:
         p.stop()
+        hold.close()
 
 
 @checks.case
