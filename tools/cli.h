@@ -74,6 +74,11 @@ void cli_check_key_mode(const char *cmd, const char *path);
  * ("" for an empty file; free it with sli_free), or NULL if it cannot be read. */
 char *cli_read_first_line(const char *path);
 
+/* systemd.c: cli_sd_listen_fd returns the listening socket systemd handed over (LISTEN_FDS), or -1;
+ * cli_sd_notify tells systemd the service's state ("READY=1", "STOPPING=1") if it asked. */
+int cli_sd_listen_fd(void);
+void cli_sd_notify(const char *state);
+
 int cmd_demo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_connect(int argc, char **argv);

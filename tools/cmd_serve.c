@@ -187,6 +187,7 @@ static void on_stop(uv_signal_t *h, int sig) {
     return;
   }
   srv->stopping = 1;
+  cli_sd_notify("STOPPING=1");
   if (!uv_is_closing((uv_handle_t *)&srv->listener)) { /* no new connection: refused */
     uv_poll_stop(&srv->listener);
     uv_close((uv_handle_t *)&srv->listener, NULL);
@@ -211,7 +212,9 @@ static int usage(int help) {
           "  on SIGHUP, which reloads every setting. SIGTERM and SIGINT drain: no new\n"
           "  connection, the live ones finish within --drain-timeout MS (default 10000), then exit.\n"
           "  --metrics ADDR:PORT serves counters in Prometheus' text format (plain HTTP).\n"
-          "  --proxy-protocol v1|v2 tells the backend the client's address (HAProxy's PROXY header).\n");
+          "  --proxy-protocol v1|v2 tells the backend the client's address (HAProxy's PROXY header).\n"
+          "  Under systemd: the socket it hands over (LISTEN_FDS) replaces --listen, and READY=1 /\n"
+          "  STOPPING=1 go to NOTIFY_SOCKET (Type=notify).\n");
   cli_print_tls_flags(help ? stdout : stderr);
   return help ? EXIT_OK : EXIT_USAGE;
 }
@@ -242,7 +245,8 @@ int cmd_serve(int argc, char **argv) {
     else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
     else return usage(0);
   }
-  if (!listen_addr || (srv.relay.echo == !!backend)) return usage(0);
+  int activated = cli_sd_listen_fd(); /* systemd's socket, if it gave one */
+  if ((!listen_addr && activated < 0) || (srv.relay.echo == !!backend)) return usage(0);
   if (srv.relay.proxy_protocol && !backend) return usage(0);
   if (backend) {
     char *b = strdup(backend), *colon = strrchr(b, ':');
@@ -266,7 +270,7 @@ int cmd_serve(int argc, char **argv) {
   sli_config_free(cfg);
 
   int port = 0;
-  int lfd = cli_listen(listen_addr, &port);
+  int lfd = activated >= 0 ? activated : cli_listen(listen_addr, &port);
   if (lfd < 0) return EXIT_FAIL;
   srv.loop = srv.relay.loop = uv_default_loop();
   srv.relay.on_last_closed = on_drained;
@@ -310,11 +314,22 @@ int cmd_serve(int argc, char **argv) {
   uv_signal_start(&srv.sigterm, on_stop, SIGTERM);
   uv_signal_start(&srv.sigint, on_stop, SIGINT);
   char shown[300];
-  snprintf(shown, sizeof(shown), "%s", listen_addr);
-  char *colon = strrchr(shown, ':');
-  if (colon) snprintf(colon + 1, sizeof(shown) - (size_t)(colon + 1 - shown), "%d", port);
+  if (activated >= 0) { /* the address systemd bound */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
+    if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
+      getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
+                  NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(shown, sizeof(shown), "%s:%s (from systemd)", host, serv);
+  } else {
+    snprintf(shown, sizeof(shown), "%s", listen_addr);
+    char *colon = strrchr(shown, ':');
+    if (colon) snprintf(colon + 1, sizeof(shown) - (size_t)(colon + 1 - shown), "%d", port);
+  }
   printf("listening on %s\n", shown);
   fflush(stdout);
+  cli_sd_notify("READY=1");
   uv_run(srv.loop, UV_RUN_DEFAULT);
   relay_log("stopped");
   sli_ctx_free(srv.relay.ctx);
