@@ -203,6 +203,11 @@ static void on_stop(uv_signal_t *h, int sig) {
 }
 
 static int usage(int help) {
+  if (!strcmp(relay_name, "proxy"))
+    fprintf(help ? stdout : stderr,
+            "usage: sli proxy --listen ADDR:PORT --backend HOST:PORT [TLS settings] [options]\n"
+            "  A TLS front for a plain TCP server: sli serve --backend under its own name, the\n"
+            "  options below the same.\n");
   fprintf(help ? stdout : stderr,
           "usage: sli serve --listen ADDR:PORT [TLS settings] (--echo | --backend HOST:PORT)\n"
           "  Serves TLS on ADDR:PORT (port 0 picks one; the line 'listening on ADDR:PORT' says\n"
@@ -222,6 +227,7 @@ static int usage(int help) {
 int cmd_serve(int argc, char **argv) {
   server srv = {0};
   const char *listen_addr = NULL, *backend = NULL, *metrics_addr = NULL;
+  relay_name = !strcmp(argv[0], "proxy") ? "proxy" : "serve";
   srv.relay.handshake_timeout_ms = 30000;
   srv.drain_ms = 10000;
   for (int i = 1; i < argc; i++) {
@@ -247,6 +253,7 @@ int cmd_serve(int argc, char **argv) {
   }
   int activated = cli_sd_listen_fd(); /* systemd's socket, if it gave one */
   if ((!listen_addr && activated < 0) || (srv.relay.echo == !!backend)) return usage(0);
+  if (!strcmp(relay_name, "proxy") && !backend) return usage(0); /* a proxy has a backend */
   if (srv.relay.proxy_protocol && !backend) return usage(0);
   if (backend) {
     char *b = strdup(backend), *colon = strrchr(b, ':');

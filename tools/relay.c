@@ -51,10 +51,12 @@ typedef struct wreq {
 
 static void pump(relay_conn *c);
 
+const char *relay_name = "serve";
+
 void relay_log(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "sli serve: ");
+  fprintf(stderr, "sli %s: ", relay_name);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);

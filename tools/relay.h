@@ -39,7 +39,9 @@ void relay_start(relay_server *srv, int fd);
  * time): none is taken for a clean end. Returns how many were cut. */
 size_t relay_cut(relay_server *srv);
 
-/* relay_log prints "sli serve: ..." on stderr. */
+/* relay_name is the command's name in log lines ("serve", "proxy"); relay_log prints
+ * "sli NAME: ..." on stderr. */
+extern const char *relay_name;
 void relay_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

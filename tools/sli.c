@@ -15,6 +15,7 @@ static void usage(FILE *f) {
           "\n"
           "  demo       start a TLS server on loopback and talk to it with a verifying client\n"
           "  serve      run a TLS server (echo, or forward to a plain backend)\n"
+          "  proxy      a TLS front for a plain TCP server (as serve --backend)\n"
           "  connect    connect to a TLS server: stdin to it, its bytes to stdout\n"
           "  cert       inspect a certificate file\n"
           "  tickets    create or rotate a shared session-ticket key file\n"
@@ -94,7 +95,7 @@ int main(int argc, char **argv) {
     return EXIT_OK;
   }
   if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
-  if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+  if (!strcmp(cmd, "serve") || !strcmp(cmd, "proxy")) return cmd_serve(argc - 1, argv + 1);
   if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
   if (!strcmp(cmd, "cert")) return cmd_cert(argc - 1, argv + 1);
   if (!strcmp(cmd, "tickets")) return cmd_tickets(argc - 1, argv + 1);

@@ -408,4 +408,34 @@ def emfile_is_logged():
         b.close()
 
 
+@checks.case
+def sli_proxy_is_the_same_relay():
+    """`sli proxy` is `sli serve --backend` under its own name: the same relay, its own log
+    prefix; it refuses --echo (a proxy has a backend)."""
+    def backend(conn):
+        digest, n = read_to_eof(conn)
+        conn.sendall(("%s %d\n" % (digest, n)).encode())
+        return digest, n
+    b = Backend(backend)
+    p = Proc([SLI, "proxy", "--listen", "127.0.0.1:0", "--cert", CERT, "--key", KEY, "--backend",
+              "127.0.0.1:%d" % b.port], d, "proxy", env=ENV)
+    try:
+        port = int(p.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        data = os.urandom(2 * MIB)
+        c = Client(port)
+        c.send(data)
+        c.shutdown_write()
+        reply, how = c.read_all()
+        c.close()
+        want = hashlib.sha256(data).hexdigest()
+        expect(reply == ("%s %d\n" % (want, len(data))).encode() and how == "close_notify",
+               "the same relay: %r %s" % (reply, how))
+        p.wait_for(r"sli proxy: 127\.0\.0\.1:\d+: secured", where="log")
+    finally:
+        p.stop()
+        b.close()
+    rc, _, err = run([SLI, "proxy", "--listen", "127.0.0.1:0", "--echo"])
+    expect(rc == 2 and "usage: sli proxy" in err, "proxy --echo refused: %d" % rc)
+
+
 sys.exit(checks.finish(d))
