@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 _LOOPBACK = {"127.0.0.1": socket.AF_INET, "::1": socket.AF_INET6}
 _CHUNK = 65536              # bytes per recv()
 _BUFFER_LIMIT = 256 * 1024  # stop reading a side while this much is waiting to be written on
+_RCVBUF = 256 * 1024        # the receive buffer of the relay's host-facing sockets
 _CONNECT_TIMEOUT = 10.0     # upstream connect (loopback: only slow if its backlog is full)
 _STOP_LIMIT = 1.8           # stop() joins threads for at most this long in total
 _POLL_BAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
@@ -175,6 +176,12 @@ class Recorder:
         self._upstream = (upstream_host, upstream_port)
         self._listener = socket.socket(_family(listen_host), socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # A fixed receive buffer on the sockets it accepts (inherited): the kernel's autotuning
+        # (up to tcp_rmem's maximum, 32 MiB on some machines) would otherwise let a host's big
+        # write vanish into the relay's side whatever the peer does, depending on timing. With
+        # it, what a peer that does not read leaves unread stays with the host, as the cases
+        # expect, in both runs alike.
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         self._listener.bind((listen_host, listen_port))
         self._listener.listen(backlog)
         self._listener.setblocking(False)
