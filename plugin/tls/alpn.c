@@ -58,13 +58,11 @@ static int by_host(SSL *ssl, const sli__snapshot *s, const uint8_t **out, uint8_
     return SSL_TLSEXT_ERR_OK;
   }
   if (r == SLI_ALPN_NONE) return SSL_TLSEXT_ERR_NOACK;
-  c->hook_code = sli__is_refusal(r) ? r : SLI_E_INVAL;
   if (sli__is_refusal(r))
-    snprintf(c->hook_msg, sizeof(c->hook_msg),
-             "the host's ALPN callback refused every protocol the client offers (%s)", sli_err_name(r));
+    sli__hook_fail(c, r, "the host's ALPN callback refused every protocol the client offers (%s)",
+                   sli_err_name(r));
   else
-    snprintf(c->hook_msg, sizeof(c->hook_msg),
-             "the ALPN callback returned %d for a list of %zu protocols", r, n);
+    sli__hook_fail(c, SLI_E_INVAL, "the ALPN callback returned %d for a list of %zu protocols", r, n);
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 

@@ -315,6 +315,23 @@ static void on_info(const SSL *ssl, int where, int value) {
   if (c) c->alert = value & 0xff;
 }
 
+int sli__hook_fail(sli_conn *c, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->hook_msg, sizeof(c->hook_msg), fmt, ap);
+  va_end(ap);
+  c->hook_code = code;
+  return 0;
+}
+
+int sli__hook_lock_answer(sli_conn *c) {
+  pthread_mutex_lock(&c->hook_lock);
+  if (!c->orphaned) return 0;
+  pthread_mutex_unlock(&c->hook_lock);
+  sli__conn_release(c);
+  return 1;
+}
+
 void sli__conn_release(sli_conn *c) {
   sli__identity_clear(&c->hello_id);
   free(c->key_sig);

@@ -63,6 +63,15 @@ struct sli_conn {
   sli__error err; /* the last failure of a call on it (sli_conn_error) */
 };
 
+/* sli__hook_fail records that a host callback ended the handshake with `code`, and why; map_error
+ * reports it when the engine's call returns (conn.c). Returns 0, the BoringSSL callbacks' failure. */
+int sli__hook_fail(sli_conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* sli__hook_lock_answer: how a *_done function starts. It takes hook_lock and returns 0, the lock
+ * held; or, if the host freed `c` while the answer was pending, frees it now (this answer was its
+ * last use) and returns 1, no lock held (conn.c). */
+int sli__hook_lock_answer(sli_conn *c);
+
 /* sli__conn_release frees what a connection holds besides its SSL and its context, and itself
  * (conn.c); the last step of sli_conn_free, or of the answer to a connection freed while it waited. */
 void sli__conn_release(sli_conn *c);

@@ -64,13 +64,6 @@ static int by_name(SSL *ssl, const sli__snapshot *s) {
   return 1; /* no match: the default identity */
 }
 
-/* hook_failed: a host callback ended the handshake; map_error reports `code` and `msg`. */
-static int hook_failed(sli_conn *c, int code, const char *msg) {
-  c->hook_code = code;
-  snprintf(c->hook_msg, sizeof(c->hook_msg), "%s", msg);
-  return 0;
-}
-
 /* by_host: runs the host's ClientHello callback. 1 to go on, -1 to wait for it, 0 to fail. */
 static int by_host(SSL *ssl, sli_conn *c, const sli__snapshot *s) {
   pthread_mutex_lock(&c->hook_lock);
@@ -93,25 +86,19 @@ static int by_host(SSL *ssl, sli_conn *c, const sli__snapshot *s) {
     pthread_mutex_unlock(&c->hook_lock);
   }
   int status = c->hello_status;
-  if (status != 0 && !sli__is_refusal(status)) {
-    char m[128];
-    snprintf(m, sizeof(m), "the ClientHello callback returned %d (0, SLI_WANT_CLIENT_HELLO or a "
-             "negative SLI_E_* code)", status);
-    return hook_failed(c, SLI_E_INVAL, m);
-  }
-  if (status < 0) {
-    char m[128];
-    snprintf(m, sizeof(m), "the host's ClientHello callback refused the handshake (%s)",
-             sli_err_name(status));
-    return hook_failed(c, status, m);
-  }
+  if (status != 0 && !sli__is_refusal(status))
+    return sli__hook_fail(c, SLI_E_INVAL, "the ClientHello callback returned %d (0, "
+                          "SLI_WANT_CLIENT_HELLO or a negative SLI_E_* code)", status);
+  if (status < 0)
+    return sli__hook_fail(c, status, "the host's ClientHello callback refused the handshake (%s)",
+                          sli_err_name(status));
   if (c->hello_id.chain) {
     if (!c->hello_id.key && !s->hooks.key_fn)
-      return hook_failed(c, SLI_E_CONFIG, "the identity chosen has no private key and no "
-                                          "private-key callback is set");
+      return sli__hook_fail(c, SLI_E_CONFIG, "the identity chosen has no private key and no "
+                                              "private-key callback is set");
     if (use_identity_ssl(ssl, &c->hello_id))
-      return hook_failed(c, SLI_E_CONFIG, "the identity chosen by the ClientHello callback cannot "
-                                          "be used");
+      return sli__hook_fail(c, SLI_E_CONFIG, "the identity chosen by the ClientHello callback "
+                                              "cannot be used");
   }
   return 1;
 }
@@ -156,8 +143,7 @@ int sli_conn_set_identity(sli_conn *c, const sli_cert *chain, const sli_key *key
   const uint16_t *prefs;
   if (!key && !sli__async_key_prefs(chain->x509, &prefs))
     return sli__fail(NULL, SLI_E_UNSUPPORTED,
-                     "sli_conn_set_identity: a key kept by the host must be RSA (2048 bits or more), "
-                     "ECDSA P-256 or Ed25519");
+                     "sli_conn_set_identity: " SLI__ASYNC_KEY_KINDS);
   sli__identity id = {0};
   if (chain->chain) {
     id.chain = X509_chain_up_ref(chain->chain);
@@ -185,12 +171,7 @@ int sli_conn_set_identity(sli_conn *c, const sli_cert *chain, const sli_key *key
 
 int sli_conn_client_hello_done(sli_conn *c, int status) {
   if (!c) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_client_hello_done: conn is NULL");
-  pthread_mutex_lock(&c->hook_lock);
-  if (c->orphaned) { /* freed by the host meanwhile: this answer was the last use */
-    pthread_mutex_unlock(&c->hook_lock);
-    sli__conn_release(c);
-    return 0;
-  }
+  if (sli__hook_lock_answer(c)) return 0;
   int ok = c->hello_state == SLI__HOOK_CALLING || c->hello_state == SLI__HOOK_WAITING;
   if (ok) {
     c->hello_state = SLI__HOOK_DONE;

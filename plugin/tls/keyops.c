@@ -45,28 +45,19 @@ size_t sli__async_key_prefs(X509 *leaf, const uint16_t **out) {
   return n;
 }
 
-static void key_failed(sli_conn *c, int code, const char *msg) {
-  c->hook_code = code;
-  snprintf(c->hook_msg, sizeof(c->hook_msg), "%s", msg);
-}
-
 /* take: a signature the host gave (state DONE) into out; resets the state for another. */
 static enum ssl_private_key_result_t take(sli_conn *c, uint8_t *out, size_t *out_len,
                                          size_t max_out) {
   enum ssl_private_key_result_t r = ssl_private_key_failure;
   pthread_mutex_lock(&c->hook_lock);
   if (c->key_status == SLI_E_INVAL) {
-    char m[128];
-    snprintf(m, sizeof(m), "the host's private-key callback gave a signature of %zu bytes (empty, "
-             "or longer than any signature)", c->key_sig_len);
-    key_failed(c, SLI_E_INVAL, m);
+    sli__hook_fail(c, SLI_E_INVAL, "the host's private-key callback gave a signature of %zu bytes "
+                   "(empty, or longer than any signature)", c->key_sig_len);
   } else if (c->key_status < 0 || !c->key_sig) {
-    char m[128];
-    snprintf(m, sizeof(m), "the host's private-key callback failed (%s)",
-             sli_err_name(c->key_status < 0 ? c->key_status : SLI_E_INTERNAL));
-    key_failed(c, c->key_status < 0 ? c->key_status : SLI_E_INTERNAL, m);
+    int code = c->key_status < 0 ? c->key_status : SLI_E_INTERNAL;
+    sli__hook_fail(c, code, "the host's private-key callback failed (%s)", sli_err_name(code));
   } else if (c->key_sig_len > max_out) {
-    key_failed(c, SLI_E_INVAL, "the host's private-key callback gave a signature longer than the "
+    sli__hook_fail(c, SLI_E_INVAL, "the host's private-key callback gave a signature longer than the "
                                "key can make");
   } else {
     memcpy(out, c->key_sig, c->key_sig_len);
@@ -88,13 +79,13 @@ static enum ssl_private_key_result_t key_sign(SSL *ssl, uint8_t *out, size_t *ou
   sli_conn *c = SSL_get_ex_data(ssl, sli__conn_index);
   if (!c) return ssl_private_key_failure;
   if (!s || !s->hooks.key_fn) {
-    key_failed(c, SLI_E_CONFIG, "the identity has no private key and no private-key callback is set");
+    sli__hook_fail(c, SLI_E_CONFIG, "the identity has no private key and no private-key callback is set");
     return ssl_private_key_failure;
   }
   X509 *leaf = SSL_get_certificate(ssl);
   sli_cert *cert = leaf ? sli__cert_from_x509(leaf, NULL) : NULL;
   if (!cert) {
-    key_failed(c, SLI_E_NOMEM, "out of memory for the private-key callback");
+    sli__hook_fail(c, SLI_E_NOMEM, "out of memory for the private-key callback");
     return ssl_private_key_failure;
   }
   pthread_mutex_lock(&c->hook_lock);
@@ -108,13 +99,11 @@ static enum ssl_private_key_result_t key_sign(SSL *ssl, uint8_t *out, size_t *ou
   pthread_mutex_unlock(&c->hook_lock);
   if (r == SLI_WANT_PRIVATE_KEY && state != SLI__HOOK_DONE) return ssl_private_key_retry;
   if (r != 0 && r != SLI_WANT_PRIVATE_KEY) {
-    char m[128];
     if (sli__is_refusal(r))
-      snprintf(m, sizeof(m), "the host's private-key callback failed (%s)", sli_err_name(r));
+      sli__hook_fail(c, r, "the host's private-key callback failed (%s)", sli_err_name(r));
     else
-      snprintf(m, sizeof(m), "the private-key callback returned %d (0, SLI_WANT_PRIVATE_KEY or a "
-               "negative SLI_E_* code)", r);
-    key_failed(c, sli__is_refusal(r) ? r : SLI_E_INVAL, m);
+      sli__hook_fail(c, SLI_E_INVAL, "the private-key callback returned %d (0, "
+                     "SLI_WANT_PRIVATE_KEY or a negative SLI_E_* code)", r);
     pthread_mutex_lock(&c->hook_lock);
     c->key_state = SLI__HOOK_IDLE;
     free(c->key_sig);
@@ -123,7 +112,7 @@ static enum ssl_private_key_result_t key_sign(SSL *ssl, uint8_t *out, size_t *ou
     return ssl_private_key_failure;
   }
   if (state != SLI__HOOK_DONE) {
-    key_failed(c, SLI_E_INVAL, "the private-key callback returned without a signature (call "
+    sli__hook_fail(c, SLI_E_INVAL, "the private-key callback returned without a signature (call "
                                "sli_conn_private_key_done, or return SLI_WANT_PRIVATE_KEY)");
     pthread_mutex_lock(&c->hook_lock);
     c->key_state = SLI__HOOK_IDLE;
@@ -179,8 +168,7 @@ int sli_config_add_cert_file_async_key(sli_config *cfg, const char *cert_file) {
   if (!sli__async_key_prefs(sk_X509_value(chain, 0), &prefs)) {
     sk_X509_pop_free(chain, X509_free);
     return sli__fail(&cfg->err, SLI_E_UNSUPPORTED,
-                     "%s: a key kept by the host must be RSA (2048 bits or more), ECDSA P-256 or "
-                     "Ed25519", what);
+                     "%s: " SLI__ASYNC_KEY_KINDS, what);
   }
   cfg->ids[cfg->n_ids].chain = chain;
   cfg->ids[cfg->n_ids].key = NULL;
@@ -190,13 +178,6 @@ int sli_config_add_cert_file_async_key(sli_config *cfg, const char *cert_file) {
 
 int sli_conn_private_key_done(sli_conn *c, const uint8_t *sig, size_t sig_len) {
   if (!c) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_private_key_done: conn is NULL");
-  pthread_mutex_lock(&c->hook_lock);
-  if (c->orphaned) { /* freed by the host meanwhile: this answer was the last use */
-    pthread_mutex_unlock(&c->hook_lock);
-    sli__conn_release(c);
-    return 0;
-  }
-  pthread_mutex_unlock(&c->hook_lock);
   int bad_len = sig && (sig_len == 0 || sig_len > MAX_SIGNATURE);
   if (bad_len) sig = NULL; /* the handshake fails, named, rather than wait for its deadline */
   uint8_t *copy = NULL;
@@ -205,7 +186,10 @@ int sli_conn_private_key_done(sli_conn *c, const uint8_t *sig, size_t sig_len) {
       return sli__fail(NULL, SLI_E_NOMEM, "sli_conn_private_key_done: out of memory");
     memcpy(copy, sig, sig_len);
   }
-  pthread_mutex_lock(&c->hook_lock);
+  if (sli__hook_lock_answer(c)) {
+    free(copy);
+    return 0;
+  }
   int ok = c->key_state == SLI__HOOK_CALLING || c->key_state == SLI__HOOK_WAITING;
   if (ok) {
     free(c->key_sig);

@@ -158,6 +158,7 @@ void sli__hello_install(SSL_CTX *ctx, const sli__snapshot *snap);
 /* keyops.c: signatures by the host's private-key callback. sli__async_key_prefs gives the one
  * signature algorithm an identity whose leaf certificate is `leaf` signs with (0: a kind it cannot). */
 extern const SSL_PRIVATE_KEY_METHOD sli__key_method;
+#define SLI__ASYNC_KEY_KINDS "a key kept by the host must be RSA (2048 bits or more), ECDSA P-256 or Ed25519"
 size_t sli__async_key_prefs(X509 *leaf, const uint16_t **out);
 
 /* alpn.c: the server's ALPN choice (its list, or the host's callback). */

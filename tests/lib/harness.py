@@ -243,3 +243,14 @@ class Checks:
 def expect(cond, msg):
     if not cond:
         raise AssertionError(msg)
+
+
+def plaintext_client(port):
+    """Connects to 127.0.0.1:port and speaks plain HTTP, as a scanner or a misconfigured client
+    does to a TLS port; waits briefly for whatever comes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        try:
+            s.recv(100)
+        except OSError:
+            pass

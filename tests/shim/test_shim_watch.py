@@ -9,22 +9,13 @@ import ssl
 import sys
 import time
 
-from harness import CA, Checks, Dir, Proc, expect, free_port
+from harness import CA, Checks, Dir, Proc, expect, free_port, plaintext_client
 from shimlib import shim_env
 
 d = Dir()
 ca = CA(d)
 CERT, KEY = ca.issue("localhost")
 checks = Checks()
-
-
-def plaintext_client(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        try:
-            s.recv(100)
-        except OSError:
-            pass
 
 
 @checks.case

@@ -159,6 +159,13 @@ ENV = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "q
 RSS_BOUND_KIB = (12 if SANITIZER_LIBS else 8) * 1024
 
 
+def hash_then_answer(conn):
+    """A backend that reads to the client's end, then answers with the SHA-256 and the length."""
+    digest, n = read_to_eof(conn)
+    conn.sendall(("%s %d\n" % (digest, n)).encode())  # the answer after the client's end
+    return digest, n
+
+
 def serve(name, backend_port, *extra):
     p = Proc([SLI, "serve", "--listen", "127.0.0.1:0", "--cert", CERT, "--key", KEY, "--backend",
               "127.0.0.1:%d" % backend_port] + list(extra), d, name, env=ENV)
@@ -178,11 +185,7 @@ checks = Checks()
 
 @checks.case
 def upload_then_close_notify_arrives_whole():
-    def backend(conn):
-        digest, n = read_to_eof(conn)
-        conn.sendall(("%s %d\n" % (digest, n)).encode())  # the answer after the client's end
-        return digest, n
-    b = Backend(backend)
+    b = Backend(hash_then_answer)
     p, port = serve("upload", b.port)
     try:
         data = os.urandom(20 * MIB)
@@ -412,11 +415,7 @@ def emfile_is_logged():
 def sli_proxy_is_the_same_relay():
     """`sli proxy` is `sli serve --backend` under its own name: the same relay, its own log
     prefix; it refuses --echo (a proxy has a backend)."""
-    def backend(conn):
-        digest, n = read_to_eof(conn)
-        conn.sendall(("%s %d\n" % (digest, n)).encode())
-        return digest, n
-    b = Backend(backend)
+    b = Backend(hash_then_answer)
     p = Proc([SLI, "proxy", "--listen", "127.0.0.1:0", "--cert", CERT, "--key", KEY, "--backend",
               "127.0.0.1:%d" % b.port], d, "proxy", env=ENV)
     try:

@@ -10,7 +10,7 @@ import ssl
 import sys
 import time
 
-from harness import CA, DAY, NOW, SLI, Checks, Dir, Proc, expect, run
+from harness import CA, DAY, NOW, SLI, Checks, Dir, Proc, expect, plaintext_client, run
 
 d = Dir()
 ca = CA(d)
@@ -41,15 +41,6 @@ def echo(port, data=b"ping"):
         with ctx.wrap_socket(s, server_hostname="localhost") as t:
             t.sendall(data)
             return t.recv(len(data))
-
-
-def plaintext_client(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        try:
-            s.recv(100)
-        except OSError:
-            pass
 
 
 checks = Checks()
