@@ -176,7 +176,8 @@ class Recorder:
         self._upstream = (upstream_host, upstream_port)
         self._listener = socket.socket(_family(listen_host), socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # A fixed receive buffer on the sockets it accepts (inherited): the kernel's autotuning
+        # A fixed receive buffer on the sockets it accepts (inherited), and on the upstream
+        # sockets it makes (_connect_upstream): the kernel's autotuning
         # (up to tcp_rmem's maximum, 32 MiB on some machines) would otherwise let a host's big
         # write vanish into the relay's side whatever the peer does, depending on timing. With
         # it, what a peer that does not read leaves unread stays with the host, as the cases
@@ -300,6 +301,10 @@ class Recorder:
     def _connect_upstream(self, conn):
         """A non-blocking connect that stop() can interrupt.  Returns the socket, or None."""
         up = socket.socket(self._up_family, socket.SOCK_STREAM)
+        # The same fixed receive buffer as the accepted sockets get (see __init__): in the
+        # server-role cases this is the host-facing side, and an autotuned buffer here let a
+        # host's 16 MiB write be absorbed before the peer read anything.
+        up.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         up.setblocking(False)
         err = up.connect_ex(self._upstream)
         if err == errno.EINPROGRESS:
