@@ -140,6 +140,7 @@ static int apply(sli_config *sc, const char *name, const char *value) {
     return 0;
   }
   if (!strcmp(name, "SLI_RELOAD_SIGNAL")) return shim_reload_signal(value);
+  if (!strcmp(name, "SLI_METRICS")) return shim_metrics_setting(value);
   if (!strcmp(name, "SLI_LOG_TARGET")) {
     if (!parse_target(value)) return 0;
     shim_log(LOG_ERR_, "SLI_LOG_TARGET: '%s' is not stderr, syslog or syslog:PATH", value);
@@ -164,7 +165,7 @@ static int apply(sli_config *sc, const char *name, const char *value) {
  * list the same); SLI_STATE_DIR is read by libsli itself (the default identity's directory). */
 static const char *const shim_settings[] = {
     "SLI_LOG",  "SLI_LOG_TARGET",       "SLI_CONFIG",    "SLI_SERVER_PORTS", "SLI_CLIENT_TARGETS",
-    "SLI_SERVERNAME", "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS", "SLI_STATE_DIR", "SLI_RELOAD_SIGNAL", NULL};
+    "SLI_SERVERNAME", "SLI_MODE", "SLI_SNIFF_TIMEOUT_MS", "SLI_STATE_DIR", "SLI_RELOAD_SIGNAL", "SLI_METRICS", NULL};
 
 /* The engine's settings: SLI_SETTING_MAP (api/sli.h), in its order (key passwords first), applied
  * through sli_config_set_option when a context is first needed. */
@@ -295,6 +296,7 @@ sli_ctx *shim_ctx(int server) {
     } else {
       __atomic_store_n(server ? &cfg.server_ctx : &cfg.client_ctx, c, __ATOMIC_RELEASE);
       shim_reload_note_built();
+      shim_metrics_maybe();
     }
   }
   pthread_mutex_unlock(&ctx_mu);
@@ -364,6 +366,7 @@ __attribute__((constructor)) static void shim_init(void) {
     return;
   }
   cfg.active = 1;
+  shim_metrics_init();
   shim_log(LOG_INFO_, "active: %d TLS port(s), %d client target(s), mode %s", cfg.n_ports,
            shim_n_targets, cfg.optional ? "optional" : "require");
 }

@@ -160,6 +160,10 @@ long syscall(long number, ...) {
   long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
   va_end(ap);
   if (number == SYS_close) {
+    if (shim_private((int)a1)) {
+      errno = EBADF;
+      return -1;
+    }
     shim_closing((int)a1);
   } else if (number == SYS_close_range) {
     extern int close_range(unsigned int, unsigned int, int);

@@ -46,6 +46,67 @@ void fdtab_init(void) {
  * change the table or any connection. glibc does not cache getpid, so this asks the kernel. */
 int shim_foreign(void) { return (pid_t)syscall(SYS_getpid) != shim_pid; }
 
+void shim_private_set(int fd, int on) {
+  if (fdtab && fd >= 0 && (size_t)fd < fdtab_cap) __atomic_store_n(&fdtab[fd].priv, on, __ATOMIC_RELAXED);
+}
+
+int shim_private(int fd) {
+  return fdtab && fd >= 0 && (size_t)fd < fdtab_cap && __atomic_load_n(&fdtab[fd].priv, __ATOMIC_RELAXED);
+}
+
+/* shim_private_move moves private descriptor fd to another number (the host is taking fd): the
+ * new number, or -1 (fd left as it was). */
+int shim_private_move(int fd) {
+  int n = real.fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (n < 0) return -1;
+  shim_private_set(n, 1);
+  shim_private_set(fd, 0);
+  real.close(fd);
+  return n;
+}
+
+/* shim_close_range_skipping: the kernel's close_range over [first, last] (last ~0U: closefrom),
+ * in pieces around our private descriptors. */
+int shim_close_range_skipping(unsigned first, unsigned last, int flags) {
+  unsigned from = first;
+  size_t top = last < fdtab_cap ? (size_t)last + 1 : fdtab_cap;
+  for (size_t fd = first; fdtab && fd < top; fd++) {
+    if (!__atomic_load_n(&fdtab[fd].priv, __ATOMIC_RELAXED)) continue;
+    if (fd > from && real.close_range(from, (unsigned)fd - 1, flags)) return -1;
+    from = (unsigned)fd + 1;
+  }
+  if (from < first || from > last) return 0; /* wrapped, or nothing left after ours */
+  return real.close_range(from, last, flags);
+}
+
+/* shim_private_vacate_conn: the host is taking number fd (dup2 onto it), which is our private dup
+ * of a connection it closed while bytes were still going out: ours moves to another number, the
+ * service thread watching it there, so the rest still reaches the peer. */
+void shim_private_vacate_conn(int fd) {
+  if (!shim_private(fd)) return;
+  int saved = errno;
+  tconn *found = NULL;
+  pthread_mutex_lock(&live_mu);
+  for (tconn *t = live_head; t && !found; t = t->live_next)
+    if (t->private_fd && t->io_fd == fd) {
+      atomic_fetch_add(&t->refs, 1);
+      found = t;
+    }
+  pthread_mutex_unlock(&live_mu);
+  if (found) {
+    pthread_mutex_lock(&found->lock);
+    if (found->private_fd && found->io_fd == fd) {
+      svc_forget_locked(found); /* its registration is under the old number */
+      int n = shim_private_move(fd);
+      if (n >= 0) found->io_fd = n;
+      if (found->lingering) svc_arm_locked(found);
+    }
+    pthread_mutex_unlock(&found->lock);
+    tc_put(found);
+  }
+  errno = saved;
+}
+
 void live_lock(void) { pthread_mutex_lock(&live_mu); }
 void live_unlock(void) { pthread_mutex_unlock(&live_mu); }
 tconn *live_first(void) { return live_head; }
@@ -75,6 +136,7 @@ void live_unlock_all(int child) {
       t->sending = 0;
       t->svc_reg = t->svc_armed = 0;
       if (t->private_fd && t->io_fd >= 0) {
+        shim_private_set(t->io_fd, 0);
         real.close(t->io_fd);
         t->io_fd = -1;
         t->private_fd = 0;
@@ -116,6 +178,7 @@ tconn *tconn_new(int fd, int is_server, const char *servername, int sniff) {
   tc->hs_deadline_ms = cfg.handshake_timeout_ms > 0 ? shim_now_ms() + cfg.handshake_timeout_ms : INT64_MAX;
   tc->k_in = tc->k_out = 1; /* unknown: a call will ask the socket */
   shim_reload_maybe(); /* certificates rotated since the last connection? */
+  shim_metrics_maybe(); /* the process serving the metrics gone? this one takes over */
   sli_ctx *ctx = shim_ctx(is_server);
   int rc = ctx ? sli_conn_new_cbs(&tc->conn, ctx, tc_transport_read, tc_transport_write, tc,
                                   servername, 0)
@@ -158,7 +221,10 @@ tconn *tc_get_slow(int fd) {
 
 /* The last reference: the session was ended (or handed to the service thread) before. */
 static void tconn_destroy(tconn *tc) {
-  if (tc->private_fd && tc->io_fd >= 0) real.close(tc->io_fd);
+  if (tc->private_fd && tc->io_fd >= 0) {
+    shim_private_set(tc->io_fd, 0);
+    real.close(tc->io_fd);
+  }
   tc->io_fd = -1;
   tconn_free_engine(tc);
   claim_free(tc->claim_slab);

@@ -263,6 +263,10 @@ void shim_closing(int fd) {
 
 int close(int fd) {
   ENSURE(close);
+  if (shim_private(fd)) { /* ours, never the host's: as if the number were not open */
+    errno = EBADF;
+    return -1;
+  }
   shim_closing(fd);
   return real.close(fd);
 }
@@ -285,13 +289,14 @@ int close_range(unsigned int first, unsigned int last, int flags) {
     errno = ENOSYS;
     return -1;
   }
-  return real.close_range(first, last, flags);
+  return shim_close_range_skipping(first, last, flags); /* the kernel's, skipping our numbers */
 }
 
 void closefrom(int lowfd) {
   ENSURE(closefrom);
   if (lowfd < 0) lowfd = 0;
   closing_range((unsigned)lowfd, ~0U, 0);
+  if (real.close_range && shim_close_range_skipping((unsigned)lowfd, ~0U, 0) == 0) return;
   if (real.closefrom) real.closefrom(lowfd);
   else if (real.close_range) real.close_range((unsigned)lowfd, ~0U, 0);
 }
@@ -333,6 +338,10 @@ static int dup_onto(int oldfd, int newfd, int host_cloexec, int dup3_call) {
                                        : real.dup2(oldfd, newfd);
   if (oldfd == newfd) return dup3_call ? real.dup3(oldfd, newfd, 0) : real.dup2(oldfd, newfd);
   if (real.fcntl(oldfd, F_GETFD) < 0) return -1; /* EBADF: the kernel would not touch newfd */
+  shim_metrics_vacate(newfd); /* the number is the host's now: ours (SLI_METRICS) moves */
+  shim_private_vacate_conn(newfd); /* a closed connection still sending there */
+  svc_vacate(newfd);               /* the service thread's epoll and eventfd */
+  shim_private_set(newfd, 0);
   int tls = shim_is_tls(oldfd);
   shim_closing(newfd); /* the kernel closes newfd: end it while it is still that socket */
   int r = tls || host_cloexec ? real.dup3(oldfd, newfd, O_CLOEXEC) : real.dup2(oldfd, newfd);

@@ -39,6 +39,7 @@ static void parent(void) {
 static void child(void) {
   shim_buf_atfork_child();
   shim_reload_atfork_child();
+  shim_metrics_atfork_child();
   if (!fdtab) return;
   exit_fork = 0;
   shim_pid = getpid();

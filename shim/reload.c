@@ -86,11 +86,13 @@ static int reload_ctx(sli_ctx *ctx, int server) {
 /* check_expiry: a warning when the served certificate (SLI_CERT) ends within 30 days, an error
  * within 7 — when a context is made or reloaded, and once a day after (at a new connection). */
 static int64_t next_expiry_ms;
+static int64_t served_not_after; /* for the metrics page (SLI_METRICS) */
 static void check_expiry(void) {
   const char *path = shim_setting("SLI_CERT");
   sli_cert *c = NULL;
   next_expiry_ms = shim_now_ms() + 86400 * 1000LL;
   if (!path || sli_cert_load_file(&c, path, NULL, 0)) return;
+  __atomic_store_n(&served_not_after, sli_cert_not_after(c), __ATOMIC_RELAXED);
   int64_t left = sli_cert_not_after(c) - (int64_t)time(NULL);
   if (left <= 0)
     shim_log(LOG_ERR_, "the served certificate '%s' has EXPIRED (%lld days ago): clients refuse it",
@@ -103,6 +105,8 @@ static void check_expiry(void) {
              (long long)(left / 86400));
   sli_cert_free(c);
 }
+
+int64_t shim_cert_not_after(void) { return __atomic_load_n(&served_not_after, __ATOMIC_RELAXED); }
 
 void shim_reload_note_built(void) {
   pthread_mutex_lock(&mu);

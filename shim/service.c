@@ -11,6 +11,7 @@
  * The thread blocks every signal (the host's handlers never run on it) and does not exist in a
  * forked child until the child needs it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,12 +32,35 @@ static char wake_marker;
 
 static void *loop(void *arg);
 
+/* wake the thread (the number read under `mu`: svc_vacate may move it). */
+static void wake(void) {
+  uint64_t one = 1;
+  pthread_mutex_lock(&mu);
+  if (svc_wake >= 0 && real.write(svc_wake, &one, sizeof(one)) < 0) {}
+  pthread_mutex_unlock(&mu);
+}
+
+/* svc_vacate: the host is taking number fd (dup2 onto it), one of the thread's own: it moves. */
+void svc_vacate(int fd) {
+  if (fd < 0 || !shim_private(fd)) return;
+  pthread_mutex_lock(&mu);
+  int *slot = fd == svc_ep ? &svc_ep : fd == svc_wake ? &svc_wake : NULL;
+  if (slot) {
+    int n = shim_private_move(fd);
+    if (n >= 0) *slot = n; /* the thread's epoll_wait on the old number holds the file until it
+                              returns */
+  }
+  pthread_mutex_unlock(&mu);
+}
+
 static int ensure_started(void) {
   if (__atomic_load_n(&running, __ATOMIC_ACQUIRE)) return 0;
   pthread_mutex_lock(&mu);
   if (!running) {
     svc_ep = real.epoll_create1(EPOLL_CLOEXEC);
     svc_wake = real.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    shim_private_set(svc_ep, 1); /* a host closing every descriptor must not close these */
+    shim_private_set(svc_wake, 1);
     if (svc_ep >= 0 && svc_wake >= 0) {
       struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &wake_marker};
       real.epoll_ctl(svc_ep, EPOLL_CTL_ADD, svc_wake, &ev);
@@ -53,6 +77,8 @@ static int ensure_started(void) {
       pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (!running) {
+      shim_private_set(svc_ep, 0);
+      shim_private_set(svc_wake, 0);
       if (svc_ep >= 0) real.close(svc_ep);
       if (svc_wake >= 0) real.close(svc_wake);
       svc_ep = svc_wake = -1;
@@ -111,8 +137,7 @@ void svc_linger_locked(tconn *tc) {
     tc->lingering = 0;
     return;
   }
-  uint64_t one = 1;
-  if (real.write(svc_wake, &one, sizeof(one)) < 0) {} /* recompute the timeout */
+  wake(); /* recompute the timeout */
 }
 
 /* svc_timer_locked: the service thread looks at tc again at `when` (tc->lock held): corked bytes
@@ -133,8 +158,7 @@ void svc_timer_locked(tconn *tc, int64_t when) {
     return;
   }
   pthread_mutex_unlock(&mu);
-  uint64_t one = 1;
-  if (real.write(svc_wake, &one, sizeof(one)) < 0) {} /* recompute the timeout */
+  wake(); /* recompute the timeout */
 }
 
 /* svc_untimer_locked: tc leaves the timer list (the host closed it: a reference held by the list
@@ -176,7 +200,10 @@ static void finish(tconn *tc) {
     }
   pthread_mutex_unlock(&mu);
   tc->lingering = 0;
-  if (tc->private_fd && tc->io_fd >= 0) real.close(tc->io_fd);
+  if (tc->private_fd && tc->io_fd >= 0) {
+    shim_private_set(tc->io_fd, 0);
+    real.close(tc->io_fd);
+  }
   tc->private_fd = 0;
   tc->io_fd = -1;
   tc_end_claim(tc);
@@ -281,6 +308,8 @@ static void *loop(void *arg) {
 void svc_after_fork_child(void) {
   pthread_mutex_init(&mu, NULL);
   if (running) {
+    shim_private_set(svc_ep, 0);
+    shim_private_set(svc_wake, 0);
     if (svc_ep >= 0) real.close(svc_ep);
     if (svc_wake >= 0) real.close(svc_wake);
   }

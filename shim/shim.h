@@ -149,11 +149,23 @@ HIDDEN sli_ctx *shim_ctx(int server); /* made on first need; NULL: failed (fail 
 HIDDEN const char *shim_setting(const char *name); /* the environment, else SLI_CONFIG, else NULL */
 HIDDEN sli_config *shim_engine_config(void); /* the engine's settings; NULL: refused (logged) */
 
+/* ---- metrics.c: SLI_METRICS, counters shared across fork and served by one thread ---- */
+HIDDEN int shim_metrics_setting(const char *value); /* 0, or -1 (logged) */
+HIDDEN void shim_metrics_init(void);      /* the shared counters, at start-up */
+HIDDEN void shim_metrics_maybe(void);     /* serve here if no living process does */
+HIDDEN void shim_metrics_atfork_child(void);
+HIDDEN void shim_metrics_vacate(int fd);   /* the host takes this number: ours moves */
+HIDDEN void shim_count_handshake(int resumed);
+HIDDEN void shim_count_failure(int code); /* a handshake that failed with `code` */
+HIDDEN void shim_count_ended(void);       /* an established session ended */
+HIDDEN void shim_count_bytes(size_t in, size_t out);
+
 /* ---- reload.c: certificates that rotate under the host ---- */
 HIDDEN void shim_reload_note_built(void); /* a context was made from the files as they are now */
 HIDDEN void shim_reload_maybe(void);      /* at a new connection: reload if the files changed */
 HIDDEN int shim_reload_signal(const char *value); /* SLI_RELOAD_SIGNAL: 0, or -1 (logged) */
 HIDDEN void shim_reload_atfork_child(void); /* the lock, free in the child whoever held it */
+HIDDEN int64_t shim_cert_not_after(void); /* the served certificate's end (Unix seconds), or 0 */
 
 /* ---- targets.c: SLI_CLIENT_TARGETS, matched on every address a target name resolves to. ---- */
 #define TARGET_ADDRS 32
@@ -188,6 +200,8 @@ typedef struct tconn {
   _Atomic int32_t *holders; /* shared (the word after claim): processes holding an fd of it */
   void *claim_slab;
   int nonowner_logged;
+  int hs_counted;   /* the handshake is in the metrics' counts (SLI_METRICS) */
+  int counted_live; /* in the metrics' live count (SLI_METRICS): the owner's end takes it out */
   sli_conn *conn;
   int64_t sniff_deadline_ms;
   int64_t hs_deadline_ms; /* the handshake must finish by then (SLI_HANDSHAKE_TIMEOUT) */
@@ -253,11 +267,21 @@ typedef struct fdent {
   uint8_t epolled;     /* registered in an epoll set through our epoll_ctl */
   uint8_t cloexec;     /* the host's view of FD_CLOEXEC (the kernel always has it on TLS fds) */
   uint8_t epset;       /* an epoll fd we track */
+  uint8_t priv;        /* the shim's own descriptor (shim_private_set): never the host's to close */
   uint32_t placed_gen; /* the fork generation in which this process placed the fd here (dup2, or
                           FD_CLOEXEC cleared): its meaning to hand it to an exec'd program */
 } fdent;
 
 HIDDEN extern fdent *fdtab;
+/* Private descriptors — a lingering connection's dup, the service thread's epoll and eventfd, the
+ * metrics sockets: the host never opened them, so its close() gets EBADF and its closefrom and
+ * close_range skip them, as if the numbers were not open (fdtable.c). */
+HIDDEN void shim_private_set(int fd, int on);
+HIDDEN int shim_private(int fd);
+HIDDEN int shim_close_range_skipping(unsigned first, unsigned last, int flags);
+HIDDEN int shim_private_move(int fd); /* to another number: the new one, or -1 */
+HIDDEN void shim_private_vacate_conn(int fd); /* dup2 onto a connection's private dup: it moves */
+HIDDEN void svc_vacate(int fd); /* dup2 onto the service thread's epoll or eventfd: it moves */
 HIDDEN extern size_t fdtab_cap;
 HIDDEN extern pid_t shim_pid;    /* this process (updated after fork) */
 HIDDEN extern atomic_int shim_live; /* live connections in this process */
@@ -307,7 +331,10 @@ static inline int tc_owned(tconn *tc) {
  * e.g. to the exit finisher, must not end it for the owner). */
 static inline void tc_end_claim(tconn *tc) {
   int32_t me = shim_pid;
-  atomic_compare_exchange_strong(tc->claim, &me, CLAIM_ENDED);
+  if (atomic_compare_exchange_strong(tc->claim, &me, CLAIM_ENDED) && tc->counted_live) {
+    tc->counted_live = 0;
+    shim_count_ended();
+  }
 }
 
 /* ---- tls_io.c: one connection's reads, writes, waits and readiness (tc->lock taken inside). ---- */

@@ -375,6 +375,23 @@ void tc_flush_blocking(tconn *tc, int64_t deadline_ms) {
   }
 }
 
+/* ---- the engine's plaintext, counted for SLI_METRICS ---- */
+
+/* noticed_secured counts a handshake once, wherever it completed (step, or a read or write that
+ * drove it). */
+static void noticed_secured(tconn *tc) {
+  if (tc->hs_counted || !sli_conn_is_secured(tc->conn)) return;
+  tc->hs_counted = tc->counted_live = 1;
+  shim_count_handshake(sli_conn_is_resumed(tc->conn));
+}
+
+static ssize_t seal(tconn *tc, const void *buf, size_t len) {
+  ssize_t n = sli_conn_write(tc->conn, buf, len);
+  if (n > 0) shim_count_bytes(0, (size_t)n);
+  if (__builtin_expect(!tc->hs_counted, 0)) noticed_secured(tc);
+  return n;
+}
+
 /* ---- errors ---- */
 
 /* fail records the engine's failure as the errno the host expects, logs it once. */
@@ -386,6 +403,12 @@ static int fail(tconn *tc, int code) {
     default: e = ECONNRESET; break;
   }
   if (tc->state != ST_FAILED) {
+    if (!tc->hs_counted) {
+      shim_count_failure(code);
+    } else if (tc->counted_live) { /* an established session failed: it is over */
+      tc->counted_live = 0;
+      shim_count_ended();
+    }
     const char *m = sli_conn_error(tc->conn);
     if (sli_error_category(code) == SLI_ECAT_IO && code != SLI_E_TIMEOUT) /* resets: routine */
       shim_log(LOG_INFO_, "%s: %s: %s", tc_peer(tc), sli_err_name(code), m ? m : sli_strerror(code));
@@ -504,6 +527,7 @@ static void step(tconn *tc) {
       return;
     }
     if (r != 0) return;
+    noticed_secured(tc);
     epoll_tc_changed(tc);
   }
   if (tc->plen) pbuf_drain(tc);
@@ -556,7 +580,7 @@ void tc_timer_due_locked(tconn *tc) {
 static void pbuf_drain(tconn *tc) {
   size_t off = 0;
   while (off < tc->plen) {
-    ssize_t n = sli_conn_write(tc->conn, tc->pbuf + off, tc->plen - off);
+    ssize_t n = seal(tc, tc->pbuf + off, tc->plen - off);
     if (n > 0) {
       off += (size_t)n;
       continue;
@@ -710,7 +734,11 @@ static int after_wait(tconn *tc, int e) {
 static ssize_t decrypt(tconn *tc, void *buf, size_t len) {
   ssize_t n = sli_conn_read(tc->conn, buf, len);
   if (tc->olen) flush_locked(tc); /* the handshake, key updates and alerts produce output */
-  if (n > 0) return n;
+  if (__builtin_expect(!tc->hs_counted, 0)) noticed_secured(tc);
+  if (n > 0) {
+    shim_count_bytes((size_t)n, 0);
+    return n;
+  }
   if (n == 0) {
     tc->peer_closed = 1;
     return 0;
@@ -972,7 +1000,7 @@ static int cork_seal(tconn *tc) {
   size_t off = 0;
   int rc = 0;
   while (off < tc->clen) {
-    ssize_t n = sli_conn_write(tc->conn, tc->cbuf + off, tc->clen - off);
+    ssize_t n = seal(tc, tc->cbuf + off, tc->clen - off);
     if (n <= 0) {
       rc = (int)n;
       break;
@@ -1185,7 +1213,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
     }
     while (written < len) {
       size_t chunk = len - written < CHUNK ? len - written : CHUNK;
-      ssize_t n = sli_conn_write(tc->conn, (const char *)buf + written, chunk);
+      ssize_t n = seal(tc, (const char *)buf + written, chunk);
       if (n <= 0) {
         if (written || pre) break;
         errno = write_error(tc, n);
@@ -1208,7 +1236,7 @@ ssize_t tc_write(tconn *tc, const void *buf, size_t len, int flags) {
       size_t chunk = len - written < BLOCK_CHUNK ? len - written : BLOCK_CHUNK;
       size_t done = 0;
       while (done < chunk) {
-        ssize_t n = sli_conn_write(tc->conn, (const char *)buf + written + done, chunk - done);
+        ssize_t n = seal(tc, (const char *)buf + written + done, chunk - done);
         if (n <= 0) {
           if (written + done + pre) break;
           errno = write_error(tc, n);
@@ -1437,6 +1465,7 @@ void tc_end_locked(tconn *tc) {
       if (!tc->private_fd) {
         int p = real.fcntl(tc->io_fd, F_DUPFD_CLOEXEC, 3);
         if (p >= 0) {
+          shim_private_set(p, 1);
           tc->io_fd = p;
           tc->private_fd = 1;
         }
@@ -1458,6 +1487,7 @@ void tc_end_locked(tconn *tc) {
       if (!tc->private_fd) {
         int p = real.fcntl(tc->io_fd, F_DUPFD_CLOEXEC, 3);
         if (p >= 0) {
+          shim_private_set(p, 1);
           tc->io_fd = p;
           tc->private_fd = 1;
         }
@@ -1469,7 +1499,10 @@ void tc_end_locked(tconn *tc) {
       tc_end_claim(tc);
     }
   }
-  if (tc->private_fd && tc->io_fd >= 0) real.close(tc->io_fd);
+  if (tc->private_fd && tc->io_fd >= 0) {
+    shim_private_set(tc->io_fd, 0);
+    real.close(tc->io_fd);
+  }
   tc->private_fd = 0;
   tc->io_fd = -1;
   tc_mark_failed(tc);

@@ -1,5 +1,5 @@
 /* metrics.c — `sli serve --metrics ADDR:PORT`: the context's counters (sli_ctx_stats) and the served
- * certificate's remaining life, in Prometheus' text format, over plain HTTP on the loop of the
+ * certificate's remaining life, in Prometheus' text format (promtext.c), over plain HTTP on the loop of the
  * server itself. Any request on the port gets the page; a scraper is expected on loopback or a
  * private network (the page holds no secret, but it is not TLS). */
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "metrics.h"
+#include "promtext.h"
 
 typedef struct scrape {
   uv_tcp_t tcp;
@@ -18,48 +19,20 @@ typedef struct scrape {
   uv_buf_t buf;
 } scrape;
 
-static const char *const categories[] = {"ok", "blocked", "closed", "io", "alert", "protocol",
-                                         "verify", "config", "crypto", "usage", "internal"};
-
 /* page writes the metrics into a new buffer; its length in *len. */
 static char *page(metrics *m, size_t *len) {
   sli_stats st;
   sli_ctx_stats(m->ctx, &st, sizeof(st));
-  size_t cap = 8192, at = 0;
-  char *out = malloc(cap);
-  if (!out) return NULL;
-#define P(...) at += (size_t)snprintf(out + at, at < cap ? cap - at : 0, __VA_ARGS__)
-  P("# HELP sli_handshakes_total TLS handshakes completed.\n# TYPE sli_handshakes_total counter\n");
-  P("sli_handshakes_total %llu\n", (unsigned long long)st.handshakes);
-  P("# HELP sli_handshakes_resumed_total Handshakes that resumed a session.\n");
-  P("# TYPE sli_handshakes_resumed_total counter\nsli_handshakes_resumed_total %llu\n",
-    (unsigned long long)st.resumed);
-  P("# HELP sli_handshake_failures_total Handshakes that failed, by the category of their error.\n");
-  P("# TYPE sli_handshake_failures_total counter\n");
-  for (size_t c = 1; c < sizeof(categories) / sizeof(categories[0]); c++)
-    P("sli_handshake_failures_total{reason=\"%s\"} %llu\n", categories[c],
-      (unsigned long long)st.failed[c]);
-  P("# HELP sli_bytes_received_total Plaintext bytes read from clients.\n");
-  P("# TYPE sli_bytes_received_total counter\nsli_bytes_received_total %llu\n",
-    (unsigned long long)st.bytes_in);
-  P("# HELP sli_bytes_sent_total Plaintext bytes written to clients.\n");
-  P("# TYPE sli_bytes_sent_total counter\nsli_bytes_sent_total %llu\n", (unsigned long long)st.bytes_out);
-  P("# HELP sli_connections Connections open now.\n# TYPE sli_connections gauge\n");
-  P("sli_connections %llu\n", (unsigned long long)st.live);
+  int64_t expiry = PROMTEXT_NO_EXPIRY;
   if (m->not_after) {
     int64_t not_after = m->not_after(m->arg);
-    if (not_after > 0) {
-      P("# HELP sli_certificate_expiry_seconds Seconds until the served certificate expires.\n");
-      P("# TYPE sli_certificate_expiry_seconds gauge\nsli_certificate_expiry_seconds %lld\n",
-        (long long)(not_after - (int64_t)time(NULL)));
-    }
+    if (not_after > 0) expiry = not_after - (int64_t)time(NULL);
   }
-#undef P
-  if (at >= cap) { /* never with these few lines; refuse rather than cut */
+  char *out = malloc(8192);
+  if (out && !(*len = promtext_page(out, 8192, &st, expiry))) { /* never with these few lines */
     free(out);
-    return NULL;
+    out = NULL;
   }
-  *len = at;
   return out;
 }
 
