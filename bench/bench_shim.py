@@ -2,13 +2,13 @@
 """bench_shim.py — real servers behind TLS, side by side in one run, each against the same client.
 
 redis: redis-benchmark --tls against redis with the shim, redis's own TLS (OpenSSL 3), stunnel,
-       hitch and haproxy in front of a plain redis, and plain redis (the ceiling): pipelined GET/s,
+       hitch, haproxy and `sli proxy` in front of a plain redis, and plain redis (the ceiling): pipelined GET/s,
        new connections/s (a full handshake each), RSS per idle TLS connection, the shim's cost on
        plain fds (loaded, no port configured).
 nginx: h2load --h1 (16 connections, keep-alive) against nginx (1 worker, sendfile on) with the shim
        and nginx's own TLS (OpenSSL 3), a 1 KiB and a 1 MiB file: requests/s.
-node:  h2load --h1 against node's plain `http` server with the shim and node's own `https` server
-       (OpenSSL), a 1 KiB response: requests/s.
+node:  h2load --h1 against node's plain `http` server with the shim, node's own `https` server
+       (OpenSSL), and the four proxies in front of a plain node, a 1 KiB response: requests/s.
 
 With --landed PATH (a libsli-preload.so built from an earlier commit), that shim is measured too, in
 the same run, so "no figure below the landed shim's" is a same-run comparison.
@@ -34,6 +34,7 @@ import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PRELOAD = os.path.join(TOP, "build", "shim", "libsli-preload.so")
+SLI = os.path.join(TOP, "build", "tools", "sli")
 D = tempfile.mkdtemp(prefix="sli-bench-")
 procs = []
 ARGS = None
@@ -140,23 +141,36 @@ def redis_fronts(plain_port):
                           "--tls-ca-cert-file", D + "/cert.pem", "--tls-auth-clients", "no",
                           "--save", "", "--appendonly", "no"], port=p)
     out["redis native TLS"] = (p, nr.pid)
+    out.update(proxies(plain_port, "redis"))
+    return out
+
+
+def proxies(plain_port, tag):
+    """TLS proxies in front of a plain server on plain_port: stunnel, hitch, haproxy, sli proxy."""
+    out = {}
     p = free_port()
-    with open(D + "/stunnel.conf", "w") as f:
-        f.write("foreground = yes\npid =\n[redis]\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\n"
-                "cert = %s/cert.pem\nkey = %s/key.pem\n" % (p, plain_port, D, D))
-    st = start("stunnel", ["stunnel", D + "/stunnel.conf"], port=p)
+    with open(D + "/stunnel-%s.conf" % tag, "w") as f:
+        f.write("foreground = yes\npid =\n[%s]\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\n"
+                "cert = %s/cert.pem\nkey = %s/key.pem\n" % (tag, p, plain_port, D, D))
+    st = start("stunnel-" + tag, ["stunnel", D + "/stunnel-%s.conf" % tag], port=p)
     out["stunnel"] = (p, st.pid)
     p = free_port()
-    hi = start("hitch", ["hitch", "--frontend=[127.0.0.1]:%d" % p, "--backend=[127.0.0.1]:%d" % plain_port,
-                         "--workers=1", "--user=nobody", D + "/both.pem"], port=p)
+    hi = start("hitch-" + tag, ["hitch", "--frontend=[127.0.0.1]:%d" % p,
+                                "--backend=[127.0.0.1]:%d" % plain_port, "--workers=%d" % os.cpu_count(),
+                                "--user=nobody", D + "/both.pem"], port=p)
     out["hitch"] = (p, hi.pid)
     p = free_port()
-    with open(D + "/haproxy.cfg", "w") as f:
+    with open(D + "/haproxy-%s.cfg" % tag, "w") as f:
         f.write("global\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n"
                 "  timeout server 60s\nfrontend fe\n  bind 127.0.0.1:%d ssl crt %s/both.pem\n"
                 "  default_backend be\nbackend be\n  server r 127.0.0.1:%d\n" % (p, D, plain_port))
-    ha = start("haproxy", ["haproxy", "-f", D + "/haproxy.cfg", "-db"], port=p)
+    ha = start("haproxy-" + tag, ["haproxy", "-f", D + "/haproxy-%s.cfg" % tag, "-db"], port=p)
     out["haproxy"] = (p, ha.pid)
+    p = free_port()
+    sp = start("sli-proxy-" + tag, [SLI, "proxy", "--listen", "127.0.0.1:%d" % p, "--cert",
+                                     D + "/cert.pem", "--key", D + "/key.pem",
+                                     "--backend", "127.0.0.1:%d" % plain_port], port=p)
+    out["sli proxy"] = (p, sp.pid)
     return out
 
 
@@ -320,6 +334,10 @@ def run_node():
     p = free_port()
     start("node-https", ["node", app, "https", str(p), D + "/cert.pem", D + "/key.pem"], port=p)
     servers["node https (OpenSSL)"] = p
+    plain = free_port()
+    start("node-plain", ["node", app, "http", str(plain)], port=plain)
+    for label, (port, _) in proxies(plain, "node").items():
+        servers[label + " in front of node http"] = port
     res = {l: [] for l in servers}
     for _ in range(ARGS.runs):
         for label, port in servers.items():

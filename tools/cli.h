@@ -38,6 +38,8 @@ int cli_error(const char *cmd, int code, const char *msg);
 int cli_is_help(const char *arg);
 /* cli_listen / cli_connect: TCP on "HOST:PORT" ("[::1]:443" for IPv6); return an fd or -1. */
 int cli_listen(const char *addr, int *out_port);
+/* cli_listen_shared is cli_listen with SO_REUSEPORT, for a server whose loops each listen. */
+int cli_listen_shared(const char *addr, int *out_port);
 int cli_connect(const char *addr, char *out_host, size_t host_cap);
 void cli_print_cert(const sli_cert *c, const char *indent);
 

@@ -1,7 +1,10 @@
-/* cmd_serve.c — `sli serve`: a TLS server on a libuv loop: its command line, its listener, its
- * signals. Each connection is relay.c's (--echo sends back what it receives; --backend HOST:PORT
- * relays to a plain TCP server). SIGHUP reloads the configuration (new handshakes get it, live
- * connections keep theirs); SIGTERM and SIGINT drain. */
+/* cmd_serve.c — `sli serve` and `sli proxy`: the command line (and --config, a file of the same
+ * flags), the settings, and the main thread's loop: signals, reloads, the certificate's expiry,
+ * metrics. The connections are accepted and relayed on the loops of loops.c, each on its own
+ * thread (--workers; `sli proxy` has one per core), by relay.c: --echo sends back what it
+ * receives, --backend HOST:PORT and --route NAME=HOST:PORT relay to plain TCP servers, --client
+ * turns the roles (plain in, verified TLS out). SIGHUP reloads the configuration (new handshakes
+ * get it, live connections keep theirs); SIGTERM and SIGINT drain. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -18,59 +21,23 @@
 
 #include "cli.h"
 #include "metrics.h"
+#include "loops.h"
 #include "relay.h"
 
 typedef struct server {
-  relay_server relay; /* the connections (relay.c) */
-  uv_loop_t *loop;
-  int lfd, spare_fd; /* the listening socket; a descriptor kept for turning clients away */
-  uv_poll_t listener;
+  uv_loop_t *loop; /* the main thread's: signals, the file watch, expiry, metrics */
+  relay_settings set;
+  relay_route routes[64];
+  serve_loops loops;
   uv_signal_t sighup, sigterm, sigint;
-  uv_timer_t drain, watch, expiry;
+  uv_timer_t watch, expiry;
   metrics metrics;
   char files_seen[4096]; /* the watched files' identities when the settings were last loaded */
   cli_tls_opts opts;
   uint32_t drain_ms;
   int stopping;
-  uint64_t last_accept_error_ms;
 } server;
 
-/* turn_away: out of descriptors, a client waiting in the backlog is accepted with the spare one
- * and told so — a fatal internal_error alert, which a TLS client may take in plaintext before the
- * handshake — rather than closed in silence; and it is said in the log, once a second. */
-static int turn_away(server *srv, int err) {
-  uint64_t now = uv_now(srv->loop);
-  if (!srv->last_accept_error_ms || now - srv->last_accept_error_ms >= 1000) {
-    relay_log("accept: %s: a client was turned away", strerror(err));
-    srv->last_accept_error_ms = now ? now : 1;
-  }
-  if (srv->spare_fd < 0) return -1;
-  close(srv->spare_fd);
-  int fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  if (fd >= 0) {
-    static const unsigned char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50};
-    if (send(fd, alert, sizeof(alert), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-    }
-    close(fd);
-  }
-  srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  return fd >= 0 ? 0 : -1;
-}
-
-static void on_listener(uv_poll_t *h, int status, int events) {
-  server *srv = h->data;
-  for (int i = 0; i < 64 && !srv->stopping; i++) { /* a batch, then the other events */
-    int fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd >= 0) {
-      relay_start(&srv->relay, fd);
-      continue;
-    }
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if ((errno == EMFILE || errno == ENFILE) && turn_away(srv, errno) == 0) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) relay_log("accept: %s", strerror(errno));
-    return;
-  }
-}
 static sli_config *make_config(server *srv) {
   sli_config *cfg = sli_config_new();
   if (!cfg) return NULL;
@@ -111,7 +78,8 @@ static int64_t not_after(void *arg) {
   char dcert[4096], dkey[4096];
   for (int k = 0; k < srv->opts.n && !path; k++)
     if (!strcmp(srv->opts.names[k], "SLI_CERT")) path = srv->opts.values[k];
-  if (!path && sli_default_identity(dcert, dkey, sizeof(dcert)) == 0) path = dcert;
+  if (!path && !srv->set.client_mode && sli_default_identity(dcert, dkey, sizeof(dcert)) == 0)
+    path = dcert;
   sli_cert *c = NULL;
   if (!path || sli_cert_load_file(&c, path, NULL, 0)) return 0;
   int64_t t = sli_cert_not_after(c);
@@ -158,7 +126,7 @@ static void reload(server *srv, const char *why) {
     relay_log("reload (%s) failed; keeping the previous configuration", why);
     return;
   }
-  int rc = sli_ctx_reload(srv->relay.ctx, cfg, 0);
+  int rc = sli_ctx_reload(srv->set.ctx, cfg, 0);
   if (rc)
     relay_log("reload (%s) failed (%s: %s); keeping the previous configuration", why,
               sli_err_name(rc), sli_config_error(cfg));
@@ -167,122 +135,234 @@ static void reload(server *srv, const char *why) {
   sli_config_free(cfg);
 }
 
-static void on_drained(relay_server *r) {
-  server *srv = (server *)r;
-  if (srv->stopping) uv_stop(srv->loop);
-}
-
-static void on_drain_timeout(uv_timer_t *t) {
-  server *srv = t->data;
-  size_t n = relay_cut(&srv->relay);
-  if (n) relay_log("drain: %zu connection(s) still open after %u ms: cut (reset)", n, srv->drain_ms);
+static void on_all_stopped(uv_async_t *a) {
+  server *srv = a->data;
+  uv_stop(srv->loop);
 }
 
 /* on_stop: SIGTERM or SIGINT drains: no new connection, the live ones finish (up to --drain-timeout,
  * then they are cut with a reset, never a clean end), then exit 0. A second signal cuts at once. */
 static void on_stop(uv_signal_t *h, int sig) {
   server *srv = h->data;
-  if (srv->stopping) {
-    on_drain_timeout(&srv->drain);
-    return;
-  }
-  srv->stopping = 1;
+  size_t live = loops_stop(&srv->loops);
+  if (srv->stopping++) return;
   cli_sd_notify("STOPPING=1");
-  if (!uv_is_closing((uv_handle_t *)&srv->listener)) { /* no new connection: refused */
-    uv_poll_stop(&srv->listener);
-    uv_close((uv_handle_t *)&srv->listener, NULL);
-    close(srv->lfd);
-  }
-  relay_log("stopping: %zu live connection(s) to finish (up to %u ms)", srv->relay.n_live,
-            srv->drain_ms);
-  if (srv->relay.n_live == 0) {
-    uv_stop(srv->loop);
-    return;
-  }
-  uv_timer_start(&srv->drain, on_drain_timeout, srv->drain_ms, 0);
+  relay_log("stopping: %zu live connection(s) to finish (up to %u ms)", live, srv->drain_ms);
 }
 
 static int usage(int help) {
+  FILE *o = help ? stdout : stderr;
   if (!strcmp(relay_name, "proxy"))
-    fprintf(help ? stdout : stderr,
-            "usage: sli proxy --listen ADDR:PORT --backend HOST:PORT [TLS settings] [options]\n"
-            "  A TLS front for a plain TCP server: sli serve --backend under its own name, the\n"
-            "  options below the same.\n");
-  fprintf(help ? stdout : stderr,
-          "usage: sli serve --listen ADDR:PORT [TLS settings] (--echo | --backend HOST:PORT)\n"
-          "  Serves TLS on ADDR:PORT (port 0 picks one; the line 'listening on ADDR:PORT' says\n"
-          "  which). Without --cert/--key it uses the per-install default identity. --echo sends\n"
-          "  back what it receives; --backend forwards each connection to a plain TCP server.\n"
-          "  Certificate files that change (a rename, a rewrite) are reloaded within a second, as\n"
-          "  on SIGHUP, which reloads every setting. SIGTERM and SIGINT drain: no new\n"
-          "  connection, the live ones finish within --drain-timeout MS (default 10000), then exit.\n"
+    fprintf(o,
+            "usage: sli proxy --listen ADDR:PORT (--backend HOST:PORT | --route NAME=HOST:PORT...)\n"
+            "                 [TLS settings] [options]\n"
+            "       sli proxy --client --listen ADDR:PORT --backend HOST:PORT [--servername NAME]\n"
+            "                 [TLS settings] [options]\n"
+            "  A TLS front for plain TCP servers: TLS in, plain out; each client goes to the route\n"
+            "  its SNI name chooses (NAME, or *.DOMAIN for one label in front of DOMAIN), else to\n"
+            "  --backend. --client turns it round: plain in, TLS out to --backend, verified against\n"
+            "  --ca (else the system's roots) as --servername (else the backend's host). One loop\n"
+            "  per core (--workers N to choose).\n");
+  else
+    fprintf(o, "usage: sli serve --listen ADDR:PORT [TLS settings] (--echo | --backend HOST:PORT)\n"
+               "                 [options]\n"
+               "  Serves TLS on ADDR:PORT. --echo sends back what it receives; --backend forwards\n"
+               "  each connection to a plain TCP server (`sli proxy` does more of that).\n");
+  fprintf(o,
+          "  Port 0 picks a port; the line 'listening on ADDR:PORT' says which. Without --cert/--key\n"
+          "  a server uses the per-install default identity. Certificate files that change (a\n"
+          "  rename, a rewrite) are reloaded within a second, as on SIGHUP, which reloads every\n"
+          "  setting. SIGTERM and SIGINT drain: no new connection, the live ones finish within\n"
+          "  --drain-timeout MS (default 10000), then exit.\n"
+          "  --workers N         event loops, each on its own thread and listening socket\n"
+          "                      (SO_REUSEPORT); default 1 for serve, the number of cores for proxy.\n"
           "  --metrics ADDR:PORT serves counters in Prometheus' text format (plain HTTP).\n"
           "  --proxy-protocol v1|v2 tells the backend the client's address (HAProxy's PROXY header).\n"
+          "  --config FILE       more of these flags, one per line, without the dashes:\n"
+          "                      'backend 127.0.0.1:6379' ('#' starts a comment); the command\n"
+          "                      line comes after the file (a flag given once: the command line wins).\n"
           "  Under systemd: the socket it hands over (LISTEN_FDS) replaces --listen, and READY=1 /\n"
           "  STOPPING=1 go to NOTIFY_SOCKET (Type=notify).\n");
-  cli_print_tls_flags(help ? stdout : stderr);
+  cli_print_tls_flags(o);
   return help ? EXIT_OK : EXIT_USAGE;
 }
 
+/* resolve: "HOST:PORT" ("[::1]:PORT") to an address; the host part in `host` if asked. */
+static int resolve(const char *addr, struct sockaddr_storage *out, char *host, size_t host_cap) {
+  char *b = strdup(addr);
+  char *colon = b ? strrchr(b, ':') : NULL;
+  if (!colon) {
+    free(b);
+    return -1;
+  }
+  *colon = 0;
+  char *h = b[0] == '[' ? b + 1 : b;
+  if (h != b && h[0] && h[strlen(h) - 1] == ']') h[strlen(h) - 1] = 0;
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+  int rc = getaddrinfo(h, colon + 1, &hints, &res);
+  if (rc == 0) {
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (host) snprintf(host, host_cap, "%s", h);
+  }
+  free(b);
+  return rc ? -1 : 0;
+}
+
+/* with_config: the arguments with those of --config FILE in front (FILE's lines "name value" or
+ * "name" become "--name value"); NULL after saying why. What it makes lives until exit (`kept`). */
+static char **volatile kept; /* volatile: the stores stay, so LeakSanitizer sees them held */
+static char **with_config(int *argc, char **argv) {
+  const char *file = NULL;
+  for (int i = 1; i + 1 < *argc; i++)
+    if (!strcmp(argv[i], "--config")) file = argv[i + 1];
+  if (!file) return argv;
+  FILE *f = fopen(file, "re");
+  if (!f) {
+    fprintf(stderr, "sli %s: --config %s: %s\n", relay_name, file, strerror(errno));
+    return NULL;
+  }
+  size_t cap = (size_t)*argc + 64, n = 0;
+  char **out = kept = calloc(cap, sizeof(*out)), line[4096];
+  if (!out) {
+    fclose(f);
+    return NULL;
+  }
+  out[n++] = argv[0];
+  int lineno = 0;
+  while (fgets(line, sizeof(line), f)) {
+    lineno++;
+    char *p = line + strspn(line, " \t");
+    p[strcspn(p, "\r\n")] = 0;
+    if (!*p || *p == '#') continue;
+    char *end = p + strcspn(p, " \t=");
+    char *value = end + strspn(end, " \t");
+    if (*value == '=') value += 1 + strspn(value + 1, " \t");
+    *end = 0;
+    size_t vl = strlen(value);
+    while (vl && (value[vl - 1] == ' ' || value[vl - 1] == '\t')) value[--vl] = 0;
+    if (!strcmp(p, "config") || p[0] == '-') {
+      fprintf(stderr, "sli %s: %s line %d: '%s' is not a flag name (write it without dashes)\n",
+              relay_name, file, lineno, p);
+      fclose(f);
+      return NULL;
+    }
+    if (n + 2 >= cap) {
+      char **grown = realloc(out, (cap *= 2) * sizeof(*out));
+      if (!grown) {
+        fclose(f);
+        return NULL;
+      }
+      out = kept = grown;
+    }
+    size_t pl = strlen(p);
+    char *flag = malloc(pl + 3);
+    if (!flag) {
+      fclose(f);
+      return NULL;
+    }
+    memcpy(flag, "--", 2);
+    memcpy(flag + 2, p, pl + 1);
+    out[n++] = flag;
+    if (*value) out[n++] = strdup(value);
+  }
+  fclose(f);
+  char **all = realloc(out, (n + (size_t)*argc) * sizeof(*out));
+  if (!all) return NULL;
+  kept = all;
+  for (int i = 1; i < *argc; i++) {
+    if (!strcmp(argv[i], "--config")) {
+      i++;
+      continue;
+    }
+    all[n++] = argv[i];
+  }
+  all[n] = NULL;
+  *argc = (int)n;
+  return all;
+}
+
 int cmd_serve(int argc, char **argv) {
-  server srv = {0};
-  const char *listen_addr = NULL, *backend = NULL, *metrics_addr = NULL;
+  static server srv;
+  const char *listen_addr = NULL, *backend = NULL, *metrics_addr = NULL, *servername = NULL;
   relay_name = !strcmp(argv[0], "proxy") ? "proxy" : "serve";
-  srv.relay.handshake_timeout_ms = 30000;
+  int proxy = !strcmp(relay_name, "proxy");
+  argv = with_config(&argc, argv);
+  if (!argv) return EXIT_CONFIG;
+  relay_settings *set = &srv.set;
+  set->handshake_timeout_ms = 30000;
   srv.drain_ms = 10000;
+  long workers = proxy ? uv_available_parallelism() : 1;
   for (int i = 1; i < argc; i++) {
     int t = cli_take_tls_flag(&srv.opts, argc, argv, &i);
     if (t < 0) return usage(0);
     if (t) {
       if (!strcmp(argv[i - 1], "--handshake-timeout"))
-        srv.relay.handshake_timeout_ms = (uint32_t)atol(argv[i]);
+        set->handshake_timeout_ms = (uint32_t)atol(argv[i]);
       continue;
     }
     if (cli_is_help(argv[i])) return usage(1);
-    if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen_addr = argv[++i];
-    else if (!strcmp(argv[i], "--echo")) srv.relay.echo = 1;
-    else if (!strcmp(argv[i], "--drain-timeout") && i + 1 < argc) srv.drain_ms = (uint32_t)atol(argv[++i]);
-    else if (!strcmp(argv[i], "--metrics") && i + 1 < argc) metrics_addr = argv[++i];
-    else if (!strcmp(argv[i], "--proxy-protocol") && i + 1 < argc) {
+    int more = i + 1 < argc;
+    if (!strcmp(argv[i], "--listen") && more) listen_addr = argv[++i];
+    else if (!strcmp(argv[i], "--echo")) set->echo = 1;
+    else if (!strcmp(argv[i], "--client") && proxy) set->client_mode = 1;
+    else if (!strcmp(argv[i], "--servername") && more) servername = argv[++i];
+    else if (!strcmp(argv[i], "--drain-timeout") && more) srv.drain_ms = (uint32_t)atol(argv[++i]);
+    else if (!strcmp(argv[i], "--workers") && more) workers = atol(argv[++i]);
+    else if (!strcmp(argv[i], "--metrics") && more) metrics_addr = argv[++i];
+    else if (!strcmp(argv[i], "--proxy-protocol") && more) {
       const char *v = argv[++i];
-      srv.relay.proxy_protocol = !strcmp(v, "v1") ? 1 : !strcmp(v, "v2") ? 2 : -1;
-      if (srv.relay.proxy_protocol < 0) return usage(0);
+      set->proxy_protocol = !strcmp(v, "v1") ? 1 : !strcmp(v, "v2") ? 2 : -1;
+      if (set->proxy_protocol < 0) return usage(0);
+    } else if (!strcmp(argv[i], "--backend") && more) backend = argv[++i];
+    else if (!strcmp(argv[i], "--route") && more && proxy) {
+      const char *r = argv[++i], *eq = strchr(r, '=');
+      relay_route *rt = &srv.routes[set->n_routes];
+      if (!eq || eq == r || (size_t)(eq - r) >= sizeof(rt->name) || set->n_routes == 64) {
+        fprintf(stderr, "sli proxy: --route '%s' is not NAME=HOST:PORT\n", r);
+        return EXIT_USAGE;
+      }
+      memcpy(rt->name, r, (size_t)(eq - r));
+      rt->name[eq - r] = 0;
+      if (resolve(eq + 1, &rt->backend, NULL, 0)) {
+        fprintf(stderr, "sli proxy: cannot resolve the route's backend '%s'\n", eq + 1);
+        return EXIT_CONFIG;
+      }
+      set->n_routes++;
+    } else {
+      fprintf(stderr, "sli %s: unknown or incomplete option '%s'\n", relay_name, argv[i]);
+      return usage(0);
     }
-    else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
-    else return usage(0);
   }
+  set->routes = srv.routes;
   int activated = cli_sd_listen_fd(); /* systemd's socket, if it gave one */
-  if ((!listen_addr && activated < 0) || (srv.relay.echo == !!backend)) return usage(0);
-  if (!strcmp(relay_name, "proxy") && !backend) return usage(0); /* a proxy has a backend */
-  if (srv.relay.proxy_protocol && !backend) return usage(0);
+  int relays = backend || set->n_routes;
+  if (!listen_addr && activated < 0) return usage(0);
+  if (set->echo == relays || (proxy && set->echo) || workers < 1 || workers > 256) return usage(0);
+  if (set->proxy_protocol && !relays) return usage(0);
+  if (set->client_mode && (!backend || set->n_routes || set->proxy_protocol)) return usage(0);
+  if (servername && !set->client_mode) return usage(0);
+  char backend_host[256] = "";
   if (backend) {
-    char *b = strdup(backend), *colon = strrchr(b, ':');
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-    if (!colon) return usage(0);
-    *colon = 0;
-    char *h = b[0] == '[' ? b + 1 : b;
-    if (h != b && h[strlen(h) - 1] == ']') h[strlen(h) - 1] = 0;
-    if (getaddrinfo(h, colon + 1, &hints, &res) != 0) {
-      fprintf(stderr, "sli serve: cannot resolve backend '%s'\n", backend);
+    if (resolve(backend, &set->backend, backend_host, sizeof(backend_host))) {
+      fprintf(stderr, "sli %s: cannot resolve backend '%s'\n", relay_name, backend);
       return EXIT_CONFIG;
     }
-    memcpy(&srv.relay.backend, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    free(b);
+    set->has_backend = 1;
   }
+  if (set->client_mode)
+    snprintf(set->servername, sizeof(set->servername), "%s", servername ? servername : backend_host);
   sli_config *cfg = make_config(&srv);
   if (!cfg) return EXIT_CONFIG;
-  int rc = sli_ctx_new_server(&srv.relay.ctx, cfg, 0);
-  if (rc) return cli_error("serve", rc, sli_config_error(cfg));
+  int rc = set->client_mode ? sli_ctx_new_client(&set->ctx, cfg, 0) : sli_ctx_new_server(&set->ctx, cfg, 0);
+  if (rc) return cli_error(relay_name, rc, sli_config_error(cfg));
   sli_config_free(cfg);
 
   int port = 0;
-  int lfd = activated >= 0 ? activated : cli_listen(listen_addr, &port);
+  int lfd = activated >= 0 ? activated
+            : workers > 1 ? cli_listen_shared(listen_addr, &port) : cli_listen(listen_addr, &port);
   if (lfd < 0) return EXIT_FAIL;
-  srv.loop = srv.relay.loop = uv_default_loop();
-  srv.relay.on_last_closed = on_drained;
-  uv_timer_init(srv.loop, &srv.drain);
-  srv.drain.data = &srv;
+  srv.loop = uv_default_loop();
   /* rotated certificates are taken without a signal: the files are looked at twice a second */
   files_id(&srv, srv.files_seen, sizeof(srv.files_seen));
   uv_timer_init(srv.loop, &srv.watch);
@@ -295,24 +375,14 @@ int cmd_serve(int argc, char **argv) {
   uv_unref((uv_handle_t *)&srv.expiry);
   if (metrics_addr) {
     int mport = 0, mfd = cli_listen(metrics_addr, &mport);
-    srv.metrics = (metrics){.loop = srv.loop, .ctx = srv.relay.ctx, .not_after = not_after, .arg = &srv};
+    srv.metrics = (metrics){.loop = srv.loop, .ctx = set->ctx, .not_after = not_after, .arg = &srv};
     if (mfd < 0 || metrics_start(&srv.metrics, mfd)) {
-      fprintf(stderr, "sli serve: cannot serve metrics on %s\n", metrics_addr);
+      fprintf(stderr, "sli %s: cannot serve metrics on %s\n", relay_name, metrics_addr);
       return EXIT_FAIL;
     }
     uv_unref((uv_handle_t *)&srv.metrics.listener);
     printf("metrics on port %d\n", mport);
   }
-  srv.lfd = lfd;
-  srv.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  int fl = fcntl(lfd, F_GETFL);
-  if (fl < 0 || fcntl(lfd, F_SETFL, fl | O_NONBLOCK) < 0 || listen(lfd, 511) < 0 ||
-      uv_poll_init(srv.loop, &srv.listener, lfd) ||
-      uv_poll_start(&srv.listener, UV_READABLE, on_listener)) {
-    fprintf(stderr, "sli serve: cannot listen\n");
-    return EXIT_FAIL;
-  }
-  srv.listener.data = &srv;
   uv_signal_init(srv.loop, &srv.sighup);
   uv_signal_init(srv.loop, &srv.sigterm);
   uv_signal_init(srv.loop, &srv.sigint);
@@ -320,6 +390,10 @@ int cmd_serve(int argc, char **argv) {
   uv_signal_start(&srv.sighup, on_sighup, SIGHUP);
   uv_signal_start(&srv.sigterm, on_stop, SIGTERM);
   uv_signal_start(&srv.sigint, on_stop, SIGINT);
+  if (loops_start(&srv.loops, (int)workers, lfd, activated >= 0, set, srv.drain_ms, srv.loop,
+                  on_all_stopped))
+    return EXIT_FAIL;
+  srv.loops.all_done.data = &srv;
   char shown[300];
   if (activated >= 0) { /* the address systemd bound */
     struct sockaddr_storage ss;
@@ -338,7 +412,8 @@ int cmd_serve(int argc, char **argv) {
   fflush(stdout);
   cli_sd_notify("READY=1");
   uv_run(srv.loop, UV_RUN_DEFAULT);
+  loops_join(&srv.loops);
   relay_log("stopped");
-  sli_ctx_free(srv.relay.ctx);
+  sli_ctx_free(set->ctx);
   return EXIT_OK;
 }

@@ -103,7 +103,13 @@ static int split_addr(const char *addr, char *host, size_t cap, char *port, size
   return port[0] ? 0 : -1;
 }
 
-int cli_listen(const char *addr, int *out_port) {
+static int listen_on(const char *addr, int *out_port, int reuseport);
+
+int cli_listen(const char *addr, int *out_port) { return listen_on(addr, out_port, 0); }
+
+int cli_listen_shared(const char *addr, int *out_port) { return listen_on(addr, out_port, 1); }
+
+static int listen_on(const char *addr, int *out_port, int reuseport) {
   char host[256], port[32];
   if (split_addr(addr, host, sizeof(host), port, sizeof(port))) {
     fprintf(stderr, "sli: '%s' is not HOST:PORT\n", addr);
@@ -119,6 +125,7 @@ int cli_listen(const char *addr, int *out_port) {
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 512)) {
     fprintf(stderr, "sli: cannot listen on '%s': %s\n", addr, strerror(errno));
     if (fd >= 0) close(fd);

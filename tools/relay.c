@@ -1,6 +1,9 @@
-/* relay.c — one connection of `sli serve`: TLS from the client through the engine's callback
- * transport (ciphertext in memory, libuv does the socket I/O), then either echoed or relayed to a
- * plain backend. See relay.h for the rules; in short, for each direction:
+/* relay.c — one connection of `sli serve` / `sli proxy`: TLS from the client through the engine's
+ * callback transport (ciphertext in memory, libuv does the socket I/O), then either echoed or
+ * relayed to a plain backend, the one of the route the client's SNI name chooses. In client mode
+ * the roles turn: the accepted connection is plain and the TLS side is the one we make, to a
+ * server we verify; below, "client" is always the TLS side and "backend" the plain one.
+ * See relay.h for the rules; in short, for each direction:
  *   client → backend: ciphertext read from the client (while `in` is under the high-water mark),
  *     decrypted only while the backend's queue is under it, written to the backend; the client's
  *     close_notify becomes a FIN to the backend after the queued bytes (uv_shutdown waits for them);
@@ -11,6 +14,8 @@
  * The connection ends when both directions have ended and every queue is written. */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <strings.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +35,7 @@ struct relay_conn {
   size_t to_client, to_backend; /* bytes handed to uv_write and not yet written */
   int open_handles;
   int backend_init, backend_up, client_reading, backend_reading;
+  int tls_up;           /* the TLS side's socket is connected (client mode: once we made it) */
   int secured;
   int client_eof;       /* the client's TCP FIN */
   int tls_in_done;      /* the client's direction ended (close_notify read) */
@@ -56,9 +62,11 @@ const char *relay_name = "serve";
 void relay_log(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
+  flockfile(stderr); /* one whole line, whichever loop's thread logs */
   fprintf(stderr, "sli %s: ", relay_name);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
+  funlockfile(stderr);
   va_end(ap);
 }
 
@@ -118,20 +126,23 @@ static void end_client(relay_conn *c) {
  * flood it; the next line that passes says how many were left out. Returns 1 to log this one. */
 #define FAILURES_PER_SECOND 20
 static int failure_shown(relay_server *srv) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* one limit for every loop */
   static uint64_t second;
   static unsigned shown, hidden;
   uint64_t now = uv_now(srv->loop) / 1000;
+  unsigned left_out = 0;
+  int ok = 1;
+  pthread_mutex_lock(&mu);
   if (now != second) {
-    if (hidden) relay_log("%u more failed connections in the last second were not logged", hidden);
+    left_out = hidden;
     second = now;
     shown = hidden = 0;
   }
-  if (shown < FAILURES_PER_SECOND) {
-    shown++;
-    return 1;
-  }
-  hidden++;
-  return 0;
+  if (shown < FAILURES_PER_SECOND) shown++;
+  else hidden++, ok = 0;
+  pthread_mutex_unlock(&mu);
+  if (left_out) relay_log("%u more failed connections in the last second were not logged", left_out);
+  return ok;
 }
 
 static void fail(relay_conn *c, int code) {
@@ -152,7 +163,7 @@ static void fail(relay_conn *c, int code) {
 /* maybe_done: the end, once both directions have ended and their queues are written. */
 static void maybe_done(relay_conn *c) {
   if (c->ending || !c->tls_in_done || !c->tls_out_done) return;
-  if (!c->srv->echo && (!c->backend_eof || c->to_backend > 0)) return;
+  if (!c->srv->set->echo && (!c->backend_eof || c->to_backend > 0)) return;
   end_client(c);
 }
 
@@ -228,7 +239,7 @@ static int tls_write_all(relay_conn *c, const char *p, size_t len) {
 /* ---- Reading, under the high-water marks ---- */
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  static char slab[65536]; /* one loop, one read at a time */
+  static _Thread_local char slab[65536]; /* one read at a time on each loop's thread */
   buf->base = slab;
   buf->len = sizeof(slab);
 }
@@ -240,7 +251,7 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
  * takes from it only while the backend's queue is), the backend while the client's queue is. */
 static void flow(relay_conn *c) {
   if (c->ending) return;
-  int want = !c->client_eof && !c->client_shut &&
+  int want = c->tls_up && !c->client_eof && !c->client_shut &&
              c->in_len < (c->client_reading ? RELAY_HIGH_WATER : RELAY_LOW_WATER);
   if (want != c->client_reading) {
     if (want) uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_client_read);
@@ -296,18 +307,19 @@ static void pump(relay_conn *c) {
     const char *alpn = sli_conn_alpn(c->tls);
     relay_log("%s: secured %s %s%s%s%s", c->peer, sli_conn_version(c->tls), sli_conn_cipher(c->tls),
               alpn ? " alpn=" : "", alpn ? alpn : "", sli_conn_is_resumed(c->tls) ? " resumed" : "");
-    if (!c->srv->echo) start_backend(c);
+    if (c->srv->set->client_mode) c->backend_up = 1; /* the plain side is read from now on */
+    else if (!c->srv->set->echo) start_backend(c);
     if (c->ending) return;
   }
   char buf[16384];
   while (!c->tls_in_done) {
-    if (c->srv->echo ? c->to_client >= RELAY_HIGH_WATER
+    if (c->srv->set->echo ? c->to_client >= RELAY_HIGH_WATER
                      : !c->backend_up || c->to_backend >= RELAY_HIGH_WATER)
       break; /* the engine keeps the rest; the client is read while `in` has room */
     ssize_t n = sli_conn_read(c->tls, buf, sizeof(buf));
     if (n > 0) {
-      int rc = c->srv->echo ? tls_write_all(c, buf, (size_t)n) : queue_write(c, 1, buf, (size_t)n);
-      if (rc && c->srv->echo) {
+      int rc = c->srv->set->echo ? tls_write_all(c, buf, (size_t)n) : queue_write(c, 1, buf, (size_t)n);
+      if (rc && c->srv->set->echo) {
       fail(c, rc);
       return;
     }
@@ -327,7 +339,7 @@ static void pump(relay_conn *c) {
     }
     /* the client's close_notify: its direction ended */
     c->tls_in_done = 1;
-    if (c->srv->echo) {
+    if (c->srv->set->echo) {
       relay_log("%s: closed", c->peer);
       sli_conn_close(c->tls);
       c->tls_out_done = 1;
@@ -405,7 +417,7 @@ static size_t proxy_header(relay_conn *c, char *out, size_t cap) {
   int v4 = src.ss_family == AF_INET;
   const struct sockaddr_in *s4 = (void *)&src, *d4 = (void *)&dst;
   const struct sockaddr_in6 *s6 = (void *)&src, *d6 = (void *)&dst;
-  if (c->srv->proxy_protocol == 1) {
+  if (c->srv->set->proxy_protocol == 1) {
     char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
     inet_ntop(src.ss_family, v4 ? (const void *)&s4->sin_addr : (const void *)&s6->sin6_addr, a, sizeof(a));
     inet_ntop(dst.ss_family, v4 ? (const void *)&d4->sin_addr : (const void *)&d6->sin6_addr, b, sizeof(b));
@@ -448,7 +460,7 @@ static void on_backend_connect(uv_connect_t *req, int status) {
     }
   }
   c->backend_up = 1;
-  if (c->srv->proxy_protocol) { /* the real client's address, before its first byte */
+  if (c->srv->set->proxy_protocol) { /* the real client's address, before its first byte */
     char hdr[232];
     size_t n = proxy_header(c, hdr, sizeof(hdr));
     if (!n || queue_write(c, 1, hdr, n)) {
@@ -460,7 +472,34 @@ static void on_backend_connect(uv_connect_t *req, int status) {
   pump(c);
 }
 
+/* name_matches: SNI `name` against a route's (case-insensitive; "*.example.com" matches one label
+ * in front of example.com, not example.com itself). */
+static int name_matches(const char *route, const char *name) {
+  if (route[0] == '*' && route[1] == '.') {
+    const char *dot = strchr(name, '.');
+    return dot && dot != name && !strcasecmp(dot + 1, route + 2);
+  }
+  return !strcasecmp(route, name);
+}
+
+/* backend_for: the route the client's SNI name chooses, else the default backend, else NULL. */
+static const struct sockaddr_storage *backend_for(relay_conn *c) {
+  const relay_settings *set = c->srv->set;
+  const char *sni = sli_conn_servername(c->tls);
+  for (int i = 0; sni && i < set->n_routes; i++)
+    if (name_matches(set->routes[i].name, sni)) return &set->routes[i].backend;
+  return set->has_backend ? &set->backend : NULL;
+}
+
 static void start_backend(relay_conn *c) {
+  const struct sockaddr_storage *to = backend_for(c);
+  if (!to) {
+    const char *sni = sli_conn_servername(c->tls);
+    relay_log("%s: no route for the name '%s' and no default --backend: refused", c->peer,
+              sni ? sni : "(none sent)");
+    close_all(c, 1, 0);
+    return;
+  }
   int r = uv_tcp_init(c->srv->loop, &c->backend);
   if (r) {
     relay_log("%s: backend: %s", c->peer, uv_strerror(r));
@@ -474,7 +513,7 @@ static void start_backend(relay_conn *c) {
   c->open_handles++;
   uv_connect_t *req = malloc(sizeof(*req));
   if (req) req->data = c;
-  r = req ? uv_tcp_connect(req, &c->backend, (struct sockaddr *)&c->srv->backend, on_backend_connect)
+  r = req ? uv_tcp_connect(req, &c->backend, (const struct sockaddr *)to, on_backend_connect)
           : UV_ENOMEM;
   if (r) {
     free(req);
@@ -487,11 +526,42 @@ static void on_timeout(uv_timer_t *t) {
   relay_conn *c = t->data;
   if (c->secured || c->ending) return;
   relay_log("%s: SLI_E_TIMEOUT: the handshake did not complete within %u ms", c->peer,
-            c->srv->handshake_timeout_ms);
-  close_all(c, 0, 0);
+            c->srv->set->handshake_timeout_ms);
+  close_all(c, 0, c->srv->set->client_mode); /* a plain client waiting on us: a reset */
+}
+
+/* start_tls: the TLS side's socket is connected: the engine's connection, its handshake clock. */
+static void start_tls(relay_conn *c, const struct sockaddr *peer, socklen_t peer_len) {
+  const relay_settings *set = c->srv->set;
+  c->tls_up = 1;
+  int r = sli_conn_new_cbs(&c->tls, set->ctx, t_read, t_write, c,
+                           set->client_mode ? set->servername : NULL, 0);
+  if (r) {
+    relay_log("%s: %s: %s", c->peer, sli_err_name(r), sli_last_error());
+    close_all(c, 1, 1);
+    return;
+  }
+  if (peer) sli_conn_set_peer_addr(c->tls, peer, peer_len);
+  if (set->handshake_timeout_ms && !set->client_mode) /* client mode: running since the accept */
+    uv_timer_start(&c->timer, on_timeout, set->handshake_timeout_ms, 0);
+  pump(c); /* a client speaks first */
+}
+
+static void on_tls_connect(uv_connect_t *req, int status) {
+  relay_conn *c = req->data;
+  free(req);
+  if (c->ending) return;
+  if (status < 0) {
+    relay_log("%s: the TLS server is unreachable: %s", c->peer, uv_strerror(status));
+    close_all(c, 0, 1);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  start_tls(c, (const struct sockaddr *)&c->srv->set->backend, sizeof(c->srv->set->backend));
 }
 
 void relay_start(relay_server *srv, int fd) {
+  const relay_settings *set = srv->set;
   relay_conn *c = calloc(1, sizeof(*c));
   if (!c) {
     relay_log("accept: out of memory");
@@ -507,34 +577,46 @@ void relay_start(relay_server *srv, int fd) {
   if (srv->live) srv->live->prev = c;
   srv->live = c;
   srv->n_live++;
-  int r = uv_tcp_open(&c->tcp, fd);
+  /* the accepted socket: the TLS side, or in client mode the plain one */
+  uv_tcp_t *accepted = &c->tcp;
+  if (set->client_mode) {
+    uv_tcp_init(srv->loop, &c->backend);
+    c->backend.data = c;
+    c->backend_init = 1;
+    c->open_handles++;
+    accepted = &c->backend;
+  }
+  int r = uv_tcp_open(accepted, fd);
   if (r) {
     close(fd);
     relay_log("accept: %s", uv_strerror(r));
-    {
-      close_all(c, 0, 0);
-      return;
-    }
+    close_all(c, 0, 0);
+    return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
+  uv_tcp_nodelay(accepted, 1);
   struct sockaddr_storage ss;
   int sl = sizeof(ss);
   char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+  if (uv_tcp_getpeername(accepted, (struct sockaddr *)&ss, &sl) == 0)
     getnameinfo((struct sockaddr *)&ss, (socklen_t)sl, host, sizeof(host), port, sizeof(port),
                 NI_NUMERICHOST | NI_NUMERICSERV);
   snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
-  r = sli_conn_new_cbs(&c->tls, srv->ctx, t_read, t_write, c, NULL, 0);
-  if (r) {
-    relay_log("%s: %s: %s", c->peer, sli_err_name(r), sli_last_error());
-    {
-      close_all(c, 1, 0);
-      return;
-    }
+  if (!set->client_mode) {
+    start_tls(c, (struct sockaddr *)&ss, (socklen_t)sl);
+    return;
   }
-  sli_conn_set_peer_addr(c->tls, (struct sockaddr *)&ss, (socklen_t)sl);
-  if (srv->handshake_timeout_ms) uv_timer_start(&c->timer, on_timeout, srv->handshake_timeout_ms, 0);
-  flow(c);
+  /* client mode: the plain client waits (unread) until the TLS server is connected and verified,
+   * within the handshake timeout */
+  if (set->handshake_timeout_ms) uv_timer_start(&c->timer, on_timeout, set->handshake_timeout_ms, 0);
+  uv_connect_t *req = malloc(sizeof(*req));
+  if (req) req->data = c;
+  r = req ? uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&set->backend, on_tls_connect)
+          : UV_ENOMEM;
+  if (r) {
+    free(req);
+    relay_log("%s: the TLS server is unreachable: %s", c->peer, uv_strerror(r));
+    close_all(c, 0, 1);
+  }
 }
 
 size_t relay_cut(relay_server *srv) {
