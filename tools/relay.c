@@ -191,6 +191,20 @@ static void on_written(uv_write_t *req, int status) {
 }
 
 static int queue_write(relay_conn *c, int to_backend, const void *data, size_t len) {
+  uv_stream_t *to = (uv_stream_t *)(to_backend ? &c->backend : &c->tcp);
+  if ((to_backend ? c->to_backend : c->to_client) == 0) {
+    /* nothing queued: straight to the kernel (no request, copy or callback — and no epoll_ctl,
+     * which libuv 1.44 makes after every queued write drains) */
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write(to, &b, 1);
+    if (n == (int)len) return 0;
+    if (n > 0) {
+      data = (const char *)data + n;
+      len -= (size_t)n;
+    } else if (n != UV_EAGAIN) {
+      return n;
+    }
+  }
   wreq *w = malloc(sizeof(*w) + len);
   if (!w) return UV_ENOMEM;
   w->c = c;
@@ -198,7 +212,7 @@ static int queue_write(relay_conn *c, int to_backend, const void *data, size_t l
   w->len = len;
   memcpy(w->data, data, len);
   uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-  int r = uv_write(&w->req, (uv_stream_t *)(to_backend ? &c->backend : &c->tcp), &b, 1, on_written);
+  int r = uv_write(&w->req, to, &b, 1, on_written);
   if (r) {
     free(w);
     return r;
