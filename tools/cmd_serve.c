@@ -167,7 +167,8 @@ static int usage(int help) {
     fprintf(o, "usage: sli serve --listen ADDR:PORT [TLS settings] (--echo | --backend HOST:PORT)\n"
                "                 [options]\n"
                "  Serves TLS on ADDR:PORT. --echo sends back what it receives; --backend forwards\n"
-               "  each connection to a plain TCP server (`sli proxy` does more of that).\n");
+               "  each connection to a plain TCP server: then it is `sli proxy` (--route, --client\n"
+               "  too) with one loop unless --workers says more.\n");
   fprintf(o,
           "  Port 0 picks a port; the line 'listening on ADDR:PORT' says which. Without --cert/--key\n"
           "  a server uses the per-install default identity. Certificate files that change (a\n"
@@ -305,7 +306,7 @@ int cmd_serve(int argc, char **argv) {
     int more = i + 1 < argc;
     if (!strcmp(argv[i], "--listen") && more) listen_addr = argv[++i];
     else if (!strcmp(argv[i], "--echo")) set->echo = 1;
-    else if (!strcmp(argv[i], "--client") && proxy) set->client_mode = 1;
+    else if (!strcmp(argv[i], "--client")) set->client_mode = 1;
     else if (!strcmp(argv[i], "--servername") && more) servername = argv[++i];
     else if (!strcmp(argv[i], "--drain-timeout") && more) srv.drain_ms = (uint32_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--workers") && more) workers = atol(argv[++i]);
@@ -315,7 +316,7 @@ int cmd_serve(int argc, char **argv) {
       set->proxy_protocol = !strcmp(v, "v1") ? 1 : !strcmp(v, "v2") ? 2 : -1;
       if (set->proxy_protocol < 0) return usage(0);
     } else if (!strcmp(argv[i], "--backend") && more) backend = argv[++i];
-    else if (!strcmp(argv[i], "--route") && more && proxy) {
+    else if (!strcmp(argv[i], "--route") && more) {
       const char *r = argv[++i], *eq = strchr(r, '=');
       relay_route *rt = &srv.routes[set->n_routes];
       if (!eq || eq == r || (size_t)(eq - r) >= sizeof(rt->name) || set->n_routes == 64) {

@@ -23,6 +23,7 @@ struct serve_loop {
   uv_timer_t drain;
   int lfd, own_lfd, spare_fd;
   atomic_int stop_asked; /* how many times loops_stop asked */
+  atomic_int refusing;   /* the listener is closed: new connections are refused */
   int stopping;
   uint64_t last_accept_error_ms;
 };
@@ -90,6 +91,7 @@ static void on_stop(uv_async_t *a) {
     uv_close((uv_handle_t *)&s->listener, NULL);
     if (s->own_lfd) close(s->lfd);
   }
+  atomic_store(&s->refusing, 1);
   if (s->relay.n_live == 0) {
     uv_stop(&s->loop);
     return;
@@ -134,6 +136,7 @@ int loops_start(serve_loops *l, int n, int lfd, int shared, const relay_settings
   if (!l->loops) return -1;
   l->n = n;
   l->drain_ms = drain_ms;
+  l->shared_lfd = shared ? lfd : -1;
   main_done = &l->all_done;
   uv_async_init(main_loop, &l->all_done, all_done);
   l->all_done.data = l;
@@ -177,13 +180,25 @@ int loops_start(serve_loops *l, int n, int lfd, int shared, const relay_settings
 }
 
 size_t loops_stop(serve_loops *l) {
-  size_t live = 0;
   for (int i = 0; i < l->n; i++) {
-    serve_loop *s = &l->loops[i];
-    live += s->relay.n_live; /* a glance from another thread: for the log line only */
-    atomic_fetch_add(&s->stop_asked, 1);
-    uv_async_send(&s->stop);
+    atomic_fetch_add(&l->loops[i].stop_asked, 1);
+    uv_async_send(&l->loops[i].stop);
   }
+  /* back once every loop refuses new connections (a second or so at most), so that what the
+   * caller says next ("stopping") is true; a shared systemd socket is closed here, once */
+  for (int waited = 0; waited < 2000; waited++) {
+    int all = 1;
+    for (int i = 0; i < l->n; i++) all &= atomic_load(&l->loops[i].refusing);
+    if (all) break;
+    uv_sleep(1);
+  }
+  if (l->shared_lfd >= 0) { /* no loop polls it any more */
+    close(l->shared_lfd);
+    l->shared_lfd = -1;
+  }
+  size_t live = 0;
+  for (int i = 0; i < l->n; i++)
+    live += l->loops[i].relay.n_live; /* a glance from another thread: for the log line only */
   return live;
 }
 

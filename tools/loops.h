@@ -15,6 +15,7 @@ typedef struct serve_loops {
   serve_loop *loops;
   int n;
   uint32_t drain_ms;
+  int shared_lfd;      /* systemd's one socket, all loops on it (closed by loops_stop); else -1 */
   uv_async_t all_done; /* on the main loop: every loop has stopped */
 } serve_loops;
 

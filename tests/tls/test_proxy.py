@@ -112,6 +112,13 @@ def loops_share_the_port_and_drain():
         expect(s.recv(100) == b"before\n", "the live connection works")
         p.p.send_signal(signal.SIGTERM)
         p.wait_for("stopping: 1 live connection", where="log")
+        for _ in range(4):  # every loop's socket refuses now, whichever the kernel would pick
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                refused = False
+            except OSError:
+                refused = True
+            expect(refused, "new connections refused while draining")
         s.sendall(b"after the signal\n")
         expect(s.recv(100) == b"after the signal\n", "the live connection goes on during the drain")
         s.unwrap()  # close_notify: the backend gets its FIN, answers with its own, and we are done
@@ -151,6 +158,17 @@ def routes_by_sni():
         q.wait_for(r"no route for the name 'localhost' and no default --backend", where="log")
     finally:
         q.stop()
+    # sli serve --backend is the same command: its routes too, one loop
+    s = Proc([SLI, "serve", "--listen", "127.0.0.1:0", "--cert", CERT, "--key", KEY,
+              "--route", "a.test=127.0.0.1:%d" % a.port, "--backend", "127.0.0.1:%d" % dflt.port],
+             d, "serve-routes")
+    try:
+        port = int(s.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        expect(listeners(port) == 1, "sli serve: one loop unless --workers")
+        expect(tls_ask(port, b"hi", "a.test") == b"A:hi", "sli serve routes a.test to A")
+        expect(tls_ask(port, b"hi", "localhost") == b"D:hi", "and the rest to its --backend")
+    finally:
+        s.stop()
         for x in (a, b, dflt):
             x.close()
 
