@@ -338,7 +338,6 @@ static int dup_onto(int oldfd, int newfd, int host_cloexec, int dup3_call) {
                                        : real.dup2(oldfd, newfd);
   if (oldfd == newfd) return dup3_call ? real.dup3(oldfd, newfd, 0) : real.dup2(oldfd, newfd);
   if (real.fcntl(oldfd, F_GETFD) < 0) return -1; /* EBADF: the kernel would not touch newfd */
-  shim_metrics_vacate(newfd); /* the number is the host's now: ours (SLI_METRICS) moves */
   shim_private_vacate_conn(newfd); /* a closed connection still sending there */
   svc_vacate(newfd);               /* the service thread's epoll and eventfd */
   shim_private_set(newfd, 0);

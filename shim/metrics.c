@@ -3,16 +3,16 @@
  *
  * Counters live in one page of memory shared by every process that forks from the one that read
  * the settings (MAP_SHARED, made at start-up), so a fork-per-connection daemon's children count
- * where the parent serves. The listening socket is made when the first TLS context is (a program
- * that never speaks TLS — a helper a daemon runs — binds nothing). A process that forks keeps the
- * socket in its children; if the serving process ends (a daemon's first process exits once it has
- * forked the real one), the first process with a new connection takes the socket over.
+ * where the parent serves. The thread starts with the first TLS context (a program that never
+ * speaks TLS — a helper a daemon runs — binds nothing); if the serving process ends (a daemon's
+ * first process exits once it has forked the real one), the next process with a new connection
+ * binds the address again and serves.
  *
- * The host must not be able to hurt the thread, nor the thread the host: the socket and the
- * scrape being answered are private descriptors (shim_private_set: a host's close, closefrom or
- * close_range skips them — EBADF, what the kernel says of a number never opened), a dup2 onto one
- * moves ours out of the way first, and every use of them is made under `fd_mu` after reading the
- * number again. The thread blocks every signal. */
+ * The host must not be able to hurt the thread, nor the thread the host: the thread has a table of
+ * descriptors of its own (unshare(CLONE_FILES)) holding only its listening socket and the scrapes
+ * it answers — none of them is a number of the host's, so no close, dup2, fcntl or close loop of
+ * the host reaches them, and they are not inherited by the host's children. The thread blocks
+ * every signal, answers up to SLOTS scrapes at once, each within SCRAPE_MS. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -21,8 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,17 +42,18 @@ static struct sockaddr_storage where;
 static socklen_t where_len;
 static char where_text[120];
 
-static _Atomic int lfd = -1, cfd = -1; /* the listener, the scrape being answered: private */
-static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER;
 static int serving;           /* this process runs the thread */
 static int64_t next_look_ms;  /* a process without the thread looks again then (takeover) */
 
+#define SLOTS 32       /* scrapes answered at once (more wait in the backlog) */
 #define SCRAPE_MS 2000 /* a scraper gets this long to send its request and take the page */
 
 /* ---- the setting ---- */
 
 int shim_metrics_setting(const char *v) {
   memset(&where, 0, sizeof(where));
+  where_len = 0;
+  if (!*v) return 0; /* SLI_METRICS= (systemd's Environment=SLI_METRICS=): unset */
   snprintf(where_text, sizeof(where_text), "%s", v);
   if (!strncmp(v, "unix:", 5)) {
     struct sockaddr_un *u = (struct sockaddr_un *)&where;
@@ -66,8 +69,8 @@ int shim_metrics_setting(const char *v) {
   memcpy(host, v, (size_t)(colon - v));
   host[colon - v] = 0;
   char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || !colon[1] || port <= 0 || port > 65535) goto bad;
+  long port = colon[1] >= '0' && colon[1] <= '9' ? strtol(colon + 1, &end, 10) : -1;
+  if (port <= 0 || port > 65535 || *end) goto bad;
   size_t hl = strlen(host);
   if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
     host[hl - 1] = 0;
@@ -125,49 +128,18 @@ void shim_count_bytes(size_t in, size_t out) {
   if (out) atomic_fetch_add_explicit(&shared->bytes_out, out, memory_order_relaxed);
 }
 
-/* ---- private descriptors ---- */
-
-static int ours(int fd) { return fd >= 0 && (fd == atomic_load(&lfd) || fd == atomic_load(&cfd)); }
-
-/* shim_metrics_vacate: the host is about to make `fd` its own (dup2 onto it): ours moves. */
-void shim_metrics_vacate(int fd) {
-  if (!ours(fd)) return;
-  int saved = errno;
-  pthread_mutex_lock(&fd_mu);
-  _Atomic int *slot = fd == atomic_load(&lfd) ? &lfd : fd == atomic_load(&cfd) ? &cfd : NULL;
-  if (slot) {
-    int moved = shim_private_move(fd);
-    if (moved < 0) { /* no number left: ours is simply gone */
-      shim_private_set(fd, 0);
-      real.close(fd);
-    }
-    atomic_store(slot, moved);
-  }
-  pthread_mutex_unlock(&fd_mu);
-  errno = saved;
-}
-
 /* ---- the page ---- */
 
-static void answer(void) {
+typedef struct scrape {
+  int fd;          /* in the thread's own table; -1: a free slot */
+  int state;       /* 0 reading the request's head, 1 sending, 2 draining what it sent after */
+  int64_t deadline;
+  size_t len, sent, total;
   char req[1024];
-  size_t len = 0;
-  int64_t end = shim_now_ms() + SCRAPE_MS;
-  for (;;) { /* the request's head, up to an empty line (or a full buffer) */
-    int64_t left = end - shim_now_ms();
-    if (left <= 0) return;
-    struct pollfd p = {.fd = atomic_load(&cfd), .events = POLLIN};
-    real.poll(&p, 1, (int)left);
-    pthread_mutex_lock(&fd_mu);
-    int fd = atomic_load(&cfd);
-    ssize_t n = fd < 0 ? 0 : real.recv(fd, req + len, sizeof(req) - 1 - len, MSG_DONTWAIT);
-    int e = errno;
-    pthread_mutex_unlock(&fd_mu);
-    if (n == 0 || (n < 0 && e != EAGAIN && e != EINTR)) return;
-    if (n > 0) len += (size_t)n;
-    req[len] = 0;
-    if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n") || len == sizeof(req) - 1) break;
-  }
+  char out[4096 + 256];
+} scrape;
+
+static void page(scrape *c) {
   sli_stats st;
   memset(&st, 0, sizeof(st));
   st.handshakes = atomic_load(&shared->handshakes);
@@ -178,67 +150,152 @@ static void answer(void) {
   int64_t live = (int64_t)atomic_load(&shared->live);
   st.live = live > 0 ? (uint64_t)live : 0;
   int64_t not_after = shim_cert_not_after();
-  char body[4096], out[4096 + 200];
+  char body[4096];
   size_t blen = promtext_page(body, sizeof(body), &st,
                               not_after > 0 ? not_after - (int64_t)time(NULL) : PROMTEXT_NO_EXPIRY);
-  int hl = snprintf(out, sizeof(out),
+  int hl = snprintf(c->out, sizeof(c->out),
                     blen ? "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                            "Content-Length: %zu\r\nConnection: close\r\n\r\n"
                          : "HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
                     blen);
-  memcpy(out + hl, body, blen);
-  size_t total = (size_t)hl + blen, sent = 0;
-  while (sent < total) {
-    int64_t left = end - shim_now_ms();
-    if (left <= 0) return;
-    struct pollfd p = {.fd = atomic_load(&cfd), .events = POLLOUT};
-    real.poll(&p, 1, (int)left);
-    pthread_mutex_lock(&fd_mu);
-    int fd = atomic_load(&cfd);
-    ssize_t n = fd < 0 ? 0 : real.send(fd, out + sent, total - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
-    int e = errno;
-    pthread_mutex_unlock(&fd_mu);
-    if (n == 0 || (n < 0 && e != EAGAIN && e != EINTR)) return;
-    if (n > 0) sent += (size_t)n;
+  memcpy(c->out + hl, body, blen);
+  c->total = (size_t)hl + blen;
+  c->sent = 0;
+  c->state = 1;
+}
+
+static void drop(scrape *c) {
+  real.close(c->fd);
+  c->fd = -1;
+}
+
+/* step: what the scrape's socket allows now. */
+static void step(scrape *c) {
+  if (c->state == 0) {
+    ssize_t n = real.recv(c->fd, c->req + c->len, sizeof(c->req) - 1 - c->len, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      drop(c);
+      return;
+    }
+    if (n > 0) c->len += (size_t)n;
+    c->req[c->len] = 0;
+    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n") || c->len == sizeof(c->req) - 1) page(c);
+  }
+  if (c->state == 1) {
+    ssize_t n = real.send(c->fd, c->out + c->sent, c->total - c->sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      drop(c);
+      return;
+    }
+    if (n > 0) c->sent += (size_t)n;
+    if (c->sent == c->total) {
+      /* the end after the page; what the scraper sent beyond our buffer is read and dropped, so
+       * that the close is not a reset that could cost it the page */
+      real.shutdown(c->fd, SHUT_WR);
+      c->state = 2;
+      c->deadline = shim_now_ms() + 500;
+    }
+    return;
+  }
+  if (c->state == 2) {
+    char sink[4096];
+    ssize_t n;
+    while ((n = real.recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0) {
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) drop(c);
   }
 }
 
-static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER;
-static int started;
+static pthread_mutex_t ready_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ready_cv = PTHREAD_COND_INITIALIZER;
+static int ready; /* 0 starting, 1 on its own table, -1 could not */
+static int start_fd;
+
+static void say_ready(int v) {
+  pthread_mutex_lock(&ready_mu);
+  ready = v;
+  pthread_cond_signal(&ready_cv);
+  pthread_mutex_unlock(&ready_mu);
+}
 
 static void *loop(void *arg) {
-  pthread_mutex_lock(&start_mu);
-  started = 1;
-  pthread_cond_signal(&start_cv);
-  pthread_mutex_unlock(&start_mu);
+  /* a table of our own, then out of it everything but our listener (copies of the host's files
+   * held here would keep its connections from ending) */
+  int l = start_fd;
+  if (unshare(CLONE_FILES) != 0 || !real.close_range ||
+      (l > 0 && real.close_range(0, (unsigned)l - 1, 0)) || real.close_range((unsigned)l + 1, ~0U, 0)) {
+    say_ready(-1);
+    return arg;
+  }
+  say_ready(1);
+  static scrape slot[SLOTS];
+  for (int i = 0; i < SLOTS; i++) slot[i].fd = -1;
   for (;;) {
-    struct pollfd p = {.fd = atomic_load(&lfd), .events = POLLIN};
-    if (p.fd < 0) break;
-    real.poll(&p, 1, 1000); /* the number may change under us (vacate): looked up again below */
-    pthread_mutex_lock(&fd_mu);
-    int l = atomic_load(&lfd);
-    int c = l < 0 ? -1 : real.accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    int e = errno;
-    if (c >= 0) {
-      shim_private_set(c, 1);
-      atomic_store(&cfd, c);
+    struct pollfd p[SLOTS + 1];
+    scrape *who[SLOTS + 1];
+    nfds_t n = 0;
+    int64_t now = shim_now_ms(), wake = now + 1000;
+    int used = 0;
+    for (int i = 0; i < SLOTS; i++) {
+      scrape *c = &slot[i];
+      if (c->fd < 0) continue;
+      if (now >= c->deadline) {
+        drop(c);
+        continue;
+      }
+      used++;
+      if (c->deadline < wake) wake = c->deadline;
+      p[n] = (struct pollfd){.fd = c->fd, .events = c->state == 1 ? POLLOUT : POLLIN};
+      who[n++] = c;
     }
-    pthread_mutex_unlock(&fd_mu);
-    if (c < 0) {
-      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) usleep(100 * 1000);
-      continue;
+    if (used < SLOTS) {
+      p[n] = (struct pollfd){.fd = l, .events = POLLIN};
+      who[n++] = NULL;
     }
-    answer();
-    pthread_mutex_lock(&fd_mu);
-    c = atomic_exchange(&cfd, -1);
-    if (c >= 0) {
-      shim_private_set(c, 0);
-      real.close(c);
+    if (real.poll(p, n, (int)(wake - now)) <= 0) continue;
+    for (nfds_t i = 0; i < n; i++) {
+      if (!p[i].revents) continue;
+      if (who[i]) {
+        step(who[i]);
+        continue;
+      }
+      for (int k = 0; k < SLOTS; k++) { /* new scrapes, into the free slots */
+        if (slot[k].fd >= 0) continue;
+        int fd = real.accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            usleep(100 * 1000);
+          break;
+        }
+        slot[k].fd = fd;
+        slot[k].state = 0;
+        slot[k].len = 0;
+        slot[k].deadline = shim_now_ms() + SCRAPE_MS;
+      }
     }
-    pthread_mutex_unlock(&fd_mu);
   }
   return arg;
+}
+
+/* start_serving: the thread on the listening socket `fd` (which leaves the host's table). */
+static int start_serving(int fd) {
+  start_fd = fd;
+  ready = 0;
+  int rc = shim_thread_start(loop, 128 * 1024);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 2;
+  pthread_mutex_lock(&ready_mu);
+  while (!rc && !ready && pthread_cond_timedwait(&ready_cv, &ready_mu, &until) == 0) {
+  }
+  int ok = !rc && ready == 1;
+  pthread_mutex_unlock(&ready_mu);
+  shim_private_set(fd, 0);
+  real.close(fd); /* the thread has its own; the host's table keeps nothing of ours */
+  if (!rc && !ok)
+    shim_log(LOG_WARN_, "SLI_METRICS %s: the thread cannot have descriptors of its own "
+                        "(unshare): no metrics", where_text);
+  return ok ? 0 : -1;
 }
 
 /* listen_now makes the listening socket; -1 if the address is taken or refused (logged). */
@@ -256,7 +313,10 @@ static int listen_now(int quiet) {
       int live = real.connect(probe, (struct sockaddr *)&where, where_len) == 0;
       int e = errno;
       real.close(probe);
-      if (!live && e == ECONNREFUSED) unlink(((struct sockaddr_un *)&where)->sun_path);
+      struct stat st;
+      const char *path = ((struct sockaddr_un *)&where)->sun_path;
+      if (!live && e == ECONNREFUSED && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path); /* only a socket: a file or a link there is someone's, never removed */
     }
   } else {
     int one = 1;
@@ -271,32 +331,6 @@ static int listen_now(int quiet) {
     return -1;
   }
   return fd;
-}
-
-static int start_thread(void) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t t;
-  pthread_attr_t a;
-  pthread_attr_init(&a);
-  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&a, 128 * 1024);
-  started = 0;
-  int rc = pthread_create(&t, &a, loop, NULL);
-  pthread_attr_destroy(&a);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  /* Back to the host only once the thread runs our code: a fork in between would copy a thread
-   * half-way through its start-up, holding whatever its runtime's start-up holds (ASan's
-   * allocator, for one: the child's next malloc waits forever). */
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 2;
-  pthread_mutex_lock(&start_mu);
-  while (!rc && !started && pthread_cond_timedwait(&start_cv, &start_mu, &until) == 0) {
-  }
-  pthread_mutex_unlock(&start_mu);
-  return rc;
 }
 
 /* alive: the process still runs (a zombie does not serve). */
@@ -326,16 +360,9 @@ void shim_metrics_maybe(void) {
   int32_t cur = atomic_load(&shared->server);
   if ((cur == 0 || (cur != me && !alive(cur))) &&
       atomic_compare_exchange_strong(&shared->server, &cur, me)) {
-    pthread_mutex_lock(&fd_mu);
-    int fd = atomic_load(&lfd); /* inherited from the process that served before */
-    int first = fd < 0 && cur == 0;
-    if (fd < 0) {
-      fd = listen_now(!first);
-      shim_private_set(fd, 1);
-      atomic_store(&lfd, fd);
-    }
-    pthread_mutex_unlock(&fd_mu);
-    if (fd >= 0 && !start_thread()) {
+    int fd = listen_now(cur != 0); /* a takeover is quiet about an address in use */
+    shim_private_set(fd, 1);           /* until the thread has it: not the host's to close */
+    if (fd >= 0 && !start_serving(fd)) {
       __atomic_store_n(&serving, 1, __ATOMIC_RELEASE);
       shim_log(LOG_INFO_, "metrics on %s", where_text);
     } else {
@@ -345,16 +372,8 @@ void shim_metrics_maybe(void) {
   errno = saved;
 }
 
-/* In a forked child: the thread is the parent's, and so is the scrape it is answering (a copy
- * kept here would hold the scraper's connection open). The listener stays, for a takeover. */
+/* In a forked child: the thread, and its descriptors, are the parent's. */
 void shim_metrics_atfork_child(void) {
-  pthread_mutex_init(&fd_mu, NULL);
-  pthread_mutex_init(&start_mu, NULL);
-  int c = atomic_exchange(&cfd, -1);
-  if (c >= 0) {
-    shim_private_set(c, 0);
-    real.close(c);
-  }
   serving = 0;
   next_look_ms = 0;
 }

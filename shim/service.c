@@ -32,6 +32,47 @@ static char wake_marker;
 
 static void *loop(void *arg);
 
+/* ---- the shim's threads (this one, and metrics.c's) ---- */
+
+typedef struct start_info {
+  void *(*fn)(void *);
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int running;
+} start_info;
+
+static void *trampoline(void *arg) {
+  start_info *si = arg;
+  void *(*fn)(void *) = si->fn;
+  pthread_mutex_lock(&si->mu);
+  si->running = 1;
+  pthread_cond_signal(&si->cv);
+  pthread_mutex_unlock(&si->mu); /* si (the starter's stack) is not touched after this */
+  return fn(NULL);
+}
+
+int shim_thread_start(void *(*fn)(void *), size_t stack) {
+  start_info si = {.fn = fn, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the host's handlers never run on our threads */
+  pthread_t t;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&a, stack);
+  int rc = pthread_create(&t, &a, trampoline, &si);
+  pthread_attr_destroy(&a);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  /* Back to the host only once the thread runs our code: a fork in between would copy a thread
+   * half-way through its start-up, holding whatever its runtime holds then (ASan's allocator lock,
+   * for one: the child's next malloc waited forever). */
+  pthread_mutex_lock(&si.mu);
+  while (!rc && !si.running) pthread_cond_wait(&si.cv, &si.mu);
+  pthread_mutex_unlock(&si.mu);
+  return rc;
+}
+
 /* wake the thread (the number read under `mu`: svc_vacate may move it). */
 static void wake(void) {
   uint64_t one = 1;
@@ -64,17 +105,7 @@ static int ensure_started(void) {
     if (svc_ep >= 0 && svc_wake >= 0) {
       struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &wake_marker};
       real.epoll_ctl(svc_ep, EPOLL_CTL_ADD, svc_wake, &ev);
-      sigset_t all, old;
-      sigfillset(&all);
-      pthread_sigmask(SIG_SETMASK, &all, &old);
-      pthread_t t;
-      pthread_attr_t a;
-      pthread_attr_init(&a);
-      pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-      pthread_attr_setstacksize(&a, 256 * 1024);
-      if (pthread_create(&t, &a, loop, NULL) == 0) __atomic_store_n(&running, 1, __ATOMIC_RELEASE);
-      pthread_attr_destroy(&a);
-      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      if (shim_thread_start(loop, 256 * 1024) == 0) __atomic_store_n(&running, 1, __ATOMIC_RELEASE);
     }
     if (!running) {
       shim_private_set(svc_ep, 0);

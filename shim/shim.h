@@ -154,7 +154,6 @@ HIDDEN int shim_metrics_setting(const char *value); /* 0, or -1 (logged) */
 HIDDEN void shim_metrics_init(void);      /* the shared counters, at start-up */
 HIDDEN void shim_metrics_maybe(void);     /* serve here if no living process does */
 HIDDEN void shim_metrics_atfork_child(void);
-HIDDEN void shim_metrics_vacate(int fd);   /* the host takes this number: ours moves */
 HIDDEN void shim_count_handshake(int resumed);
 HIDDEN void shim_count_failure(int code); /* a handshake that failed with `code` */
 HIDDEN void shim_count_ended(void);       /* an established session ended */
@@ -281,7 +280,10 @@ HIDDEN int shim_private(int fd);
 HIDDEN int shim_close_range_skipping(unsigned first, unsigned last, int flags);
 HIDDEN int shim_private_move(int fd); /* to another number: the new one, or -1 */
 HIDDEN void shim_private_vacate_conn(int fd); /* dup2 onto a connection's private dup: it moves */
-HIDDEN void svc_vacate(int fd); /* dup2 onto the service thread's epoll or eventfd: it moves */
+HIDDEN void svc_vacate(int fd);
+/* shim_thread_start starts a detached thread running fn, every signal blocked on it, and returns
+ * once it runs (service.c): 0, or an errno. */
+HIDDEN int shim_thread_start(void *(*fn)(void *), size_t stack); /* dup2 onto the service thread's epoll or eventfd: it moves */
 HIDDEN extern size_t fdtab_cap;
 HIDDEN extern pid_t shim_pid;    /* this process (updated after fork) */
 HIDDEN extern atomic_int shim_live; /* live connections in this process */

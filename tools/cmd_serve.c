@@ -210,77 +210,126 @@ static int resolve(const char *addr, struct sockaddr_storage *out, char *host, s
   return rc ? -1 : 0;
 }
 
-/* with_config: the arguments with those of --config FILE in front (FILE's lines "name value" or
- * "name" become "--name value"); NULL after saying why. What it makes lives until exit (`kept`). */
-static char **volatile kept; /* volatile: the stores stay, so LeakSanitizer sees them held */
-static char **with_config(int *argc, char **argv) {
-  const char *file = NULL;
-  for (int i = 1; i + 1 < *argc; i++)
-    if (!strcmp(argv[i], "--config")) file = argv[i + 1];
-  if (!file) return argv;
+/* with_config: the arguments with those of each --config FILE in front, in order (a line
+ * "name value", "name = value" or "name" becomes "--name value"; '#' at a line's start or after a
+ * blank starts a comment); NULL after saying why. `origin` gets, for each argument that came from
+ * a file, "FILE line N" (else NULL), for the parser's complaints. What it makes lives until exit
+ * (`kept`, volatile: the stores stay, so LeakSanitizer sees it held). */
+typedef struct arglist {
+  char **v, **origin;
+  size_t n, cap;
+} arglist;
+static arglist *volatile kept;
+
+static int push(arglist *a, char *arg, char *origin) {
+  if (a->n + 2 > a->cap) {
+    size_t cap = a->cap ? a->cap * 2 : 64;
+    char **v = realloc(a->v, cap * sizeof(*v)), **o = v ? realloc(a->origin, cap * sizeof(*o)) : NULL;
+    if (v) a->v = v;
+    if (o) a->origin = o;
+    if (!v || !o) return -1;
+    a->cap = cap;
+  }
+  a->origin[a->n] = origin;
+  a->v[a->n++] = arg;
+  a->v[a->n] = NULL;
+  return 0;
+}
+
+static int read_config(arglist *a, const char *file) {
   FILE *f = fopen(file, "re");
+  struct stat st;
+  if (f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    f = NULL;
+    errno = EISDIR;
+  }
   if (!f) {
     fprintf(stderr, "sli %s: --config %s: %s\n", relay_name, file, strerror(errno));
-    return NULL;
+    return -1;
   }
-  size_t cap = (size_t)*argc + 64, n = 0;
-  char **out = kept = calloc(cap, sizeof(*out)), line[4096];
-  if (!out) {
-    fclose(f);
-    return NULL;
-  }
-  out[n++] = argv[0];
+  char line[4096];
   int lineno = 0;
   while (fgets(line, sizeof(line), f)) {
     lineno++;
     char *p = line + strspn(line, " \t");
     p[strcspn(p, "\r\n")] = 0;
-    if (!*p || *p == '#') continue;
+    for (char *h = strchr(p, '#'); h; h = strchr(h + 1, '#'))
+      if (h == p || h[-1] == ' ' || h[-1] == '\t') { /* a comment, at the start or after a blank */
+        *h = 0;
+        break;
+      }
+    if (!*p) continue;
     char *end = p + strcspn(p, " \t=");
     char *value = end + strspn(end, " \t");
     if (*value == '=') value += 1 + strspn(value + 1, " \t");
     *end = 0;
     size_t vl = strlen(value);
     while (vl && (value[vl - 1] == ' ' || value[vl - 1] == '\t')) value[--vl] = 0;
+    char *origin = malloc(strlen(file) + 32);
+    if (!origin) break;
+    snprintf(origin, strlen(file) + 32, "%s line %d", file, lineno);
     if (!strcmp(p, "config") || p[0] == '-') {
-      fprintf(stderr, "sli %s: %s line %d: '%s' is not a flag name (write it without dashes)\n",
-              relay_name, file, lineno, p);
+      fprintf(stderr, "sli %s: %s: '%s' is not a flag name (write it without dashes%s)\n",
+              relay_name, origin, p, !strcmp(p, "config") ? "; and one file does not name another" : "");
+      free(origin);
       fclose(f);
-      return NULL;
-    }
-    if (n + 2 >= cap) {
-      char **grown = realloc(out, (cap *= 2) * sizeof(*out));
-      if (!grown) {
-        fclose(f);
-        return NULL;
-      }
-      out = kept = grown;
+      return -1;
     }
     size_t pl = strlen(p);
     char *flag = malloc(pl + 3);
-    if (!flag) {
+    if (!flag || push(a, flag, origin) || (*value && push(a, strdup(value), origin))) {
       fclose(f);
-      return NULL;
+      return -1;
     }
     memcpy(flag, "--", 2);
     memcpy(flag + 2, p, pl + 1);
-    out[n++] = flag;
-    if (*value) out[n++] = strdup(value);
   }
+  int bad = ferror(f);
   fclose(f);
-  char **all = realloc(out, (n + (size_t)*argc) * sizeof(*out));
-  if (!all) return NULL;
-  kept = all;
+  if (bad) {
+    fprintf(stderr, "sli %s: --config %s: cannot read it\n", relay_name, file);
+    return -1;
+  }
+  return 0;
+}
+
+static char **with_config(int *argc, char **argv, char ***origin) {
+  static arglist a;
+  kept = &a;
+  if (push(&a, argv[0], NULL)) return NULL;
+  for (int i = 1; i < *argc; i++)
+    if (!strcmp(argv[i], "--config")) {
+      if (i + 1 >= *argc) {
+        fprintf(stderr, "sli %s: --config needs a FILE\n", relay_name);
+        return NULL;
+      }
+      if (read_config(&a, argv[++i])) return NULL;
+    }
   for (int i = 1; i < *argc; i++) {
     if (!strcmp(argv[i], "--config")) {
       i++;
       continue;
     }
-    all[n++] = argv[i];
+    if (push(&a, argv[i], NULL)) return NULL;
   }
-  all[n] = NULL;
-  *argc = (int)n;
-  return all;
+  *argc = (int)a.n;
+  *origin = a.origin;
+  return a.v;
+}
+
+/* count: a whole decimal number in [lo, hi], else -1 after saying so ("10s", "1e4", "-5" are not:
+ * a drain of 10 ms where 10 s was meant would cut every live connection at each restart). */
+static long count(const char *flag, const char *v, long lo, long hi) {
+  char *end;
+  errno = 0;
+  long n = v[0] >= '0' && v[0] <= '9' ? strtol(v, &end, 10) : -1;
+  if (n < lo || n > hi || errno || *end) {
+    fprintf(stderr, "sli %s: %s '%s' is not a whole number from %ld to %ld\n", relay_name, flag, v,
+            lo, hi);
+    return -1;
+  }
+  return n;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -288,15 +337,19 @@ int cmd_serve(int argc, char **argv) {
   const char *listen_addr = NULL, *backend = NULL, *metrics_addr = NULL, *servername = NULL;
   relay_name = !strcmp(argv[0], "proxy") ? "proxy" : "serve";
   int proxy = !strcmp(relay_name, "proxy");
-  argv = with_config(&argc, argv);
+  char **origin;
+  argv = with_config(&argc, argv, &origin);
   if (!argv) return EXIT_CONFIG;
   relay_settings *set = &srv.set;
   set->handshake_timeout_ms = 30000;
   srv.drain_ms = 10000;
   long workers = proxy ? uv_available_parallelism() : 1;
   for (int i = 1; i < argc; i++) {
-    int t = cli_take_tls_flag(&srv.opts, argc, argv, &i);
-    if (t < 0) return usage(0);
+    int from = i, t = cli_take_tls_flag(&srv.opts, argc, argv, &i);
+    if (t < 0) {
+      if (origin[from]) fprintf(stderr, "sli %s: in %s\n", relay_name, origin[from]);
+      return usage(0);
+    }
     if (t) {
       if (!strcmp(argv[i - 1], "--handshake-timeout"))
         set->handshake_timeout_ms = (uint32_t)atol(argv[i]);
@@ -308,8 +361,13 @@ int cmd_serve(int argc, char **argv) {
     else if (!strcmp(argv[i], "--echo")) set->echo = 1;
     else if (!strcmp(argv[i], "--client")) set->client_mode = 1;
     else if (!strcmp(argv[i], "--servername") && more) servername = argv[++i];
-    else if (!strcmp(argv[i], "--drain-timeout") && more) srv.drain_ms = (uint32_t)atol(argv[++i]);
-    else if (!strcmp(argv[i], "--workers") && more) workers = atol(argv[++i]);
+    else if (!strcmp(argv[i], "--drain-timeout") && more) {
+      long ms = count("--drain-timeout", argv[++i], 0, 86400000);
+      if (ms < 0) return EXIT_USAGE;
+      srv.drain_ms = (uint32_t)ms;
+    } else if (!strcmp(argv[i], "--workers") && more) {
+      if ((workers = count("--workers", argv[++i], 1, 256)) < 0) return EXIT_USAGE;
+    }
     else if (!strcmp(argv[i], "--metrics") && more) metrics_addr = argv[++i];
     else if (!strcmp(argv[i], "--proxy-protocol") && more) {
       const char *v = argv[++i];
@@ -331,7 +389,8 @@ int cmd_serve(int argc, char **argv) {
       }
       set->n_routes++;
     } else {
-      fprintf(stderr, "sli %s: unknown or incomplete option '%s'\n", relay_name, argv[i]);
+      fprintf(stderr, "sli %s: unknown or incomplete option '%s'%s%s%s\n", relay_name, argv[i],
+              origin[i] ? " (" : "", origin[i] ? origin[i] : "", origin[i] ? ")" : "");
       return usage(0);
     }
   }

@@ -4,6 +4,7 @@
  * left after the drain time, and tells the main loop when it has stopped. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@ struct serve_loop {
   int lfd, own_lfd, spare_fd;
   atomic_int stop_asked; /* how many times loops_stop asked */
   atomic_int refusing;   /* the listener is closed: new connections are refused */
+  pthread_mutex_t mu;    /* `ended` and the stop handle: loops_stop never sends to a closed one */
+  int ended;
   int stopping;
   uint64_t last_accept_error_ms;
 };
@@ -73,16 +76,22 @@ static void on_drained(relay_server *r) {
   if (s->stopping) uv_stop(&s->loop);
 }
 
+static void cut(serve_loop *s, const char *why) {
+  size_t n = relay_cut(&s->relay);
+  if (n) relay_log("drain: %zu connection(s) still open %s: cut (reset)", n, why);
+}
+
 static void on_drain_timeout(uv_timer_t *t) {
   serve_loop *s = t->data;
-  size_t n = relay_cut(&s->relay);
-  if (n) relay_log("drain: %zu connection(s) still open after %u ms: cut (reset)", n, s->all->drain_ms);
+  char why[64];
+  snprintf(why, sizeof(why), "after %u ms", s->all->drain_ms);
+  cut(s, why);
 }
 
 static void on_stop(uv_async_t *a) {
   serve_loop *s = a->data;
   if (s->stopping) {
-    if (atomic_load(&s->stop_asked) > 1) on_drain_timeout(&s->drain); /* asked again: cut now */
+    if (atomic_load(&s->stop_asked) > 1) cut(s, "at a second signal"); /* asked again: cut now */
     return;
   }
   s->stopping = 1;
@@ -97,7 +106,7 @@ static void on_stop(uv_async_t *a) {
     return;
   }
   uv_timer_start(&s->drain, on_drain_timeout, s->all->drain_ms, 0);
-  if (atomic_load(&s->stop_asked) > 1) on_drain_timeout(&s->drain);
+  if (atomic_load(&s->stop_asked) > 1) cut(s, "at a second signal");
 }
 
 static void close_cb(uv_handle_t *h, void *arg) {
@@ -107,6 +116,9 @@ static void close_cb(uv_handle_t *h, void *arg) {
 static void run(void *arg) {
   serve_loop *s = arg;
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  pthread_mutex_lock(&s->mu);
+  s->ended = 1; /* from here on the stop handle closes: no more uv_async_send to it */
+  pthread_mutex_unlock(&s->mu);
   uv_walk(&s->loop, close_cb, NULL);
   uv_run(&s->loop, UV_RUN_DEFAULT);
   uv_loop_close(&s->loop);
@@ -143,6 +155,7 @@ int loops_start(serve_loops *l, int n, int lfd, int shared, const relay_settings
   for (int i = 0; i < n; i++) {
     serve_loop *s = &l->loops[i];
     s->all = l;
+    pthread_mutex_init(&s->mu, NULL);
     s->lfd = i == 0 || shared ? lfd : listen_like(lfd);
     s->own_lfd = !shared;
     if (s->lfd < 0) {
@@ -181,8 +194,11 @@ int loops_start(serve_loops *l, int n, int lfd, int shared, const relay_settings
 
 size_t loops_stop(serve_loops *l) {
   for (int i = 0; i < l->n; i++) {
-    atomic_fetch_add(&l->loops[i].stop_asked, 1);
-    uv_async_send(&l->loops[i].stop);
+    serve_loop *s = &l->loops[i];
+    atomic_fetch_add(&s->stop_asked, 1);
+    pthread_mutex_lock(&s->mu);
+    if (!s->ended) uv_async_send(&s->stop); /* a loop that has ended has nothing left to cut */
+    pthread_mutex_unlock(&s->mu);
   }
   /* back once every loop refuses new connections (a second or so at most), so that what the
    * caller says next ("stopping") is true; a shared systemd socket is closed here, once */

@@ -145,13 +145,46 @@ static int failure_shown(relay_server *srv) {
   return ok;
 }
 
+/* conn_failed logs a connection's failure, "PEER: ...", under the same limit. */
+static void conn_failed(relay_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_failed(relay_conn *c, const char *fmt, ...) {
+  if (!failure_shown(c->srv)) return;
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  relay_log("%s: %s", c->peer, msg);
+}
+
+/* printable: `in` for a log line — what a peer chose (an SNI name, a name in its certificate) may
+ * hold line breaks or terminal escapes: each byte outside printable ASCII becomes \xNN, and the
+ * text is cut (with "...") to fit `cap`. */
+static const char *printable(const char *in, char *out, size_t cap) {
+  size_t at = 0;
+  for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+    if (at + 8 >= cap) {
+      memcpy(out + at, "...", 3);
+      at += 3;
+      break;
+    }
+    if (*p >= 0x20 && *p < 0x7f && *p != '\\') out[at++] = (char)*p;
+    else at += (size_t)snprintf(out + at, cap - at, "\\x%02x", *p);
+  }
+  out[at] = 0;
+  return out;
+}
+
 static void fail(relay_conn *c, int code) {
   const char *m = sli_conn_error(c->tls);
   if (!failure_shown(c->srv)) {
   } else if (code == SLI_E_TRUNCATED)
     relay_log("%s: closed without close_notify (truncated)", c->peer);
-  else
-    relay_log("%s: %s: %s", c->peer, sli_err_name(code), m ? m : sli_strerror(code));
+  else {
+    char shown[700]; /* the message may quote what the peer sent (names in its certificate) */
+    relay_log("%s: %s: %s", c->peer, sli_err_name(code),
+              m ? printable(m, shown, sizeof(shown)) : sli_strerror(code));
+  }
   if (c->backend_init && !uv_is_closing((uv_handle_t *)&c->backend)) {
     close_handle((uv_handle_t *)&c->backend, 1);
     c->backend_init = c->backend_up = 0; /* closing on its own */
@@ -179,10 +212,10 @@ static void on_written(uv_write_t *req, int status) {
   if (c->ending) return;
   if (status < 0) {
     if (to_backend) {
-      relay_log("%s: backend write failed: %s", c->peer, uv_strerror(status));
+      conn_failed(c, "backend write failed: %s", uv_strerror(status));
       close_all(c, 1, 0);
     } else {
-      relay_log("%s: client write failed: %s", c->peer, uv_strerror(status));
+      conn_failed(c, "client write failed: %s", uv_strerror(status));
       close_all(c, 0, 1);
     }
     return;
@@ -295,7 +328,7 @@ static void fin_backend(relay_conn *c) {
   if (req) req->data = c;
   if (!req || uv_shutdown(req, (uv_stream_t *)&c->backend, on_backend_shut) != 0) {
     free(req);
-    relay_log("%s: cannot pass the end on to the backend", c->peer);
+    conn_failed(c, "cannot pass the end on to the backend");
     close_all(c, 1, 1);
   }
 }
@@ -338,7 +371,7 @@ static void pump(relay_conn *c) {
       return;
     }
       if (rc) {
-        relay_log("%s: backend write failed: %s", c->peer, uv_strerror(rc));
+        conn_failed(c, "backend write failed: %s", uv_strerror(rc));
         {
       close_all(c, 1, 1);
       return;
@@ -371,7 +404,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n == UV_EOF) {
     c->client_eof = 1;
   } else if (n < 0) {
-    relay_log("%s: %s", c->peer, uv_strerror((int)n));
+    conn_failed(c, "%s", uv_strerror((int)n));
     {
       close_all(c, 0, 1);
       return;
@@ -415,7 +448,7 @@ static void on_backend_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (n < 0) {
-    relay_log("%s: backend: %s", c->peer, uv_strerror((int)n));
+    conn_failed(c, "backend: %s", uv_strerror((int)n));
     close_all(c, 1, 0);
   }
 }
@@ -467,7 +500,7 @@ static void on_backend_connect(uv_connect_t *req, int status) {
   free(req);
   if (c->ending) return;
   if (status < 0) {
-    relay_log("%s: backend unreachable: %s", c->peer, uv_strerror(status));
+    conn_failed(c, "backend unreachable: %s", uv_strerror(status));
     {
       close_all(c, 1, 0);
       return;
@@ -478,7 +511,7 @@ static void on_backend_connect(uv_connect_t *req, int status) {
     char hdr[232];
     size_t n = proxy_header(c, hdr, sizeof(hdr));
     if (!n || queue_write(c, 1, hdr, n)) {
-      relay_log("%s: cannot send the PROXY protocol header to the backend", c->peer);
+      conn_failed(c, "cannot send the PROXY protocol header to the backend");
       close_all(c, 1, 1);
       return;
     }
@@ -509,14 +542,15 @@ static void start_backend(relay_conn *c) {
   const struct sockaddr_storage *to = backend_for(c);
   if (!to) {
     const char *sni = sli_conn_servername(c->tls);
-    relay_log("%s: no route for the name '%s' and no default --backend: refused", c->peer,
-              sni ? sni : "(none sent)");
+    char shown[100];
+    conn_failed(c, "no route for the name '%s' and no default --backend: refused",
+                sni ? printable(sni, shown, sizeof(shown)) : "(none sent)");
     close_all(c, 1, 0);
     return;
   }
   int r = uv_tcp_init(c->srv->loop, &c->backend);
   if (r) {
-    relay_log("%s: backend: %s", c->peer, uv_strerror(r));
+    conn_failed(c, "backend: %s", uv_strerror(r));
     {
       close_all(c, 1, 0);
       return;
@@ -531,7 +565,7 @@ static void start_backend(relay_conn *c) {
           : UV_ENOMEM;
   if (r) {
     free(req);
-    relay_log("%s: backend unreachable: %s", c->peer, uv_strerror(r));
+    conn_failed(c, "backend unreachable: %s", uv_strerror(r));
     close_all(c, 1, 0);
   }
 }
@@ -539,8 +573,8 @@ static void start_backend(relay_conn *c) {
 static void on_timeout(uv_timer_t *t) {
   relay_conn *c = t->data;
   if (c->secured || c->ending) return;
-  relay_log("%s: SLI_E_TIMEOUT: the handshake did not complete within %u ms", c->peer,
-            c->srv->set->handshake_timeout_ms);
+  conn_failed(c, "SLI_E_TIMEOUT: the handshake did not complete within %u ms",
+              c->srv->set->handshake_timeout_ms);
   close_all(c, 0, c->srv->set->client_mode); /* a plain client waiting on us: a reset */
 }
 
@@ -551,7 +585,7 @@ static void start_tls(relay_conn *c, const struct sockaddr *peer, socklen_t peer
   int r = sli_conn_new_cbs(&c->tls, set->ctx, t_read, t_write, c,
                            set->client_mode ? set->servername : NULL, 0);
   if (r) {
-    relay_log("%s: %s: %s", c->peer, sli_err_name(r), sli_last_error());
+    conn_failed(c, "%s: %s", sli_err_name(r), sli_last_error());
     close_all(c, 1, 1);
     return;
   }
@@ -566,7 +600,7 @@ static void on_tls_connect(uv_connect_t *req, int status) {
   free(req);
   if (c->ending) return;
   if (status < 0) {
-    relay_log("%s: the TLS server is unreachable: %s", c->peer, uv_strerror(status));
+    conn_failed(c, "the TLS server is unreachable: %s", uv_strerror(status));
     close_all(c, 0, 1);
     return;
   }
@@ -628,7 +662,7 @@ void relay_start(relay_server *srv, int fd) {
           : UV_ENOMEM;
   if (r) {
     free(req);
-    relay_log("%s: the TLS server is unreachable: %s", c->peer, uv_strerror(r));
+    conn_failed(c, "the TLS server is unreachable: %s", uv_strerror(r));
     close_all(c, 0, 1);
   }
 }

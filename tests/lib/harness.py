@@ -245,6 +245,16 @@ def expect(cond, msg):
         raise AssertionError(msg)
 
 
+def recv_to_end(sock, chunk=65536):
+    """Everything `sock` (a socket or an ssl socket) gives until its end."""
+    data = b""
+    while True:
+        b = sock.recv(chunk)
+        if not b:
+            return data
+        data += b
+
+
 def plaintext_client(port):
     """Connects to 127.0.0.1:port and speaks plain HTTP, as a scanner or a misconfigured client
     does to a TLS port; waits briefly for whatever comes back."""

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from harness import CA, SLI, Checks, Dir, Proc, expect, free_port, run
+from harness import CA, SLI, Checks, Dir, Proc, expect, free_port, recv_to_end, run
 
 d = Dir()
 ca = CA(d)
@@ -204,6 +204,28 @@ def config_file():
     expect(rc == 2 and "unknown or incomplete option '--frobnicate'" in err, "unknown flag: %s" % err)
     rc, out, err = run([SLI, "proxy", "--config", d("missing.conf")])
     expect(rc != 0 and "missing.conf" in err, "a missing file named: %s" % err)
+    with open(conf, "w") as f:
+        f.write("listen 127.0.0.1:0\nROUTE a=127.0.0.1:1\n")
+    rc, out, err = run([SLI, "proxy", "--config", conf])
+    expect(rc == 2 and "'--ROUTE' (%s line 2)" % conf in err, "an unknown name with its line: %s" % err)
+    os.mkdir(d("confdir"))
+    rc, out, err = run([SLI, "proxy", "--config", d("confdir"), "--listen", "127.0.0.1:0",
+                        "--backend", "127.0.0.1:1"])
+    expect(rc != 0 and "Is a directory" in err, "a directory refused: %s" % err)
+    # two files, both read in order; a comment after a value
+    a = Backend(b"A")
+    base, site = d("base.conf"), d("site.conf")
+    with open(base, "w") as f:
+        f.write("listen 127.0.0.1:0   # any port\ncert %s\nkey %s\n" % (CERT, KEY))
+    with open(site, "w") as f:
+        f.write("backend 127.0.0.1:%d # the app\n" % a.port)
+    p = Proc([SLI, "proxy", "--config", base, "--config", site], d, "two-confs")
+    try:
+        port = int(p.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        expect(tls_ask(port, b"hi") == b"A:hi", "both files read, comments after values dropped")
+    finally:
+        p.stop()
+        a.close()
 
 
 @checks.case
@@ -219,12 +241,7 @@ def client_mode():
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(b"plain in, TLS out\n" * 1000)
             s.shutdown(socket.SHUT_WR)  # our end goes on as close_notify, the echo's comes back
-            got = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                got += b
+            got = recv_to_end(s)
         expect(got == b"plain in, TLS out\n" * 1000, "the echo, whole, then the end (%d)" % len(got))
         server.wait_for(r"secured TLSv1\.3", where="log")
         with socket.create_connection(("127.0.0.1", bport), timeout=10) as s:
@@ -243,6 +260,90 @@ def client_mode():
     finally:
         for x in (p, bad, server):
             x.stop()
+
+
+@checks.case
+def second_signal_cuts_at_once():
+    """A second SIGTERM (or SIGINT) during a drain cuts what is left with a reset and exits 0 —
+    with several loops too, one of which has already ended (it aborted in libuv once)."""
+    be = Backend()
+    for sigs in ((signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGINT)):
+        p, port = proxy("second-%d" % sigs[0], "--workers", "2", "--cert", CERT, "--key", KEY,
+                        "--backend", "127.0.0.1:%d" % be.port)
+        try:
+            ctx = ssl.create_default_context(cafile=ca.path)
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                server_hostname="localhost", suppress_ragged_eofs=False)
+            s.sendall(b"x\n")
+            s.recv(10)
+            p.p.send_signal(sigs[0])
+            p.wait_for("stopping: 1 live connection", where="log")
+            time.sleep(0.3)  # the idle loop has ended by now
+            p.p.send_signal(sigs[1])
+            expect(p.p.wait(10) == 0, "exit 0 after the second signal: %s" % p.p.returncode)
+            try:  # python's ssl reports the reset as an EOF "in violation of protocol"
+                how = "data %r" % s.recv(10)
+            except (ConnectionResetError, ssl.SSLEOFError):
+                how = "cut"
+            expect(how == "cut", "the live connection cut, not ended cleanly: %s" % how)
+            expect("cut (reset)" in p.stderr() and "at a second signal" in p.stderr(),
+                   "the log says it was cut at the second signal")
+        finally:
+            p.stop()
+    for _ in range(5):  # two signals in a row, nothing live
+        p, port = proxy("twice", "--workers", "2", "--cert", CERT, "--key", KEY,
+                        "--backend", "127.0.0.1:%d" % be.port)
+        p.p.send_signal(signal.SIGTERM)
+        p.p.send_signal(signal.SIGTERM)
+        expect(p.p.wait(10) == 0, "two signals at once: exit 0, not %s" % p.p.returncode)
+        p.stop()
+    be.close()
+
+
+@checks.case
+def hostile_names_and_floods():
+    """What a client sends reaches the log escaped (no forged lines, no terminal escapes), and
+    every per-connection failure line is under the 20-a-second limit, not only handshakes."""
+    a = Backend(b"A")
+    p, port = proxy("names", "--workers", "2", "--cert", CERT, "--key", KEY,
+                    "--route", "a.test=127.0.0.1:%d" % a.port)
+    try:
+        forged = "x\nsli proxy: 203.0.113.9:4444: secured TLSv1.3 FORGED\x1b[31m"
+        subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername",
+                        forged], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=10)
+        line = p.wait_for(r"no route for the name '([^\n]*)' and no default", where="log")
+        expect("\\x0a" in line.group(1) and "\\x1b" in line.group(1),
+               "the name escaped: %s" % line.group(1))
+        expect(not re.search(r"(?m)^sli proxy: 203\.0\.113\.9", p.stderr()), "no forged line")
+        t0 = time.time()
+        for i in range(60):
+            try:
+                tls_ask(port, b"hi", "flood%d.test" % i, timeout=5)
+            except (OSError, ssl.SSLError):
+                pass
+        time.sleep(max(0.0, 1.1 - (time.time() - t0)))
+        try:
+            tls_ask(port, b"hi", "one.more.test")
+        except (OSError, ssl.SSLError):
+            pass
+        log = p.wait_for(r"(\d+) more failed connections in the last second", where="log")
+        shown = len(re.findall(r"no route for the name 'flood", p.stderr()))
+        expect(shown <= 40 and shown + int(log.group(1)) >= 60 - 20,
+               "no-route lines under the limit: %d shown, %s counted" % (shown, log.group(1)))
+    finally:
+        p.stop()
+        a.close()
+
+
+@checks.case
+def numbers_are_numbers():
+    for flag, value in (("--drain-timeout", "10s"), ("--drain-timeout", "-5"),
+                        ("--drain-timeout", "1e4"), ("--workers", "2x"), ("--workers", "0")):
+        rc, out, err = run([SLI, "proxy", "--listen", "127.0.0.1:0", flag, value, "--backend",
+                            "127.0.0.1:1"])
+        expect(rc == 2 and "'%s' is not a whole number" % value in err,
+               "%s %s refused (%d): %s" % (flag, value, rc, err[:200]))
 
 
 HAPROXY_CFG = """
@@ -308,12 +409,7 @@ def haproxy_as_backend():
                 s.connect(("127.0.0.1", port))
                 with ctx.wrap_socket(s, server_hostname="localhost") as t:
                     t.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-                    got = b""
-                    while True:
-                        b = t.recv(4096)
-                        if not b:
-                            break
-                        got += b
+                    got = recv_to_end(t)
                 expect(got.endswith(b"\r\n\r\n127.0.0.7"),
                        "%s: haproxy saw the TLS client's address: %r" % (version, got[-60:]))
             finally:
