@@ -6,7 +6,9 @@ where the client, the proxy and redis share the cores, throughput mostly says ho
 shared; CPU per request says what the proxy itself spends. Rounds interleaved; the report gives
 the median and the spread (min–max). Loopback only, bounded counts.
 
-usage: bench/bench_proxy.py [--runs N] [--gets N]"""
+usage: bench/bench_proxy.py [--runs N] [--gets N]
+(stunnel4, hitch and haproxy must be installed: bench/bench_shim.py installs them; haproxy comes
+with ./bootstrap)"""
 import argparse
 import os
 import shutil

@@ -16,7 +16,7 @@ packages=(
   build-essential pkg-config meson ninja-build dpkg-dev
   openssl gnutls-bin curl python3 python3-cryptography
   redis-server redis-tools nginx-light age testssl.sh dnsutils openssh-client
-  memcached socat libnss-wrapper man-db systemd
+  memcached socat libnss-wrapper man-db systemd haproxy
   clang libclang-rt-14-dev
 )
 missing=()
