@@ -1,0 +1,84 @@
+"""_lib.py — libsli.so.1 through ctypes: where it is found, the C declarations the package uses,
+and the one way a failing call becomes an exception (sli.Error)."""
+import ctypes
+import ctypes.util
+import os
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _find():
+    """SLI_LIBRARY (a path), else the build tree this package sits in (bindings/python/sli →
+    build/plugin), else the system's libsli.so.1."""
+    path = os.environ.get("SLI_LIBRARY")
+    if path:
+        return path
+    top = os.path.abspath(os.path.join(_HERE, "..", "..", ".."))
+    for build in (os.environ.get("SLI_BUILD_DIR"), os.path.join(top, "build")):
+        if build:
+            cand = os.path.join(build if os.path.isabs(build) else os.path.join(top, build),
+                                "plugin", "libsli.so.1")
+            if os.path.exists(cand):
+                return cand
+    return ctypes.util.find_library("sli") or "libsli.so.1"
+
+
+lib = ctypes.CDLL(_find())
+
+c_u8p = ctypes.POINTER(ctypes.c_uint8)
+c_size_p = ctypes.POINTER(ctypes.c_size_t)
+c_void_pp = ctypes.POINTER(ctypes.c_void_p)
+
+
+def _decl(name, restype, *argtypes):
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    return f
+
+
+# Errors and memory
+sli_err_name = _decl("sli_err_name", ctypes.c_char_p, ctypes.c_int)
+sli_strerror = _decl("sli_strerror", ctypes.c_char_p, ctypes.c_int)
+sli_last_error = _decl("sli_last_error", ctypes.c_char_p)
+sli_free = _decl("sli_free", None, ctypes.c_void_p, ctypes.c_size_t)
+sli_version_string = _decl("sli_version_string", ctypes.c_char_p)
+
+# Sealed blobs and keyrings
+sli_keyring_generate = _decl("sli_keyring_generate", ctypes.c_int, c_void_pp)
+sli_keyring_rotate = _decl("sli_keyring_rotate", ctypes.c_int, c_void_pp, ctypes.c_void_p)
+sli_keyring_load_file = _decl("sli_keyring_load_file", ctypes.c_int, c_void_pp, ctypes.c_char_p,
+                              ctypes.c_char_p, ctypes.c_size_t)
+sli_keyring_save_file = _decl("sli_keyring_save_file", ctypes.c_int, ctypes.c_void_p,
+                              ctypes.c_char_p)
+sli_keyring_free = _decl("sli_keyring_free", None, ctypes.c_void_p)
+sli_keyring_count = _decl("sli_keyring_count", ctypes.c_size_t, ctypes.c_void_p)
+sli_keyring_key_id = _decl("sli_keyring_key_id", ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t)
+sli_keyring_key_created = _decl("sli_keyring_key_created", ctypes.c_int64, ctypes.c_void_p,
+                                ctypes.c_size_t)
+sli_seal = _decl("sli_seal", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, c_size_p,
+                 ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+sli_open = _decl("sli_open", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, c_size_p,
+                 ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+sli_sealed_key_id = _decl("sli_sealed_key_id", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
+                          ctypes.POINTER(ctypes.c_uint32))
+SEAL_OVERHEAD = 33
+
+# Keys and signatures
+sli_key_generate = _decl("sli_key_generate", ctypes.c_int, c_void_pp, ctypes.c_int, ctypes.c_int,
+                         ctypes.c_uint32)
+sli_key_load_file = _decl("sli_key_load_file", ctypes.c_int, c_void_pp, ctypes.c_char_p,
+                          ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t)
+sli_key_free = _decl("sli_key_free", None, ctypes.c_void_p)
+sli_key_type = _decl("sli_key_type", ctypes.c_int, ctypes.c_void_p)
+sli_key_bits = _decl("sli_key_bits", ctypes.c_int, ctypes.c_void_p)
+sli_key_has_private = _decl("sli_key_has_private", ctypes.c_int, ctypes.c_void_p)
+sli_key_private_pem_alloc = _decl("sli_key_private_pem_alloc", ctypes.c_int, ctypes.c_void_p,
+                                  ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), c_size_p)
+sli_key_public_pem_alloc = _decl("sli_key_public_pem_alloc", ctypes.c_int, ctypes.c_void_p,
+                                 ctypes.POINTER(ctypes.c_void_p), c_size_p)
+sli_key_sig_max_size = _decl("sli_key_sig_max_size", ctypes.c_size_t, ctypes.c_void_p)
+sli_key_sign = _decl("sli_key_sign", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, c_size_p,
+                     ctypes.c_char_p, ctypes.c_size_t)
+sli_key_verify = _decl("sli_key_verify", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                       ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)

@@ -1,0 +1,98 @@
+"""keys.py — key pairs and signatures (api/sli.h, "Key pairs and signatures"): Ed25519, ECDSA
+P-256 with SHA-256, RSA-PSS with SHA-256 — the signatures `openssl dgst`/`pkeyutl` make and check."""
+import ctypes
+import os
+from typing import Optional, Union
+
+from . import _lib
+from .errors import check
+
+Bytes = Union[bytes, bytearray, memoryview]
+_TYPES = {"rsa": 1, "ec": 2, "ed25519": 3, "x25519": 4}
+_NAMES = {v: k for k, v in _TYPES.items()}
+
+
+def _take(ptr: ctypes.c_void_p, n: ctypes.c_size_t) -> bytes:
+    """The bytes of an allocation of libsli's, then freed (wiped) by it."""
+    try:
+        return ctypes.string_at(ptr, n.value)
+    finally:
+        _lib.sli_free(ptr, n.value)
+
+
+class Key:
+    """A private key (which also acts as its public key) or a public key alone. Immutable and
+    thread-safe."""
+
+    def __init__(self, handle: ctypes.c_void_p):
+        self._h = handle
+
+    @classmethod
+    def generate(cls, kind: str = "ec", bits: int = 0) -> "Key":
+        """A new key: "ec" (`bits` 256 — the default —, 384 or 521), "ed25519", "x25519" or "rsa"
+        (`bits` 2048 — the default —, 3072 or 4096)."""
+        if kind not in _TYPES:
+            raise ValueError("kind must be one of %s" % ", ".join(sorted(_TYPES)))
+        h = ctypes.c_void_p()
+        check(_lib.sli_key_generate(ctypes.byref(h), _TYPES[kind], bits, 0))
+        return cls(h)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike], password: Optional[Union[str, bytes]] = None) -> "Key":
+        """A PEM private key (encrypted with `password` if it is) or public key."""
+        h = ctypes.c_void_p()
+        msg = ctypes.create_string_buffer(512)
+        pw = password.encode() if isinstance(password, str) else password
+        rc = _lib.sli_key_load_file(ctypes.byref(h), os.fsencode(path), pw, msg, len(msg))
+        check(rc, msg.value.decode(errors="replace"))
+        return cls(h)
+
+    @property
+    def kind(self) -> str:
+        return _NAMES.get(_lib.sli_key_type(self._h), "unknown")
+
+    @property
+    def bits(self) -> int:
+        return _lib.sli_key_bits(self._h)
+
+    @property
+    def has_private(self) -> bool:
+        return bool(_lib.sli_key_has_private(self._h))
+
+    def private_pem(self, passphrase: Optional[Union[str, bytes]] = None) -> bytes:
+        """PKCS#8 PEM, encrypted with `passphrase` if given."""
+        pw = passphrase.encode() if isinstance(passphrase, str) else passphrase
+        p, n = ctypes.c_void_p(), ctypes.c_size_t()
+        check(_lib.sli_key_private_pem_alloc(self._h, pw, ctypes.byref(p), ctypes.byref(n)))
+        return _take(p, n)
+
+    def public_pem(self) -> bytes:
+        p, n = ctypes.c_void_p(), ctypes.c_size_t()
+        check(_lib.sli_key_public_pem_alloc(self._h, ctypes.byref(p), ctypes.byref(n)))
+        return _take(p, n)
+
+    def sign(self, data: Bytes) -> bytes:
+        data = bytes(data)
+        out = ctypes.create_string_buffer(_lib.sli_key_sig_max_size(self._h) or 1)
+        n = ctypes.c_size_t(len(out))
+        check(_lib.sli_key_sign(self._h, out, ctypes.byref(n), data, len(data)))
+        return out.raw[:n.value]
+
+    def verify(self, signature: Bytes, data: Bytes) -> None:
+        """Returns if `signature` is this key's over `data`; else sli.Error (SLI_E_SIGNATURE)."""
+        sig, data = bytes(signature), bytes(data)
+        check(_lib.sli_key_verify(self._h, sig, len(sig), data, len(data)))
+
+    def close(self) -> None:
+        h, self._h = self._h, None
+        if h:
+            _lib.sli_key_free(h)
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self) -> "Key":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
