@@ -82,3 +82,46 @@ sli_key_sign = _decl("sli_key_sign", ctypes.c_int, ctypes.c_void_p, ctypes.c_voi
                      ctypes.c_char_p, ctypes.c_size_t)
 sli_key_verify = _decl("sli_key_verify", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                        ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+
+# age v1 files
+c_pp = ctypes.POINTER(ctypes.c_void_p)
+sli_age_identity_generate = _decl("sli_age_identity_generate", ctypes.c_int, c_void_pp)
+sli_age_identity_parse = _decl("sli_age_identity_parse", ctypes.c_int, c_void_pp, ctypes.c_char_p)
+sli_age_identity_scrypt = _decl("sli_age_identity_scrypt", ctypes.c_int, c_void_pp, ctypes.c_char_p)
+sli_age_identity_encode = _decl("sli_age_identity_encode", ctypes.c_int, ctypes.c_void_p,
+                                ctypes.c_char_p, ctypes.c_size_t)
+sli_age_identity_from_key = _decl("sli_age_identity_from_key", ctypes.c_int, c_void_pp,
+                                  ctypes.c_void_p)
+sli_age_identity_recipient = _decl("sli_age_identity_recipient", ctypes.c_int, ctypes.c_void_p,
+                                   c_void_pp)
+sli_age_identity_free = _decl("sli_age_identity_free", None, ctypes.c_void_p)
+sli_age_recipient_parse = _decl("sli_age_recipient_parse", ctypes.c_int, c_void_pp, ctypes.c_char_p)
+sli_age_recipient_scrypt = _decl("sli_age_recipient_scrypt", ctypes.c_int, c_void_pp,
+                                 ctypes.c_char_p, ctypes.c_int)
+sli_age_recipient_from_key = _decl("sli_age_recipient_from_key", ctypes.c_int, c_void_pp,
+                                   ctypes.c_void_p)
+sli_age_recipient_encode = _decl("sli_age_recipient_encode", ctypes.c_int, ctypes.c_void_p,
+                                 ctypes.c_char_p, ctypes.c_size_t)
+sli_age_recipient_free = _decl("sli_age_recipient_free", None, ctypes.c_void_p)
+sli_age_enc_new = _decl("sli_age_enc_new", ctypes.c_int, c_void_pp, c_pp, ctypes.c_size_t,
+                        ctypes.c_uint32)
+sli_age_enc_update_bound = _decl("sli_age_enc_update_bound", ctypes.c_size_t, ctypes.c_void_p,
+                                 ctypes.c_size_t)
+sli_age_enc_update = _decl("sli_age_enc_update", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                           c_size_p, ctypes.c_char_p, ctypes.c_size_t)
+sli_age_enc_final_bound = _decl("sli_age_enc_final_bound", ctypes.c_size_t, ctypes.c_void_p)
+sli_age_enc_final = _decl("sli_age_enc_final", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                          c_size_p)
+sli_age_enc_error = _decl("sli_age_enc_error", ctypes.c_char_p, ctypes.c_void_p)
+sli_age_enc_free = _decl("sli_age_enc_free", None, ctypes.c_void_p)
+sli_age_dec_new = _decl("sli_age_dec_new", ctypes.c_int, c_void_pp, c_pp, ctypes.c_size_t,
+                        ctypes.c_uint32)
+sli_age_dec_update_bound = _decl("sli_age_dec_update_bound", ctypes.c_size_t, ctypes.c_void_p,
+                                 ctypes.c_size_t)
+sli_age_dec_update = _decl("sli_age_dec_update", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                           c_size_p, ctypes.c_char_p, ctypes.c_size_t)
+sli_age_dec_final = _decl("sli_age_dec_final", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                          c_size_p)
+sli_age_dec_error = _decl("sli_age_dec_error", ctypes.c_char_p, ctypes.c_void_p)
+sli_age_dec_free = _decl("sli_age_dec_free", None, ctypes.c_void_p)
+AGE_ARMOR, AGE_PARALLEL, AGE_CHUNK = 0x1, 0x2, 65536

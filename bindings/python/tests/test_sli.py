@@ -9,25 +9,11 @@ import sys
 import tempfile
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
-BUILD = os.environ.get("SLI_BUILD_DIR", os.path.join(HERE, "..", "..", "..", "build"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import SLI, skip_if_asan  # noqa: E402
 
-
-def _asan_build():
-    lib = os.path.join(BUILD, "plugin", "libsli.so.1")
-    out = subprocess.run(["ldd", lib], stdout=subprocess.PIPE, text=True).stdout
-    return "libasan" in out
-
-
-if __name__ == "__main__" and _asan_build():
-    print("SKIP: python cannot load the ASan-built libsli.so.1 (libasan must come first in a "
-          "process python starts); the plain build runs these tests")
-    sys.exit(77)
-
+skip_if_asan()
 import sli  # noqa: E402
-
-SLI = os.path.join(BUILD, "tools", "sli")
 
 
 class Seal(unittest.TestCase):
