@@ -125,3 +125,32 @@ sli_age_dec_final = _decl("sli_age_dec_final", ctypes.c_int, ctypes.c_void_p, ct
 sli_age_dec_error = _decl("sli_age_dec_error", ctypes.c_char_p, ctypes.c_void_p)
 sli_age_dec_free = _decl("sli_age_dec_free", None, ctypes.c_void_p)
 AGE_ARMOR, AGE_PARALLEL, AGE_CHUNK = 0x1, 0x2, 65536
+
+# TLS
+sli_config_new = _decl("sli_config_new", ctypes.c_void_p)
+sli_config_free = _decl("sli_config_free", None, ctypes.c_void_p)
+sli_config_error = _decl("sli_config_error", ctypes.c_char_p, ctypes.c_void_p)
+sli_config_set_option = _decl("sli_config_set_option", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                              ctypes.c_char_p)
+sli_ctx_new_server = _decl("sli_ctx_new_server", ctypes.c_int, c_void_pp, ctypes.c_void_p,
+                           ctypes.c_uint32)
+sli_ctx_new_client = _decl("sli_ctx_new_client", ctypes.c_int, c_void_pp, ctypes.c_void_p,
+                           ctypes.c_uint32)
+sli_ctx_free = _decl("sli_ctx_free", None, ctypes.c_void_p)
+sli_conn_new_fd = _decl("sli_conn_new_fd", ctypes.c_int, c_void_pp, ctypes.c_void_p, ctypes.c_int,
+                        ctypes.c_char_p, ctypes.c_uint32)
+sli_conn_handshake = _decl("sli_conn_handshake", ctypes.c_int, ctypes.c_void_p)
+sli_conn_read = _decl("sli_conn_read", ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p,
+                      ctypes.c_size_t)
+sli_conn_write = _decl("sli_conn_write", ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_char_p,
+                       ctypes.c_size_t)
+sli_conn_pending = _decl("sli_conn_pending", ctypes.c_size_t, ctypes.c_void_p)
+sli_conn_close = _decl("sli_conn_close", ctypes.c_int, ctypes.c_void_p)
+sli_conn_free = _decl("sli_conn_free", None, ctypes.c_void_p)
+sli_conn_error = _decl("sli_conn_error", ctypes.c_char_p, ctypes.c_void_p)
+sli_conn_is_secured = _decl("sli_conn_is_secured", ctypes.c_int, ctypes.c_void_p)
+sli_conn_version = _decl("sli_conn_version", ctypes.c_char_p, ctypes.c_void_p)
+sli_conn_cipher = _decl("sli_conn_cipher", ctypes.c_char_p, ctypes.c_void_p)
+sli_conn_alpn = _decl("sli_conn_alpn", ctypes.c_char_p, ctypes.c_void_p)
+sli_conn_is_resumed = _decl("sli_conn_is_resumed", ctypes.c_int, ctypes.c_void_p)
+WANT_READ, WANT_WRITE = -1001, -1002

@@ -1,0 +1,181 @@
+"""tls.py — TLS over a connection the program already has: a connected socket, blocking or not,
+with sli's policies (TLS 1.2+, ECDHE, AEAD, verification on for clients).
+
+    ctx = sli.tls.Context.server(cert="site.pem", key="site.key")
+    conn = ctx.wrap(accepted_socket)          # conn.read(), conn.write(), conn.close()
+    ctx = sli.tls.Context.client(ca="ca.pem")
+    conn = ctx.wrap(sock, server_hostname="db.example.com")
+
+Settings are the engine's, by the names of SLI_SETTING_MAP (api/sli.h) in lower case without the
+prefix: cert, key, ca, crl, client_cert, policy, ciphers, min_version, max_version, alpn,
+ticket_keys, session_resumption, handshake_timeout, … (`Context.server(alpn="h2,http/1.1")`).
+On a non-blocking socket a call that would block raises WantRead or WantWrite (BlockingIOError):
+wait for the socket to be readable (writable) and call again — what asyncio's add_reader does."""
+import ctypes
+import socket
+from typing import Optional
+
+from . import _lib
+from .errors import Error, check
+
+
+class WantRead(BlockingIOError):
+    """The call needs the socket to be readable first (a read may need that, a write too)."""
+
+
+class WantWrite(BlockingIOError):
+    """The call needs the socket to be writable first."""
+
+
+class Context:
+    """A server or client context: its settings, one for many connections. Thread-safe."""
+
+    def __init__(self, handle: ctypes.c_void_p, server: bool):
+        self._h = handle
+        self.server = server
+
+    @classmethod
+    def _make(cls, server: bool, settings) -> "Context":
+        cfg = _lib.sli_config_new()
+        if not cfg:
+            raise MemoryError("sli_config_new")
+        try:
+            for name, value in settings.items():
+                if value is None or value is False:
+                    continue
+                full = ("SLI_" + name.upper()).encode()
+                val = b"1" if value is True else str(value).encode()
+                rc = _lib.sli_config_set_option(cfg, full, val)
+                if rc < 0:
+                    m = _lib.sli_config_error(cfg)
+                    check(rc, m.decode(errors="replace") if m else "")
+            h = ctypes.c_void_p()
+            make = _lib.sli_ctx_new_server if server else _lib.sli_ctx_new_client
+            rc = make(ctypes.byref(h), cfg, 0)
+            if rc < 0:
+                m = _lib.sli_config_error(cfg)
+                check(rc, m.decode(errors="replace") if m else "")
+            return cls(h, server)
+        finally:
+            _lib.sli_config_free(cfg)
+
+    @classmethod
+    def server(cls, **settings) -> "Context":
+        """A server context (without cert and key: the per-install default identity)."""
+        return cls._make(True, settings)
+
+    @classmethod
+    def client(cls, **settings) -> "Context":
+        """A client context: it verifies servers (against `ca`, else the system's roots)."""
+        return cls._make(False, settings)
+
+    def wrap(self, sock: socket.socket, server_hostname: Optional[str] = None) -> "Connection":
+        """TLS on the connected socket `sock`, which the connection keeps (and never closes)."""
+        return Connection(self, sock, server_hostname)
+
+    def close(self) -> None:
+        h, self._h = getattr(self, "_h", None), None
+        if h:
+            _lib.sli_ctx_free(h)
+
+    def __del__(self):
+        self.close()
+
+
+class Connection:
+    """One TLS connection over a socket. Not thread-safe (one thread at a time, as a socket)."""
+
+    def __init__(self, ctx: Context, sock: socket.socket, server_hostname: Optional[str]):
+        if ctx.server and server_hostname:
+            raise ValueError("server_hostname is for a client context")
+        if not ctx.server and not server_hostname:
+            raise ValueError("a client connection needs server_hostname (the name it verifies)")
+        self._ctx, self._sock = ctx, sock  # both kept alive as long as the engine may use them
+        h = ctypes.c_void_p()
+        name = server_hostname.encode() if server_hostname else None
+        check(_lib.sli_conn_new_fd(ctypes.byref(h), ctx._h, sock.fileno(), name, 0))
+        self._h = h
+
+    def _rc(self, rc: int) -> int:
+        if rc >= 0:
+            return rc
+        if rc == _lib.WANT_READ:
+            raise WantRead("sli: the socket must be readable first")
+        if rc == _lib.WANT_WRITE:
+            raise WantWrite("sli: the socket must be writable first")
+        m = _lib.sli_conn_error(self._h) if self._h else None
+        raise Error(rc, m.decode(errors="replace") if m else "")
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def handshake(self) -> None:
+        """Runs the handshake (read and write run it too)."""
+        self._rc(_lib.sli_conn_handshake(self._h))
+
+    def read(self, size: int = 16384) -> bytes:
+        """Up to `size` bytes; b"" once the peer's close_notify came. A peer that left without it
+        is sli.Error SLI_E_TRUNCATED: an end that may have been cut."""
+        buf = ctypes.create_string_buffer(max(1, size))
+        n = self._rc(_lib.sli_conn_read(self._h, buf, size))
+        return buf.raw[:n]
+
+    recv = read
+
+    def write(self, data) -> int:
+        """Some of `data` (a count); on a blocking socket all of it in the end (sendall)."""
+        data = bytes(data)
+        return self._rc(_lib.sli_conn_write(self._h, data, len(data)))
+
+    def sendall(self, data) -> None:
+        view = memoryview(bytes(data))
+        while view:
+            view = view[self.write(view):]
+
+    @property
+    def pending(self) -> int:
+        """Decrypted bytes waiting: read them before waiting on the socket again."""
+        return _lib.sli_conn_pending(self._h)
+
+    def close(self) -> None:
+        """Sends close_notify (our direction ends; reading goes on until the peer's)."""
+        self._rc(_lib.sli_conn_close(self._h))
+
+    def free(self) -> None:
+        """Lets the engine's side go (nothing is sent); the socket stays the caller's."""
+        h, self._h = getattr(self, "_h", None), None
+        if h:
+            _lib.sli_conn_free(h)
+
+    def __del__(self):
+        self.free()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.free()
+
+    @property
+    def is_secured(self) -> bool:
+        return bool(_lib.sli_conn_is_secured(self._h))
+
+    def _text(self, fn) -> Optional[str]:
+        v = fn(self._h)
+        return v.decode() if v else None
+
+    @property
+    def version(self) -> Optional[str]:
+        return self._text(_lib.sli_conn_version)
+
+    @property
+    def cipher(self) -> Optional[str]:
+        return self._text(_lib.sli_conn_cipher)
+
+    @property
+    def alpn(self) -> Optional[str]:
+        return self._text(_lib.sli_conn_alpn)
+
+    @property
+    def is_resumed(self) -> bool:
+        return bool(_lib.sli_conn_is_resumed(self._h))
