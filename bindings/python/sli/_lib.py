@@ -154,3 +154,39 @@ sli_conn_cipher = _decl("sli_conn_cipher", ctypes.c_char_p, ctypes.c_void_p)
 sli_conn_alpn = _decl("sli_conn_alpn", ctypes.c_char_p, ctypes.c_void_p)
 sli_conn_is_resumed = _decl("sli_conn_is_resumed", ctypes.c_int, ctypes.c_void_p)
 WANT_READ, WANT_WRITE = -1001, -1002
+
+# Certificates
+sli_cert_load_file = _decl("sli_cert_load_file", ctypes.c_int, c_void_pp, ctypes.c_char_p,
+                           ctypes.c_char_p, ctypes.c_size_t)
+sli_cert_load_mem = _decl("sli_cert_load_mem", ctypes.c_int, c_void_pp, ctypes.c_char_p,
+                          ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+sli_cert_up_ref = _decl("sli_cert_up_ref", ctypes.c_void_p, ctypes.c_void_p)
+sli_cert_free = _decl("sli_cert_free", None, ctypes.c_void_p)
+sli_cert_subject = _decl("sli_cert_subject", ctypes.c_char_p, ctypes.c_void_p)
+sli_cert_issuer = _decl("sli_cert_issuer", ctypes.c_char_p, ctypes.c_void_p)
+sli_cert_san_count = _decl("sli_cert_san_count", ctypes.c_size_t, ctypes.c_void_p)
+sli_cert_san = _decl("sli_cert_san", ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
+sli_cert_not_before = _decl("sli_cert_not_before", ctypes.c_int64, ctypes.c_void_p)
+sli_cert_not_after = _decl("sli_cert_not_after", ctypes.c_int64, ctypes.c_void_p)
+sli_cert_fingerprint_sha256 = _decl("sli_cert_fingerprint_sha256", ctypes.c_char_p, ctypes.c_void_p)
+sli_cert_chain_pem = _decl("sli_cert_chain_pem", ctypes.c_char_p, ctypes.c_void_p)
+sli_conn_peer_cert = _decl("sli_conn_peer_cert", ctypes.c_void_p, ctypes.c_void_p)
+c_charpp = ctypes.POINTER(ctypes.c_char_p)
+sli_csr_create_alloc = _decl("sli_csr_create_alloc", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                             c_charpp, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p), c_size_p)
+sli_cert_selfsign_alloc = _decl("sli_cert_selfsign_alloc", ctypes.c_int, ctypes.c_void_p,
+                                ctypes.c_char_p, c_charpp, ctypes.c_size_t, ctypes.c_int,
+                                ctypes.c_uint32, ctypes.POINTER(ctypes.c_void_p), c_size_p)
+sli_ca_issue_alloc = _decl("sli_ca_issue_alloc", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
+                           ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int,
+                           ctypes.POINTER(ctypes.c_void_p), c_size_p)
+
+# Signatures over a message in pieces
+sli_signer_new = _decl("sli_signer_new", ctypes.c_int, c_void_pp, ctypes.c_void_p, ctypes.c_int)
+sli_signer_update = _decl("sli_signer_update", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                          ctypes.c_size_t)
+sli_signer_sign_final = _decl("sli_signer_sign_final", ctypes.c_int, ctypes.c_void_p,
+                              ctypes.c_void_p, c_size_p)
+sli_signer_verify_final = _decl("sli_signer_verify_final", ctypes.c_int, ctypes.c_void_p,
+                                ctypes.c_char_p, ctypes.c_size_t)
+sli_signer_free = _decl("sli_signer_free", None, ctypes.c_void_p)

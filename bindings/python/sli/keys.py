@@ -15,7 +15,7 @@ _NAMES = {v: k for k, v in _TYPES.items()}
 def _take(ptr: ctypes.c_void_p, n: ctypes.c_size_t) -> bytes:
     """The bytes of an allocation of libsli's, then freed (wiped) by it."""
     try:
-        return ctypes.string_at(ptr, n.value)
+        return ctypes.string_at(ptr, n.value).rstrip(b"\0")
     finally:
         _lib.sli_free(ptr, n.value)
 
@@ -96,3 +96,41 @@ class Key:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def signer(self) -> "Signer":
+        """A signature over a message given in pieces (a file as it is read)."""
+        return Signer(self, verify=False)
+
+    def verifier(self) -> "Signer":
+        return Signer(self, verify=True)
+
+
+class Signer:
+    """Makes (or checks) the signature Key.sign makes, over `update`d pieces. One use."""
+
+    def __init__(self, key: Key, verify: bool):
+        self._key = key
+        h = ctypes.c_void_p()
+        check(_lib.sli_signer_new(ctypes.byref(h), key._h, 1 if verify else 0))
+        self._h = h
+
+    def update(self, data: Bytes) -> "Signer":
+        data = bytes(data)
+        check(_lib.sli_signer_update(self._h, data, len(data)))
+        return self
+
+    def sign(self) -> bytes:
+        out = ctypes.create_string_buffer(_lib.sli_key_sig_max_size(self._key._h) or 1)
+        n = ctypes.c_size_t(len(out))
+        check(_lib.sli_signer_sign_final(self._h, out, ctypes.byref(n)))
+        return out.raw[:n.value]
+
+    def verify(self, signature: Bytes) -> None:
+        """Returns if it verifies; else sli.Error (SLI_E_SIGNATURE)."""
+        sig = bytes(signature)
+        check(_lib.sli_signer_verify_final(self._h, sig, len(sig)))
+
+    def __del__(self):
+        h, self._h = getattr(self, "_h", None), None
+        if h:
+            _lib.sli_signer_free(h)

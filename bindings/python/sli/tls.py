@@ -179,3 +179,10 @@ class Connection:
     @property
     def is_resumed(self) -> bool:
         return bool(_lib.sli_conn_is_resumed(self._h))
+
+    @property
+    def peer_certificate(self):
+        """The peer's certificate (a certs.Certificate), or None."""
+        from .certs import Certificate
+        h = _lib.sli_conn_peer_cert(self._h)
+        return Certificate(ctypes.c_void_p(_lib.sli_cert_up_ref(h))) if h else None
