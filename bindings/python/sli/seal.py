@@ -2,12 +2,36 @@
 blobs"): AES-256-GCM, 33 bytes of overhead, keys rotated without re-encrypting old blobs."""
 import ctypes
 import os
-from typing import List, Union
+import threading
+from typing import List, Tuple, Union
 
 from . import _lib
 from .errors import check
 
 Bytes = Union[bytes, bytearray, memoryview]
+
+_SCRATCH_MAX = 4 << 20  # outputs up to this size go through one buffer per thread, reused
+_local = threading.local()
+
+
+def _buffer(need: int) -> Tuple[bytearray, ctypes.Array]:
+    """An output buffer of at least `need` bytes: the thread's reused one when it is small enough
+    (a fresh 1 MiB buffer per call cost more in page faults than the AES-GCM did), else a new
+    one — also when the thread's is in use (a signal handler sealing in the middle of a call)."""
+    if need > _SCRATCH_MAX or getattr(_local, "busy", False):
+        b = bytearray(need)
+        return b, (ctypes.c_char * need).from_buffer(b)
+    b = getattr(_local, "buf", None)
+    if b is None or len(b) < need:
+        b = _local.buf = bytearray(max(need, 4096))
+        _local.arr = (ctypes.c_char * len(b)).from_buffer(b)
+    _local.busy = True
+    return b, _local.arr
+
+
+def _done(buf: bytearray) -> None:
+    if buf is getattr(_local, "buf", None):
+        _local.busy = False
 
 
 class Keyring:
@@ -57,20 +81,26 @@ class Keyring:
     def seal(self, data: Bytes, ad: Bytes = b"") -> bytes:
         """`data` sealed with the primary key, bound to the associated data `ad`."""
         data, ad = bytes(data), bytes(ad)
-        out = ctypes.create_string_buffer(len(data) + _lib.SEAL_OVERHEAD)
-        n = ctypes.c_size_t(len(out))
-        check(_lib.sli_seal(self._h, out, ctypes.byref(n), data, len(data), ad, len(ad)))
-        return out.raw[:n.value]
+        buf, arr = _buffer(len(data) + _lib.SEAL_OVERHEAD)
+        try:
+            n = ctypes.c_size_t(len(buf))
+            check(_lib.sli_seal(self._h, arr, ctypes.byref(n), data, len(data), ad, len(ad)))
+            return bytes(memoryview(buf)[:n.value])
+        finally:
+            _done(buf)
 
     def open(self, blob: Bytes, ad: Bytes = b"") -> bytes:
         """The plaintext of a sealed blob, or sli.Error (SLI_E_PAYLOAD for any change, a wrong
         `ad`; SLI_E_NO_MATCH for a key not in this keyring; SLI_E_HEADER)."""
         blob, ad = bytes(blob), bytes(ad)
-        out = ctypes.create_string_buffer(max(1, len(blob) - _lib.SEAL_OVERHEAD))
-        n = ctypes.c_size_t(len(out))
-        rc = _lib.sli_open(self._h, out, ctypes.byref(n), blob, len(blob), ad, len(ad))
-        check(rc)
-        return out.raw[:n.value]
+        buf, arr = _buffer(max(1, len(blob) - _lib.SEAL_OVERHEAD))
+        n = ctypes.c_size_t(len(buf))
+        try:
+            check(_lib.sli_open(self._h, arr, ctypes.byref(n), blob, len(blob), ad, len(ad)))
+            return bytes(memoryview(buf)[:n.value])
+        finally:
+            ctypes.memset(arr, 0, n.value)  # the plaintext stays only in what we return
+            _done(buf)
 
     def close(self) -> None:
         """Lets the keys go now (they are wiped when the last reference goes)."""
