@@ -31,6 +31,31 @@ class Seal(unittest.TestCase):
             self.assertEqual(len(blob), n + 33)
             self.assertEqual(self.kr.open(blob, ad=b"row 7"), data)
 
+    def test_threads_and_sizes_around_the_reused_buffer(self):
+        """Each thread's output buffer is reused: results from several threads at once, sizes
+        growing and shrinking, and one past the 4 MiB where a fresh buffer is taken."""
+        import threading
+        errors = []
+
+        def work(seed):
+            import random
+            r = random.Random(seed)
+            for _ in range(200):
+                data = os.urandom(r.choice((0, 1, 64, 5000, 300000)))
+                blob = self.kr.seal(data, ad=b"%d" % seed)
+                if self.kr.open(blob, ad=b"%d" % seed) != data:
+                    errors.append(seed)
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        big = os.urandom((4 << 20) + 1)
+        small = self.kr.seal(b"small")
+        self.assertEqual(self.kr.open(self.kr.seal(big)), big)
+        self.assertEqual(self.kr.open(small), b"small")
+
     def test_refusals_are_named(self):
         blob = bytearray(self.kr.seal(b"card number", ad=b"customer 42"))
         with self.assertRaises(sli.Error) as e:
