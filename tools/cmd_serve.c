@@ -343,7 +343,8 @@ int cmd_serve(int argc, char **argv) {
   relay_settings *set = &srv.set;
   set->handshake_timeout_ms = 30000;
   srv.drain_ms = 10000;
-  long workers = proxy ? uv_available_parallelism() : 1;
+  long workers = proxy ? (long)uv_available_parallelism() : 1;
+  if (workers > 256) workers = 256; /* the most --workers takes */
   for (int i = 1; i < argc; i++) {
     int from = i, t = cli_take_tls_flag(&srv.opts, argc, argv, &i);
     if (t < 0) {
@@ -398,7 +399,7 @@ int cmd_serve(int argc, char **argv) {
   int activated = cli_sd_listen_fd(); /* systemd's socket, if it gave one */
   int relays = backend || set->n_routes;
   if (!listen_addr && activated < 0) return usage(0);
-  if (set->echo == relays || (proxy && set->echo) || workers < 1 || workers > 256) return usage(0);
+  if (set->echo == relays || (proxy && set->echo)) return usage(0); /* --workers: count() */
   if (set->proxy_protocol && !relays) return usage(0);
   if (set->client_mode && (!backend || set->n_routes || set->proxy_protocol)) return usage(0);
   if (servername && !set->client_mode) return usage(0);

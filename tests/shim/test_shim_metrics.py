@@ -44,13 +44,15 @@ def tls_client(port, session=None, tls12=False):
     return (CTX12 if tls12 else CTX).wrap_socket(s, server_hostname="localhost", session=session)
 
 
-def wait_tls(port, timeout=10):
+def wait_tls(port, timeout=10, read=0):
+    """Connects until the host serves TLS (within `timeout`); with `read`, what the host's first
+    answer holds (up to that many bytes): that client's handshake is counted for sure."""
     t0 = time.time()
     while True:
         try:
-            with tls_client(port):
-                return
-        except (OSError, ssl.SSLError):
+            with tls_client(port) as t:
+                return t.recv(read) if read else b""
+        except OSError:  # refused, reset, or a TLS error (ssl.SSLError is one) while it starts
             if time.time() - t0 > timeout:
                 raise
             time.sleep(0.05)
@@ -229,16 +231,8 @@ def host_closes_every_descriptor():
              env=shim_env(SLI_SERVER_PORTS=port, SLI_CERT=CERT, SLI_KEY=KEY,
                           SLI_METRICS="127.0.0.1:%d" % mport))
     try:
-        t0 = time.time()
-        while True:  # the first client reads its line: its handshake is counted for sure
-            try:
-                with tls_client(port) as t:
-                    got = t.recv(100)
-                    expect(got == b"one\n", "the first client served: %r; host: %s" % (got, p.stderr()[-1500:]))
-                    break
-            except (ConnectionRefusedError, ssl.SSLError):
-                expect(time.time() - t0 < 10, "the host listens within 10 s")
-                time.sleep(0.05)
+        got = wait_tls(port, read=100)
+        expect(got == b"one\n", "the first client served: %r; host: %s" % (got, p.stderr()[-1500:]))
         p.wait_for(r"closed (\d+), EBADF (\d+)")  # the shim's own numbers answer EBADF
         for _ in range(3):
             with tls_client(port) as t:
@@ -289,15 +283,7 @@ def close_loop_races_scrapes():
              env=shim_env(SLI_SERVER_PORTS=port, SLI_CERT=CERT, SLI_KEY=KEY,
                           SLI_METRICS="127.0.0.1:%d" % mport))
     try:
-        t0 = time.time()
-        while True:
-            try:
-                with tls_client(port) as t:
-                    t.recv(10)
-                break
-            except (ConnectionRefusedError, ssl.SSLError):
-                expect(time.time() - t0 < 10, "the host listens within 10 s")
-                time.sleep(0.05)
+        wait_tls(port, read=10)
         failed = done = 0
         while p.p.poll() is None and done < 2000:
             try:
