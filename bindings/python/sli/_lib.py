@@ -139,6 +139,14 @@ sli_ctx_new_client = _decl("sli_ctx_new_client", ctypes.c_int, c_void_pp, ctypes
 sli_ctx_free = _decl("sli_ctx_free", None, ctypes.c_void_p)
 sli_conn_new_fd = _decl("sli_conn_new_fd", ctypes.c_int, c_void_pp, ctypes.c_void_p, ctypes.c_int,
                         ctypes.c_char_p, ctypes.c_uint32)
+READ_FN = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                           ctypes.c_void_p)
+WRITE_FN = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                            ctypes.c_void_p)
+sli_conn_new_cbs = _decl("sli_conn_new_cbs", ctypes.c_int, c_void_pp, ctypes.c_void_p, READ_FN,
+                         WRITE_FN, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32)
+sli_conn_sys_error = _decl("sli_conn_sys_error", ctypes.c_int, ctypes.c_void_p)
+sli_conn_deadline_ms = _decl("sli_conn_deadline_ms", ctypes.c_int64, ctypes.c_void_p)
 sli_conn_handshake = _decl("sli_conn_handshake", ctypes.c_int, ctypes.c_void_p)
 sli_conn_read = _decl("sli_conn_read", ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p,
                       ctypes.c_size_t)
@@ -154,6 +162,7 @@ sli_conn_cipher = _decl("sli_conn_cipher", ctypes.c_char_p, ctypes.c_void_p)
 sli_conn_alpn = _decl("sli_conn_alpn", ctypes.c_char_p, ctypes.c_void_p)
 sli_conn_is_resumed = _decl("sli_conn_is_resumed", ctypes.c_int, ctypes.c_void_p)
 WANT_READ, WANT_WRITE = -1001, -1002
+E_IO = -1201
 
 # Certificates
 sli_cert_load_file = _decl("sli_cert_load_file", ctypes.c_int, c_void_pp, ctypes.c_char_p,

@@ -10,7 +10,11 @@ Settings are the engine's, by the names of SLI_SETTING_MAP (api/sli.h) in lower 
 prefix: cert, key, ca, crl, client_cert, policy, ciphers, min_version, max_version, alpn,
 ticket_keys, session_resumption, handshake_timeout, … (`Context.server(alpn="h2,http/1.1")`).
 On a non-blocking socket a call that would block raises WantRead or WantWrite (BlockingIOError):
-wait for the socket to be readable (writable) and call again — what asyncio's add_reader does."""
+wait for the socket to be readable (writable) and call again — what asyncio's add_reader does.
+
+Without a socket: `ctx.wrap_callbacks(read, write)` runs TLS over two functions of the program's,
+and `ctx.wrap_memory()` over two buffers it fills and empties (feed / data_to_send), for any event
+loop or transport; `sli.aio` builds asyncio streams on it."""
 import ctypes
 import socket
 from typing import Optional
@@ -73,6 +77,17 @@ class Context:
         """TLS on the connected socket `sock`, which the connection keeps (and never closes)."""
         return Connection(self, sock, server_hostname)
 
+    def wrap_callbacks(self, read, write, server_hostname: Optional[str] = None) -> "CallbackConnection":
+        """TLS over the program's own transport: `read(n)` returns up to n bytes, b"" at its end, or
+        None when it would block; `write(view)` takes some of the bytes (a count) or None when it
+        would block. An exception in either fails the connection: the call that ran it raises
+        sli.Error (SLI_E_IO) with the exception as its cause — never an end of stream."""
+        return CallbackConnection(self, read, write, server_hostname)
+
+    def wrap_memory(self, server_hostname: Optional[str] = None) -> "MemoryConnection":
+        """TLS over two buffers: `feed()` what arrived, send what `data_to_send()` returns."""
+        return MemoryConnection(self, server_hostname)
+
     def close(self) -> None:
         h, self._h = getattr(self, "_h", None), None
         if h:
@@ -82,23 +97,33 @@ class Context:
         self.close()
 
 
+def _servername(ctx: Context, server_hostname: Optional[str]) -> Optional[bytes]:
+    if not ctx._h:
+        raise ValueError("the context was closed")
+    if ctx.server and server_hostname:
+        raise ValueError("server_hostname is for a client context")
+    if not ctx.server and not server_hostname:
+        raise ValueError("a client connection needs server_hostname (the name it verifies)")
+    return server_hostname.encode() if server_hostname else None
+
+
 class Connection:
     """One TLS connection over a socket. Not thread-safe (one thread at a time, as a socket)."""
 
+    _h = None
+
     def __init__(self, ctx: Context, sock: socket.socket, server_hostname: Optional[str]):
-        if ctx.server and server_hostname:
-            raise ValueError("server_hostname is for a client context")
-        if not ctx.server and not server_hostname:
-            raise ValueError("a client connection needs server_hostname (the name it verifies)")
+        name = _servername(ctx, server_hostname)
         self._ctx, self._sock = ctx, sock  # both kept alive as long as the engine may use them
         h = ctypes.c_void_p()
-        name = server_hostname.encode() if server_hostname else None
         check(_lib.sli_conn_new_fd(ctypes.byref(h), ctx._h, sock.fileno(), name, 0))
         self._h = h
 
     def _rc(self, rc: int) -> int:
         if rc >= 0:
             return rc
+        if self._h is None:
+            raise ValueError("the connection was freed")
         if rc == _lib.WANT_READ:
             raise WantRead("sli: the socket must be readable first")
         if rc == _lib.WANT_WRITE:
@@ -186,3 +211,118 @@ class Connection:
         from .certs import Certificate
         h = _lib.sli_conn_peer_cert(self._h)
         return Certificate(ctypes.c_void_p(_lib.sli_cert_up_ref(h))) if h else None
+
+    @property
+    def deadline(self) -> Optional[float]:
+        """Seconds left before the handshake's deadline (its clock started when the connection was
+        made), so that an event loop can arm a timer; None once none applies."""
+        ms = _lib.sli_conn_deadline_ms(self._h)
+        return None if ms < 0 else ms / 1000.0
+
+
+class CallbackConnection(Connection):
+    """TLS over the program's two functions (Context.wrap_callbacks). The functions, and this object,
+    stay alive as long as the engine may call them; they run inside this connection's calls, in the
+    calling thread, and must not call back into it."""
+
+    def __init__(self, ctx: Context, read, write, server_hostname: Optional[str]):
+        name = _servername(ctx, server_hostname)
+        self._ctx, self._sock = ctx, None
+        self._read_fn, self._write_fn, self._exc = read, write, None
+        # the C side holds these two: they live as long as this object (freed after the connection)
+        self._c_read, self._c_write = _lib.READ_FN(self._on_read), _lib.WRITE_FN(self._on_write)
+        h = ctypes.c_void_p()
+        check(_lib.sli_conn_new_cbs(ctypes.byref(h), ctx._h, self._c_read, self._c_write, None,
+                                    name, 0))
+        self._h = h
+
+    def _failed(self, e: BaseException) -> int:
+        self._exc = e
+        if isinstance(e, OSError) and e.errno and not isinstance(e, BlockingIOError):
+            return -e.errno  # sli_conn_sys_error tells it, the message names it
+        return _lib.E_IO
+
+    def _on_read(self, _conn, buf, n, _arg) -> int:
+        try:
+            data = self._read_fn(n)
+            if data is None:
+                return _lib.WANT_READ
+            data = bytes(data)
+            if len(data) > n:
+                raise ValueError("the read callback returned %d bytes where %d were asked"
+                                 % (len(data), n))
+            ctypes.memmove(buf, data, len(data))
+            return len(data)
+        except BlockingIOError:
+            return _lib.WANT_READ
+        except BaseException as e:  # noqa: B902 — nothing may unwind through C, nor read as an end
+            return self._failed(e)
+
+    def _on_write(self, _conn, buf, n, _arg) -> int:
+        try:
+            r = self._write_fn(memoryview(ctypes.string_at(buf, n)))
+            if r is None:
+                return _lib.WANT_WRITE
+            if not isinstance(r, int) or r < 0 or r > n:
+                raise ValueError("the write callback returned %r for %d bytes" % (r, n))
+            return r
+        except BlockingIOError:
+            return _lib.WANT_WRITE
+        except BaseException as e:  # noqa: B902
+            return self._failed(e)
+
+    def _rc(self, rc: int) -> int:
+        exc, self._exc = self._exc, None
+        if exc is None or rc >= 0:
+            return super()._rc(rc)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc
+        m = _lib.sli_conn_error(self._h) if self._h else None
+        msg = (m.decode(errors="replace") if m else "") + " (callback raised %s: %s)" % (
+            type(exc).__name__, exc)
+        raise Error(rc, msg) from exc
+
+    def fileno(self) -> int:
+        raise OSError("a callback transport has no descriptor")
+
+    @property
+    def sys_error(self) -> int:
+        """The errno behind the last SLI_E_IO (from an OSError a callback raised), or 0."""
+        return _lib.sli_conn_sys_error(self._h) if self._h else 0
+
+
+class MemoryConnection(CallbackConnection):
+    """TLS over two buffers (Context.wrap_memory), for any event loop: `feed()` the bytes that
+    arrived, `feed_eof()` at the transport's end, and send what `data_to_send()` returns after each
+    call. A call that needs more bytes raises WantRead; WantWrite never happens."""
+
+    def __init__(self, ctx: Context, server_hostname: Optional[str]):
+        self._in, self._out, self._eof = bytearray(), bytearray(), False
+        super().__init__(ctx, self._take, self._out_add, server_hostname)
+
+    def _take(self, n: int):
+        if self._in:
+            data = bytes(self._in[:n])
+            del self._in[:n]
+            return data
+        return b"" if self._eof else None
+
+    def _out_add(self, view) -> int:
+        self._out += view
+        return len(view)
+
+    def feed(self, data) -> None:
+        """Bytes that arrived from the peer."""
+        if self._eof:
+            raise ValueError("feed after feed_eof")
+        self._in += data
+
+    def feed_eof(self) -> None:
+        """The transport ended (with or without the peer's close_notify: read tells which)."""
+        self._eof = True
+
+    def data_to_send(self) -> bytes:
+        """The bytes to send to the peer now (and forgets them)."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
