@@ -17,8 +17,12 @@ packages=(
   openssl gnutls-bin curl python3 python3-cryptography
   redis-server redis-tools nginx-light age testssl.sh dnsutils openssh-client
   memcached socat libnss-wrapper man-db systemd haproxy
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev golang-go
 )
+# The Node binding needs node and its N-API headers: Debian's nodejs and libnode-dev where the
+# machine has neither (a node of its own, with its headers, is used as it is and never replaced).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+[ -f /usr/include/node/node_api.h ] || packages+=(libnode-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
