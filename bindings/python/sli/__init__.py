@@ -8,12 +8,12 @@ only), the same engine and policies as the C API, nothing implemented twice.
 
 Every failure is a sli.Error carrying the SLI_E_* name (`.name`), the code and libsli's message."""
 from ._lib import lib as _library
-from . import age, aio, certs, tls
+from . import age, aio, certs, log, tls
 from .errors import Error
 from .keys import Key
 from .seal import Keyring, sealed_key_id
 
-__all__ = ["Error", "Key", "Keyring", "age", "aio", "certs", "sealed_key_id", "tls", "version"]
+__all__ = ["Error", "Key", "Keyring", "age", "aio", "certs", "log", "sealed_key_id", "tls", "version"]
 
 
 def version() -> str:

@@ -147,6 +147,22 @@ sli_conn_new_cbs = _decl("sli_conn_new_cbs", ctypes.c_int, c_void_pp, ctypes.c_v
                          WRITE_FN, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32)
 sli_conn_sys_error = _decl("sli_conn_sys_error", ctypes.c_int, ctypes.c_void_p)
 sli_conn_deadline_ms = _decl("sli_conn_deadline_ms", ctypes.c_int64, ctypes.c_void_p)
+ALPN_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p),
+                           ctypes.c_size_t, ctypes.c_void_p)
+PKEY_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                           ctypes.c_size_t, ctypes.c_void_p)
+LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+sli_config_set_alpn_select_cb = _decl("sli_config_set_alpn_select_cb", ctypes.c_int,
+                                      ctypes.c_void_p, ALPN_FN, ctypes.c_void_p)
+sli_config_set_private_key_cb = _decl("sli_config_set_private_key_cb", ctypes.c_int,
+                                      ctypes.c_void_p, PKEY_FN, ctypes.c_void_p)
+sli_config_add_cert_file_async_key = _decl("sli_config_add_cert_file_async_key", ctypes.c_int,
+                                           ctypes.c_void_p, ctypes.c_char_p)
+sli_conn_private_key_done = _decl("sli_conn_private_key_done", ctypes.c_int, ctypes.c_void_p,
+                                  ctypes.c_char_p, ctypes.c_size_t)
+sli_conn_servername = _decl("sli_conn_servername", ctypes.c_char_p, ctypes.c_void_p)
+sli_conn_peer_addr = _decl("sli_conn_peer_addr", ctypes.c_char_p, ctypes.c_void_p)
+sli_set_log_callback = _decl("sli_set_log_callback", None, LOG_FN, ctypes.c_int, ctypes.c_void_p)
 sli_conn_handshake = _decl("sli_conn_handshake", ctypes.c_int, ctypes.c_void_p)
 sli_conn_read = _decl("sli_conn_read", ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_void_p,
                       ctypes.c_size_t)
@@ -163,6 +179,9 @@ sli_conn_alpn = _decl("sli_conn_alpn", ctypes.c_char_p, ctypes.c_void_p)
 sli_conn_is_resumed = _decl("sli_conn_is_resumed", ctypes.c_int, ctypes.c_void_p)
 WANT_READ, WANT_WRITE = -1001, -1002
 E_IO = -1201
+WANT_PRIVATE_KEY = -1004
+E_INVAL, E_SIGNATURE = -1801, -1706
+ALPN_NONE = -1
 
 # Certificates
 sli_cert_load_file = _decl("sli_cert_load_file", ctypes.c_int, c_void_pp, ctypes.c_char_p,

@@ -16,7 +16,9 @@ Without a socket: `ctx.wrap_callbacks(read, write)` runs TLS over two functions 
 and `ctx.wrap_memory()` over two buffers it fills and empties (feed / data_to_send), for any event
 loop or transport; `sli.aio` builds asyncio streams on it."""
 import ctypes
+import os
 import socket
+import weakref
 from typing import Optional
 
 from . import _lib
@@ -31,19 +33,45 @@ class WantWrite(BlockingIOError):
     """The call needs the socket to be writable first."""
 
 
+class WantPrivateKey(BlockingIOError):
+    """The handshake waits for the Future the private_key hook returned: call again once it is
+    done (on a non-blocking socket; a blocking one waits for it)."""
+
+
 class Context:
     """A server or client context: its settings, one for many connections. Thread-safe."""
 
     def __init__(self, handle: ctypes.c_void_p, server: bool):
         self._h = handle
         self.server = server
+        self._conns = weakref.WeakValueDictionary()
 
     @classmethod
     def _make(cls, server: bool, settings) -> "Context":
+        alpn_select = settings.pop("alpn_select", None)
+        private_key = settings.pop("private_key", None)
+        if (alpn_select or private_key) and not server:
+            raise ValueError("alpn_select and private_key are for a server context")
+        if private_key and (settings.get("key") or not settings.get("cert")):
+            raise ValueError("private_key signs for `cert`: give cert and no key")
+        self = cls.__new__(cls)
+        self._h, self.server = None, server
+        self._conns = weakref.WeakValueDictionary()  # sli_conn address -> Connection, for hooks
         cfg = _lib.sli_config_new()
         if not cfg:
             raise MemoryError("sli_config_new")
         try:
+            def fail(rc):
+                m = _lib.sli_config_error(cfg)
+                check(rc, m.decode(errors="replace") if m else "")
+            if private_key:
+                cert = os.fsencode(settings.pop("cert"))
+                self._pkey_fn, self._pkey_c = private_key, _lib.PKEY_FN(self._on_private_key)
+                fail(_lib.sli_config_add_cert_file_async_key(cfg, cert))
+                fail(_lib.sli_config_set_private_key_cb(cfg, self._pkey_c, None))
+            if alpn_select:
+                self._alpn_fn, self._alpn_c = alpn_select, _lib.ALPN_FN(self._on_alpn)
+                fail(_lib.sli_config_set_alpn_select_cb(cfg, self._alpn_c, None))
             for name, value in settings.items():
                 if value is None or value is False:
                     continue
@@ -51,21 +79,68 @@ class Context:
                 val = b"1" if value is True else str(value).encode()
                 rc = _lib.sli_config_set_option(cfg, full, val)
                 if rc < 0:
-                    m = _lib.sli_config_error(cfg)
-                    check(rc, m.decode(errors="replace") if m else "")
+                    fail(rc)
             h = ctypes.c_void_p()
             make = _lib.sli_ctx_new_server if server else _lib.sli_ctx_new_client
             rc = make(ctypes.byref(h), cfg, 0)
             if rc < 0:
-                m = _lib.sli_config_error(cfg)
-                check(rc, m.decode(errors="replace") if m else "")
-            return cls(h, server)
+                fail(rc)
+            self._h = h
+            return self
         finally:
             _lib.sli_config_free(cfg)
 
+    def _hook_failed(self, conn_ptr, e: BaseException) -> None:
+        c = self._conns.get(conn_ptr)
+        if c is not None:
+            c._exc = e
+
+    def _on_alpn(self, conn_ptr, offered, n, _arg) -> int:
+        try:
+            names = [offered[i].decode("utf-8", "replace") for i in range(n)]
+            choice = self._alpn_fn(names)
+            if choice is None:
+                return _lib.ALPN_NONE
+            if choice not in names:
+                raise ValueError("alpn_select chose %r, which the client did not offer %r"
+                                 % (choice, names))
+            return names.index(choice)
+        except Error as e:  # the host's refusal, by name
+            self._hook_failed(conn_ptr, e)
+            return e.code
+        except BaseException as e:  # noqa: B902 — nothing may unwind through C
+            self._hook_failed(conn_ptr, e)
+            return _lib.E_INVAL
+
+    def _on_private_key(self, conn_ptr, cert_ptr, data, n, _arg) -> int:
+        try:
+            from .certs import Certificate
+            cert = Certificate(ctypes.c_void_p(_lib.sli_cert_up_ref(cert_ptr)))
+            sig = self._pkey_fn(ctypes.string_at(data, n), cert)
+            if hasattr(sig, "add_done_callback"):  # a Future: answered when it is done
+                conn = self._conns.get(conn_ptr)
+                if conn is None:
+                    raise RuntimeError("private_key: the connection is gone")
+                sig.add_done_callback(conn._private_key_answer)
+                return _lib.WANT_PRIVATE_KEY
+            if sig is None:
+                raise ValueError("private_key returned None, not a signature or a Future")
+            sig = bytes(sig)
+            return _lib.sli_conn_private_key_done(conn_ptr, sig, len(sig))
+        except BaseException as e:  # noqa: B902
+            self._hook_failed(conn_ptr, e)
+            return _lib.E_SIGNATURE
+
     @classmethod
     def server(cls, **settings) -> "Context":
-        """A server context (without cert and key: the per-install default identity)."""
+        """A server context (without cert and key: the per-install default identity). Hooks:
+        `alpn_select(offered) -> name | None` chooses the protocol (raising refuses the handshake
+        with alert 120: a sli.Error by its code, anything else as SLI_E_INVAL); `private_key(
+        message, certificate) -> signature` signs for `cert` whose key the program keeps (an HSM,
+        a KMS), the signature `Key.sign` makes — or returns a concurrent.futures.Future (or an
+        asyncio one) of it, done later in any thread: a blocking handshake waits for it, a
+        non-blocking one raises WantPrivateKey meanwhile. An exception in a hook, or in the
+        Future, fails that connection and is the cause of the sli.Error its call raises."""
         return cls._make(True, settings)
 
     @classmethod
@@ -111,19 +186,34 @@ class Connection:
     """One TLS connection over a socket. Not thread-safe (one thread at a time, as a socket)."""
 
     _h = None
+    _exc = None  # what a callback of ours raised, the cause of the next failure
 
     def __init__(self, ctx: Context, sock: socket.socket, server_hostname: Optional[str]):
         name = _servername(ctx, server_hostname)
         self._ctx, self._sock = ctx, sock  # both kept alive as long as the engine may use them
         h = ctypes.c_void_p()
         check(_lib.sli_conn_new_fd(ctypes.byref(h), ctx._h, sock.fileno(), name, 0))
+        self._register(h)
+
+    def _register(self, h: ctypes.c_void_p) -> None:
         self._h = h
+        self._ctx._conns[h.value] = self
 
     def _rc(self, rc: int) -> int:
+        exc, self._exc = self._exc, None
         if rc >= 0:
             return rc
         if self._h is None:
             raise ValueError("the connection was freed")
+        if exc is not None:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise exc
+            m = _lib.sli_conn_error(self._h)
+            msg = (m.decode(errors="replace") if m else "") + " (callback raised %s: %s)" % (
+                type(exc).__name__, exc)
+            raise Error(rc, msg) from exc
+        if rc == _lib.WANT_PRIVATE_KEY:
+            raise WantPrivateKey("sli: the private_key hook's Future is not done yet")
         if rc == _lib.WANT_READ:
             raise WantRead("sli: the socket must be readable first")
         if rc == _lib.WANT_WRITE:
@@ -212,6 +302,28 @@ class Connection:
         h = _lib.sli_conn_peer_cert(self._h)
         return Certificate(ctypes.c_void_p(_lib.sli_cert_up_ref(h))) if h else None
 
+    def _private_key_answer(self, fut) -> None:
+        """The private_key hook's Future is done (in whatever thread did it)."""
+        if self._h is None:
+            return
+        try:
+            sig = bytes(fut.result())
+        except BaseException as e:  # noqa: B902 — the signing failed: the handshake fails
+            self._exc = e
+            _lib.sli_conn_private_key_done(self._h, None, 0)
+            return
+        _lib.sli_conn_private_key_done(self._h, sig, len(sig))
+
+    @property
+    def servername(self) -> Optional[str]:
+        """The SNI name the client sent (server side) or asked for (client side)."""
+        return self._text(_lib.sli_conn_servername)
+
+    @property
+    def peer_addr(self) -> Optional[str]:
+        """The peer's address, "192.0.2.7:443" or "[2001:db8::7]:443"."""
+        return self._text(_lib.sli_conn_peer_addr)
+
     @property
     def deadline(self) -> Optional[float]:
         """Seconds left before the handshake's deadline (its clock started when the connection was
@@ -234,7 +346,7 @@ class CallbackConnection(Connection):
         h = ctypes.c_void_p()
         check(_lib.sli_conn_new_cbs(ctypes.byref(h), ctx._h, self._c_read, self._c_write, None,
                                     name, 0))
-        self._h = h
+        self._register(h)
 
     def _failed(self, e: BaseException) -> int:
         self._exc = e
@@ -270,17 +382,6 @@ class CallbackConnection(Connection):
             return _lib.WANT_WRITE
         except BaseException as e:  # noqa: B902
             return self._failed(e)
-
-    def _rc(self, rc: int) -> int:
-        exc, self._exc = self._exc, None
-        if exc is None or rc >= 0:
-            return super()._rc(rc)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise exc
-        m = _lib.sli_conn_error(self._h) if self._h else None
-        msg = (m.decode(errors="replace") if m else "") + " (callback raised %s: %s)" % (
-            type(exc).__name__, exc)
-        raise Error(rc, msg) from exc
 
     def fileno(self) -> int:
         raise OSError("a callback transport has no descriptor")
