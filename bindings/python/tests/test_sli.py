@@ -73,6 +73,20 @@ class Seal(unittest.TestCase):
         self.assertEqual(e.exception.name, "SLI_E_NO_MATCH")
         self.assertTrue(e.exception.code < 0 and e.exception.message)
 
+    def test_closed_keyring(self):
+        kr = sli.Keyring.generate()
+        blob = kr.seal(b"x")
+        kr.close()
+        kr.close()  # twice: nothing
+        with self.assertRaises(ValueError):
+            kr.seal(b"x")
+        with self.assertRaises(ValueError):
+            kr.open(blob)
+        with sli.Keyring.generate() as k2:
+            self.assertEqual(k2.open(k2.seal(b"y", b"a"), b"a"), b"y")
+        with self.assertRaises(ValueError):
+            k2.seal(b"y")
+
     def test_rotation(self):
         old = self.kr.seal(b"before")
         new_kr = self.kr.rotate()
