@@ -17,7 +17,9 @@ and `ctx.wrap_memory()` over two buffers it fills and empties (feed / data_to_se
 loop or transport; `sli.aio` builds asyncio streams on it."""
 import ctypes
 import os
+import select
 import socket
+import time
 import weakref
 from typing import Optional
 
@@ -221,18 +223,37 @@ class Connection:
         m = _lib.sli_conn_error(self._h) if self._h else None
         raise Error(rc, m.decode(errors="replace") if m else "")
 
+    def _io(self, fn, *args) -> int:
+        """One call of the engine. On a socket with a timeout (settimeout(5), create_connection(
+        timeout=5): non-blocking underneath) it waits for the socket in between, up to that
+        timeout each call, and then raises socket.timeout — as the socket itself would."""
+        timeout = self._sock.gettimeout() if self._sock is not None else None
+        if not timeout:  # None: a blocking fd blocks; 0.0: the caller waits (WantRead…)
+            return self._rc(fn(self._h, *args))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._rc(fn(self._h, *args))
+            except WantRead:
+                r, w = [self._sock], []
+            except WantWrite:
+                r, w = [], [self._sock]
+            left = deadline - time.monotonic()
+            if left <= 0 or not any(select.select(r, w, [], left)[:2]):
+                raise socket.timeout("timed out")
+
     def fileno(self) -> int:
         return self._sock.fileno()
 
     def handshake(self) -> None:
         """Runs the handshake (read and write run it too)."""
-        self._rc(_lib.sli_conn_handshake(self._h))
+        self._io(_lib.sli_conn_handshake)
 
     def read(self, size: int = 16384) -> bytes:
         """Up to `size` bytes; b"" once the peer's close_notify came. A peer that left without it
         is sli.Error SLI_E_TRUNCATED: an end that may have been cut."""
         buf = ctypes.create_string_buffer(max(1, size))
-        n = self._rc(_lib.sli_conn_read(self._h, buf, size))
+        n = self._io(_lib.sli_conn_read, buf, size)
         return buf.raw[:n]
 
     recv = read
@@ -240,7 +261,7 @@ class Connection:
     def write(self, data) -> int:
         """Some of `data` (a count); on a blocking socket all of it in the end (sendall)."""
         data = bytes(data)
-        return self._rc(_lib.sli_conn_write(self._h, data, len(data)))
+        return self._io(_lib.sli_conn_write, data, len(data))
 
     def sendall(self, data) -> None:
         view = memoryview(bytes(data))
@@ -254,7 +275,7 @@ class Connection:
 
     def close(self) -> None:
         """Sends close_notify (our direction ends; reading goes on until the peer's)."""
-        self._rc(_lib.sli_conn_close(self._h))
+        self._io(_lib.sli_conn_close)
 
     def free(self) -> None:
         """Lets the engine's side go (nothing is sent); the socket stays the caller's."""

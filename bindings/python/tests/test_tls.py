@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -182,6 +183,30 @@ class Tls(unittest.TestCase):
         client.free()
         a.close()
         b.close()
+
+    def test_socket_with_a_timeout(self):
+        """create_connection(timeout=…) makes a non-blocking socket underneath: calls wait for
+        it, up to the timeout, then socket.timeout — as the socket's own calls do."""
+        lst, th = self._python_server(b"x" * 300000)
+        ctx = tls.Context.client(ca=CA)
+        with socket.create_connection(lst.getsockname(), timeout=5) as s, ctx.wrap(s, "localhost") as c:
+            c.sendall(b"hello")
+            got = b""
+            while True:
+                d = c.read()
+                if not d:
+                    break
+                got += d
+            self.assertEqual(got, b"x" * 300000)
+        th.join(10)
+        lst.close()
+        lst = listener()  # a server that accepts and never answers
+        with socket.create_connection(lst.getsockname(), timeout=0.3) as s, ctx.wrap(s, "localhost") as c:
+            t0 = time.monotonic()
+            with self.assertRaises(socket.timeout):
+                c.handshake()
+            self.assertTrue(0.25 < time.monotonic() - t0 < 3)
+        lst.close()
 
     def test_truncation_is_not_an_end(self):
         a, b = socket.socketpair()
