@@ -29,9 +29,11 @@ d = D
 
 def langs():
     """The bindings' commands: Python always; Go and Node when built (their meson targets)."""
-    env = dict(os.environ, SLI_BUILD_DIR=BUILD)
+    lib = os.path.join(BUILD, "plugin")
+    env = dict(os.environ, SLI_BUILD_DIR=BUILD,
+               LD_LIBRARY_PATH=":".join(filter(None, [lib, os.environ.get("LD_LIBRARY_PATH")])))
     out = {"python": [sys.executable, os.path.join(HERE, "python", "tests", "interop_cli.py")]}
-    go = os.path.join(BUILD, "bindings", "go", "sli-interop")
+    go = os.path.join(BUILD, "bindings", "sli-interop")
     if os.path.exists(go):
         out["go"] = [go]
     node = shutil.which("node")

@@ -1,0 +1,3 @@
+module sli
+
+go 1.19
