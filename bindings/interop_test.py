@@ -39,7 +39,7 @@ def langs():
     node = shutil.which("node")
     addon = os.path.join(BUILD, "bindings", "node", "sli.node")
     if node and os.path.exists(addon):
-        out["node"] = [node, os.path.join(HERE, "node", "test", "interop-cli.js")]
+        out["node"] = [node, os.path.join(HERE, "node", "scripts", "interop-cli.js")]
     return out, env
 
 
