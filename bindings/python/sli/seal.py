@@ -108,7 +108,7 @@ class Keyring:
             rc = _seal_fast(h, st.arr, st.nref, data, _size(len(data)), ad, _size(len(ad)))
             if rc < 0:
                 check(rc)
-            return bytes(st.buf[:st.n.value])
+            return bytes(memoryview(st.buf)[:st.n.value])
         finally:
             st.busy = False
 
@@ -123,7 +123,7 @@ class Keyring:
             if rc < 0:
                 st.n.value = 0
                 check(rc)
-            return bytes(st.buf[:st.n.value])
+            return bytes(memoryview(st.buf)[:st.n.value])
         finally:
             ctypes.memset(st.arr, 0, st.n.value)  # the plaintext stays only in what we return
             st.busy = False
