@@ -534,6 +534,49 @@ func TestTLSDeadlines(t *testing.T) {
 	})
 }
 
+// A write that timed out breaks the write side only: the peer's data and its close_notify are
+// still read (as crypto/tls does), not the write's timeout over and over.
+func TestTLSReadAfterWriteTimeout(t *testing.T) {
+	within(t, 30*time.Second, "read after a write timeout", func() {
+		l, err := Listen("tcp", "127.0.0.1:0", serverCtx(t, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		release := make(chan struct{})
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			sc := c.(*Conn)
+			if sc.Handshake() == nil {
+				sc.Write([]byte("hello"))
+				sc.CloseWrite()
+			}
+			<-release // never reads: the client's big write fills the buffers
+		}()
+		defer close(release)
+		c, err := Dial("tcp", l.Addr().String(), clientCtx(t, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err = c.Write(make([]byte, 64<<20))
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("the write should time out: %v", err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "hello" {
+			t.Fatalf("after the write timeout, Read gave %q, %v; want hello and io.EOF", got, err)
+		}
+	})
+}
+
 func TestTLSCallbackPanic(t *testing.T) {
 	within(t, 20*time.Second, "a panicking callback", func() {
 		s, c := pipePair(t, serverCtx(t, nil), clientCtx(t, nil))
