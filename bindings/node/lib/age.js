@@ -116,13 +116,27 @@ function list(items, Class, what) {
   });
 }
 
-/** Buffers pieces of input until a batch is worth a native call. */
+/**
+ * Gathers pieces of input until a batch is worth a native call — copying each into a buffer of
+ * its own: a writer may reuse its chunk as soon as its write callback has run, and the callback
+ * runs before the batch is processed (found by review: a reused 2 MiB buffer was encrypted after
+ * it had been refilled).
+ */
 class Gather {
-  constructor() { this.parts = []; this.len = 0; }
-  add(chunk) { this.parts.push(chunk); this.len += chunk.length; }
+  constructor() { this.buf = null; this.len = 0; }
+  add(chunk) {
+    const need = this.len + chunk.length;
+    if (!this.buf || need > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(BATCH, need));
+      if (this.len) this.buf.copy(grown, 0, 0, this.len);
+      this.buf = grown;
+    }
+    chunk.copy(this.buf, this.len);
+    this.len = need;
+  }
   take() {
-    const b = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.len);
-    this.parts = [];
+    const b = this.buf.subarray(0, this.len);
+    this.buf = null;
     this.len = 0;
     return b;
   }
@@ -146,6 +160,11 @@ class AgeTransform extends Transform {
   // subclasses: _bound(n), _updateAsync(out, data, cb), _output(buf, done), _finish(cb)
 
   _transform(chunk, encoding, callback) {
+    if (!this.#in.len && chunk.length >= BATCH && !this._offload &&
+        !(this.#busy || this.#blocked || this.#waiting)) {
+      this.#run(chunk); // processed now, before the callback hands the chunk back: no copy
+      return callback();
+    }
     this.#in.add(chunk);
     if (this.#in.len < BATCH) return callback();
     const batch = this.#in.take();
