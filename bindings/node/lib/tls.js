@@ -231,13 +231,18 @@ class TLSSocket extends Duplex {
         cb();
       }
     }
-    while (this.#wantData && !this.#peerEnded && !this.destroyed) {
+    // reads go on while the readable side is under its high-water mark, asked for or not (as
+    // net.Socket reads): a peer's close_notify or its leaving is seen even by a program that never
+    // reads — else such a connection, its socket and its engine would live for ever
+    while ((this.#wantData || this.readableLength < this.readableHighWaterMark) &&
+           !this.#peerEnded && !this.destroyed) {
       const r = N.connRead(h, READ_SIZE);
       if (typeof r === 'number') break; // the engine wants more ciphertext
       this.#flush();
       if (r === null) {
         this.#peerEnded = true;
         this.push(null);
+        this.read(0); // nothing left unread: 'end' now, as net.Socket does at its EOF
         break;
       }
       if (!this.push(r)) this.#wantData = false;
@@ -412,8 +417,9 @@ function connect({ host = '127.0.0.1', port, ctx, servername, ...options } = {},
 
 /**
  * A net.Server whose connections are TLSSockets with `ctx` (a server Context). `onConnection`
- * (the 'secureConnection' event) gets each after its handshake; a handshake that fails is a
- * 'tlsClientError' event (err, tlsSocket) on the server, never an uncaught error.
+ * (the 'secureConnection' event) gets each after its handshake; a handshake that fails, or a
+ * later error on a connection with no 'error' listener of the program's, is a 'tlsClientError'
+ * event (err, tlsSocket) on the server, never an uncaught error.
  */
 function createServer(ctx, options, onConnection) {
   if (typeof options === 'function') {
@@ -430,10 +436,14 @@ function createServer(ctx, options, onConnection) {
       server.emit('tlsClientError', err, null);
       return;
     }
-    const early = (err) => server.emit('tlsClientError', err, t);
-    t.on('error', early);
+    // a failed handshake, or later a failure nobody else listens for (a client gone without
+    // close_notify from a handler that never reads, say): 'tlsClientError', never an uncaught error
+    let secured = false;
+    t.on('error', (err) => {
+      if (!secured || t.listenerCount('error') === 1) server.emit('tlsClientError', err, t);
+    });
     t.once('secure', () => {
-      t.removeListener('error', early);
+      secured = true;
       server.emit('secureConnection', t);
     });
   });

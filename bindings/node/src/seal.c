@@ -131,6 +131,11 @@ static napi_value do_open(napi_env env, napi_callback_info info) {
   return res;
 }
 
+static int overlaps(const void *a, size_t alen, const void *b, size_t blen) {
+  uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+  return a && b && alen && blen && x < y + blen && y < x + alen;
+}
+
 /* sealInto(h, target, data, ad) / openInto(h, target, blob, ad) → bytes written at the start of
  * `target` (a Buffer or Uint8Array of at least the size needed, else SLI_E_BUFSIZE) */
 static napi_value into(napi_env env, napi_callback_info info, int opening) {
@@ -152,6 +157,14 @@ static napi_value into(napi_env env, napi_callback_info info, int opening) {
   if (sn_get_bytes(env, argv[3], "ad", 1, &ad)) {
     sn_bytes_free(&in);
     return NULL;
+  }
+  /* the engine refuses an output over its input only after it has begun (a seal leaves the
+   * caller's plaintext zeroed, an open says "modified"): refuse overlap first, by name */
+  if (overlaps(out, cap, in.ptr, in.len) || overlaps(out, cap, ad.ptr, ad.len)) {
+    sn_bytes_free(&in);
+    sn_bytes_free(&ad);
+    return sn_throw_sli(env, SLI_E_INVAL, opening ? "openInto: target overlaps the blob or the ad"
+                                                  : "sealInto: target overlaps the data or the ad");
   }
   uint8_t dummy[1];
   size_t n = cap;

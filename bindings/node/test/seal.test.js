@@ -200,3 +200,24 @@ test('huge and empty inputs', { skip }, () => {
   const bigAd = Buffer.alloc(1 << 20, 1);
   assert.strictEqual(kr.open(kr.seal('x', bigAd), bigAd).toString(), 'x');
 });
+
+// sealInto/openInto with a target over the input: refused by name before anything is written
+// (found by review: the engine zeroed the caller's plaintext, or called an intact blob modified).
+test('a target that overlaps the input is refused, the input left as it was', { skip }, () => {
+  const kr = sli.Keyring.generate();
+  const buf = Buffer.alloc(200);
+  buf.write('secret plaintext', 0);
+  const before = Buffer.from(buf);
+  throwsSli(() => kr.sealInto(buf, buf.subarray(0, 38), 'ad'), 'SLI_E_INVAL');
+  throwsSli(() => kr.sealInto(buf.subarray(50), buf.subarray(0, 60), 'ad'), 'SLI_E_INVAL');
+  assert.deepStrictEqual(buf, before);
+  const blob = kr.seal('hello', 'ad');
+  const b = Buffer.alloc(100);
+  blob.copy(b);
+  throwsSli(() => kr.openInto(b, b.subarray(0, blob.length), 'ad'), 'SLI_E_INVAL');
+  assert.strictEqual(kr.open(b.subarray(0, blob.length), 'ad').toString(), 'hello');
+  // side by side in one ArrayBuffer, not overlapping: fine
+  const whole = Buffer.alloc(300);
+  const n = kr.sealInto(whole.subarray(100), whole.subarray(0, 50), 'ad');
+  assert.strictEqual(n, 50 + 33);
+});

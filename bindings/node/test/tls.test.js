@@ -224,6 +224,7 @@ test('a peer that leaves without close_notify: SLI_E_TRUNCATED, never end', { sk
   // in-process: the transport ends (a clean EOF of the bytes) without close_notify
   const [a, b] = duplexPair();
   const s = tls.secure(a, tls.Context.server({ cert: P.cert, key: P.key }));
+  s.on('error', () => {}); // the server's side of it is not this case's subject
   const cc = tls.secure(b, tls.Context.client({ ca: P.ca }), { servername: 'localhost' });
   cc.resume();
   await within(cc, 'secure');
@@ -252,9 +253,10 @@ test('a listener that throws fails the connection, and the peer sees a truncatio
   const s2 = tls.secure(x, tls.Context.server({ cert: P.cert, key: P.key }));
   const c2 = tls.secure(y, tls.Context.client({ ca: P.ca }), { servername: 'localhost' });
   c2.once('secure', () => { throw new Error('boom in secure'); });
+  const s2err = errorOf(s2);
   assert.strictEqual((await errorOf(c2)).message, 'boom in secure');
   s2.resume();
-  assert.ok(['SLI_E_TRUNCATED', 'SLI_E_IO'].includes((await errorOf(s2)).code));
+  assert.ok(['SLI_E_TRUNCATED', 'SLI_E_IO'].includes((await s2err).code));
 });
 
 test('a server that never answers trips the handshake timeout', { skip, timeout: 30000 }, async () => {
@@ -282,4 +284,35 @@ test('settings: names as SLI_SETTING_MAP, errors as SliError; argument checks', 
   assert.throws(() => tls.secure(a, {}, { servername: 'x' }), TypeError);
   ctx.close();
   assert.throws(() => tls.secure(a, ctx, { servername: 'x' }), (e) => e.code === 'SLI_E_STATE');
+});
+
+// A handler that never reads: a peer's close_notify and a peer gone without one are still seen
+// (reads go on up to the readable high-water mark, as net.Socket's), so no socket, descriptor or
+// engine outlives its client; and a truncation nobody listens for is the server's
+// 'tlsClientError', not an uncaught exception (found by review: 300 such connections stayed open).
+test('a handler that never reads: connections end with their clients', { skip, timeout: 30000 }, async () => {
+  const sctx = tls.Context.server({ cert: P.cert, key: P.key });
+  let closed = 0;
+  const clientErrors = [];
+  const server = tls.createServer(sctx, (s) => { s.on('close', () => { closed++; }); });
+  server.on('tlsClientError', (err) => clientErrors.push(err.code));
+  const port = await listen(server);
+  const cctx = tls.Context.client({ ca: P.ca });
+  const N = 30;
+  await Promise.all(Array.from({ length: N }, async (_, i) => {
+    const c = tls.connect({ port, ctx: cctx, servername: 'localhost' });
+    c.on('error', () => {});
+    await within(c, 'secure');
+    c.resume();
+    if (i % 2) c.end(); // close_notify
+    else c.socket.destroy(); // gone without it
+  }));
+  const t0 = Date.now();
+  while (closed < N && Date.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 50));
+  assert.strictEqual(closed, N, `server sockets closed: ${closed} of ${N}`);
+  const open = await new Promise((r) => server.getConnections((e, n) => r(n)));
+  assert.strictEqual(open, 0, 'TCP connections left open');
+  assert.strictEqual(sctx.stats().live, 0, 'engine connections left alive');
+  assert.ok(clientErrors.every((c) => ['SLI_E_TRUNCATED', 'SLI_E_IO'].includes(c)), clientErrors.join());
+  await closeServer(server);
 });
