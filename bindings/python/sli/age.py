@@ -48,7 +48,11 @@ class Recipient:
     @classmethod
     def from_key(cls, key: Key) -> "Recipient":
         h = ctypes.c_void_p()
-        check(_lib.sli_age_recipient_from_key(ctypes.byref(h), key._h))
+        kh = key._use()
+        try:
+            check(_lib.sli_age_recipient_from_key(ctypes.byref(h), kh))
+        finally:
+            key._done()
         return cls(h)
 
     def __str__(self) -> str:
@@ -92,7 +96,11 @@ class Identity:
     def from_key(cls, key: Key) -> "Identity":
         """An X25519 key, or an SSH key (Ed25519, RSA) for the files age encrypts to it."""
         h = ctypes.c_void_p()
-        check(_lib.sli_age_identity_from_key(ctypes.byref(h), key._h))
+        kh = key._use()
+        try:
+            check(_lib.sli_age_identity_from_key(ctypes.byref(h), kh))
+        finally:
+            key._done()
         return cls(h)
 
     def recipient(self) -> Recipient:
@@ -153,8 +161,20 @@ class Encryptor(io.RawIOBase):
         m = _lib.sli_age_enc_error(self._h)
         check(rc, m.decode(errors="replace") if m else "")
 
+    _broken = False
+
     def write(self, data) -> int:
-        data = bytes(data)
+        if self._broken:
+            raise ValueError("the encryptor failed earlier: its output is incomplete")
+        if self._h is None:
+            raise ValueError("write to a closed encryptor")
+        try:
+            return self._write(bytes(data))
+        except BaseException:
+            self._broken = True  # a part the engine sealed may be missing from dst
+            raise
+
+    def _write(self, data: bytes) -> int:
         done = 0
         while done < len(data):
             piece = data[done:done + _READ]
@@ -169,9 +189,31 @@ class Encryptor(io.RawIOBase):
             done += len(piece)
         return len(data)
 
-    def close(self) -> None:
+    def abort(self) -> None:
+        """Ends without the last chunk: what was written is not a valid age file (its end is
+        missing, so no reader takes it as whole)."""
         if self.closed:
             return
+        _lib.sli_age_enc_free(self._h)
+        self._h = None
+        super().close()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # an exception inside `with` (the source failed mid-way): never finish the file, or a
+        # cut plaintext would read as a whole, authentic one
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def close(self) -> None:
+        """Writes the last chunk (and the armor's end); after a failed write, aborts instead and
+        raises ValueError."""
+        if self.closed:
+            return
+        if self._broken:
+            self.abort()
+            raise ValueError("the encryptor failed earlier: the file was left without its end")
         try:
             cap = _lib.sli_age_enc_final_bound(self._h)
             out = ctypes.create_string_buffer(max(1, cap))
@@ -249,7 +291,25 @@ class Decryptor(io.RawIOBase):
             raise
         self._spool.seek(0)
 
+    _broken: Optional[BaseException] = None
+
     def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes of authenticated plaintext (all of it with -1); b"" at the end. After
+        any failure — the file's, or the source's own exception — every read raises: the engine
+        has moved past what was lost, so nothing later may read as whole."""
+        if self._broken is not None:
+            raise ValueError("the decryptor failed earlier: %r" % (self._broken,))
+        if self.closed:
+            raise ValueError("read of a closed decryptor")
+        try:
+            return self._read(size)
+        except BaseException as e:
+            self._broken = e
+            raise
+
+    def _read(self, size: int) -> bytes:
+        if size is None:
+            size = -1
         if self._whole:
             if self._spool is None:
                 self._spool_all()

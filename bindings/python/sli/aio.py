@@ -12,6 +12,7 @@
 `read()` returns b"" only after the peer's close_notify; a peer that left without it raises
 sli.Error SLI_E_TRUNCATED. One task may read while another writes."""
 import asyncio
+import concurrent.futures
 from typing import Awaitable, Callable, Optional
 
 from . import tls
@@ -55,6 +56,15 @@ class Stream:
                 await self._flush()
                 await self._fill(seen)
                 continue
+            except tls.WantPrivateKey:  # the private_key hook's Future: wait for it, not the loop
+                fut = self.conn._pk_future
+                if fut is not None:
+                    try:
+                        await (asyncio.wrap_future(fut)
+                               if isinstance(fut, concurrent.futures.Future) else fut)
+                    except Exception:  # noqa: BLE001 — the engine hears of it and fails the call
+                        pass
+                continue
             await self._flush()
             return r
 
@@ -72,7 +82,15 @@ class Stream:
                 raise  # (not reached unless the engine finished meanwhile)
 
     async def read(self, size: int = CHUNK) -> bytes:
-        """Up to `size` bytes; b"" after the peer's close_notify."""
+        """Up to `size` bytes; b"" after the peer's close_notify. read(-1): everything until then
+        (as asyncio's StreamReader.read(-1))."""
+        if size is None or size < 0:
+            parts = []
+            while True:
+                d = await self._run(self.conn.read, CHUNK)
+                if not d:
+                    return b"".join(parts)
+                parts.append(d)
         return await self._run(self.conn.read, size)
 
     async def write(self, data) -> None:

@@ -81,8 +81,8 @@ def csr(key: Key, subject: str, sans: Sequence[str] = ()) -> bytes:
     "IP:…", "email:…", "URI:…"."""
     arr, n = _sans(sans)
     p, ln = ctypes.c_void_p(), ctypes.c_size_t()
-    check(_lib.sli_csr_create_alloc(key._h, subject.encode(), arr, n, ctypes.byref(p),
-                                    ctypes.byref(ln)))
+    check(key._call(_lib.sli_csr_create_alloc, subject.encode(), arr, n, ctypes.byref(p),
+                    ctypes.byref(ln)))
     return _take(p, ln)
 
 
@@ -91,16 +91,20 @@ def self_signed(key: Key, subject: str, sans: Sequence[str] = (), days: int = 36
     """A self-signed certificate for `key` (a CA one with ca=True)."""
     arr, n = _sans(sans)
     p, ln = ctypes.c_void_p(), ctypes.c_size_t()
-    check(_lib.sli_cert_selfsign_alloc(key._h, subject.encode(), arr, n, days, 1 if ca else 0,
-                                       ctypes.byref(p), ctypes.byref(ln)))
+    check(key._call(_lib.sli_cert_selfsign_alloc, subject.encode(), arr, n, days, 1 if ca else 0,
+                    ctypes.byref(p), ctypes.byref(ln)))
     return _take(p, ln)
 
 
 def issue(ca_cert_pem: bytes, ca_key: Key, csr_pem: bytes, days: int = 365) -> bytes:
     """A leaf certificate for the request `csr_pem`, signed by the CA."""
     p, ln = ctypes.c_void_p(), ctypes.c_size_t()
-    check(_lib.sli_ca_issue_alloc(bytes(ca_cert_pem), len(ca_cert_pem), ca_key._h, bytes(csr_pem),
-                                  len(csr_pem), days, ctypes.byref(p), ctypes.byref(ln)))
+    kh = ca_key._use()
+    try:
+        check(_lib.sli_ca_issue_alloc(bytes(ca_cert_pem), len(ca_cert_pem), kh, bytes(csr_pem),
+                                      len(csr_pem), days, ctypes.byref(p), ctypes.byref(ln)))
+    finally:
+        ca_key._done()
     return _take(p, ln)
 
 

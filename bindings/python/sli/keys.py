@@ -5,6 +5,7 @@ import os
 from typing import Optional, Union
 
 from . import _lib
+from ._owned import Owned
 from .errors import check
 
 Bytes = Union[bytes, bytearray, memoryview]
@@ -20,12 +21,22 @@ def _take(ptr: ctypes.c_void_p, n: ctypes.c_size_t) -> bytes:
         _lib.sli_free(ptr, n.value)
 
 
-class Key:
+class Key(Owned):
     """A private key (which also acts as its public key) or a public key alone. Immutable and
-    thread-safe."""
+    thread-safe (close() from another thread waits for the calls using it)."""
+    _free = staticmethod(_lib.sli_key_free)
+    _what = "key"
 
     def __init__(self, handle: ctypes.c_void_p):
-        self._h = handle
+        self._own(handle)
+
+    def _call(self, fn, *args):
+        """fn(handle, *args) with the handle kept in use for the call."""
+        h = self._use()
+        try:
+            return fn(h, *args)
+        finally:
+            self._done()
 
     @classmethod
     def generate(cls, kind: str = "ec", bits: int = 0) -> "Key":
@@ -49,53 +60,43 @@ class Key:
 
     @property
     def kind(self) -> str:
-        return _NAMES.get(_lib.sli_key_type(self._h), "unknown")
+        return _NAMES.get(self._call(_lib.sli_key_type), "unknown")
 
     @property
     def bits(self) -> int:
-        return _lib.sli_key_bits(self._h)
+        return self._call(_lib.sli_key_bits)
 
     @property
     def has_private(self) -> bool:
-        return bool(_lib.sli_key_has_private(self._h))
+        return bool(self._call(_lib.sli_key_has_private))
 
     def private_pem(self, passphrase: Optional[Union[str, bytes]] = None) -> bytes:
         """PKCS#8 PEM, encrypted with `passphrase` if given."""
         pw = passphrase.encode() if isinstance(passphrase, str) else passphrase
         p, n = ctypes.c_void_p(), ctypes.c_size_t()
-        check(_lib.sli_key_private_pem_alloc(self._h, pw, ctypes.byref(p), ctypes.byref(n)))
+        check(self._call(_lib.sli_key_private_pem_alloc, pw, ctypes.byref(p), ctypes.byref(n)))
         return _take(p, n)
 
     def public_pem(self) -> bytes:
         p, n = ctypes.c_void_p(), ctypes.c_size_t()
-        check(_lib.sli_key_public_pem_alloc(self._h, ctypes.byref(p), ctypes.byref(n)))
+        check(self._call(_lib.sli_key_public_pem_alloc, ctypes.byref(p), ctypes.byref(n)))
         return _take(p, n)
 
     def sign(self, data: Bytes) -> bytes:
         data = bytes(data)
-        out = ctypes.create_string_buffer(_lib.sli_key_sig_max_size(self._h) or 1)
-        n = ctypes.c_size_t(len(out))
-        check(_lib.sli_key_sign(self._h, out, ctypes.byref(n), data, len(data)))
+        h = self._use()
+        try:
+            out = ctypes.create_string_buffer(_lib.sli_key_sig_max_size(h) or 1)
+            n = ctypes.c_size_t(len(out))
+            check(_lib.sli_key_sign(h, out, ctypes.byref(n), data, len(data)))
+        finally:
+            self._done()
         return out.raw[:n.value]
 
     def verify(self, signature: Bytes, data: Bytes) -> None:
         """Returns if `signature` is this key's over `data`; else sli.Error (SLI_E_SIGNATURE)."""
         sig, data = bytes(signature), bytes(data)
-        check(_lib.sli_key_verify(self._h, sig, len(sig), data, len(data)))
-
-    def close(self) -> None:
-        h, self._h = self._h, None
-        if h:
-            _lib.sli_key_free(h)
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self) -> "Key":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        check(self._call(_lib.sli_key_verify, sig, len(sig), data, len(data)))
 
     def signer(self) -> "Signer":
         """A signature over a message given in pieces (a file as it is read)."""
@@ -111,7 +112,12 @@ class Signer:
     def __init__(self, key: Key, verify: bool):
         self._key = key
         h = ctypes.c_void_p()
-        check(_lib.sli_signer_new(ctypes.byref(h), key._h, 1 if verify else 0))
+        kh = key._use()
+        try:
+            check(_lib.sli_signer_new(ctypes.byref(h), kh, 1 if verify else 0))
+            self._max = _lib.sli_key_sig_max_size(kh) or 1  # the signer keeps its own key
+        finally:
+            key._done()
         self._h = h
 
     def update(self, data: Bytes) -> "Signer":
@@ -120,7 +126,7 @@ class Signer:
         return self
 
     def sign(self) -> bytes:
-        out = ctypes.create_string_buffer(_lib.sli_key_sig_max_size(self._key._h) or 1)
+        out = ctypes.create_string_buffer(self._max)
         n = ctypes.c_size_t(len(out))
         check(_lib.sli_signer_sign_final(self._h, out, ctypes.byref(n)))
         return out.raw[:n.value]

@@ -6,6 +6,7 @@ import threading
 from typing import List, Tuple, Union
 
 from . import _lib
+from ._owned import Owned
 from .errors import check
 
 Bytes = Union[bytes, bytearray, memoryview]
@@ -49,18 +50,14 @@ def _bytes(b: Bytes) -> bytes:
     return b if type(b) is bytes else bytes(b)
 
 
-def _handle(kr: "Keyring") -> ctypes.c_void_p:
-    if kr._h is None:
-        raise ValueError("the keyring was closed")
-    return kr._h
-
-
-class Keyring:
+class Keyring(Owned):
     """An immutable set of keys, one of them the primary (the one that seals). Thread-safe: seal
-    and open may run from several threads at once."""
+    and open may run from several threads at once, and close() from another waits for them."""
+    _free = staticmethod(_lib.sli_keyring_free)
+    _what = "keyring"
 
     def __init__(self, handle: ctypes.c_void_p):
-        self._h = handle
+        self._own(handle)
 
     @classmethod
     def generate(cls) -> "Keyring":
@@ -80,68 +77,74 @@ class Keyring:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes the keyring to `path` atomically, mode 0600."""
-        check(_lib.sli_keyring_save_file(self._h, os.fsencode(path)))
+        h = self._use()
+        try:
+            check(_lib.sli_keyring_save_file(h, os.fsencode(path)))
+        finally:
+            self._done()
 
     def rotate(self) -> "Keyring":
         """A new keyring: these keys (still opening) and a fresh primary. This one is unchanged."""
-        h = ctypes.c_void_p()
-        check(_lib.sli_keyring_rotate(ctypes.byref(h), self._h))
-        return Keyring(h)
+        out = ctypes.c_void_p()
+        h = self._use()
+        try:
+            check(_lib.sli_keyring_rotate(ctypes.byref(out), h))
+        finally:
+            self._done()
+        return Keyring(out)
 
     @property
     def key_ids(self) -> List[int]:
         """The keys' IDs, the primary first."""
-        return [_lib.sli_keyring_key_id(self._h, i) for i in range(_lib.sli_keyring_count(self._h))]
+        h = self._use()
+        try:
+            return [_lib.sli_keyring_key_id(h, i) for i in range(_lib.sli_keyring_count(h))]
+        finally:
+            self._done()
 
     @property
     def created(self) -> List[int]:
         """Each key's creation time (Unix seconds), the primary first."""
-        return [_lib.sli_keyring_key_created(self._h, i)
-                for i in range(_lib.sli_keyring_count(self._h))]
+        h = self._use()
+        try:
+            return [_lib.sli_keyring_key_created(h, i) for i in range(_lib.sli_keyring_count(h))]
+        finally:
+            self._done()
 
     def seal(self, data: Bytes, ad: Bytes = b"") -> bytes:
         """`data` sealed with the primary key, bound to the associated data `ad`."""
         data, ad = _bytes(data), _bytes(ad)
-        h = _handle(self)
-        st = _scratch(len(data) + _lib.SEAL_OVERHEAD)
+        h = self._use()
         try:
-            rc = _seal_fast(h, st.arr, st.nref, data, _size(len(data)), ad, _size(len(ad)))
-            if rc < 0:
-                check(rc)
-            return bytes(memoryview(st.buf)[:st.n.value])
+            st = _scratch(len(data) + _lib.SEAL_OVERHEAD)
+            try:
+                rc = _seal_fast(h, st.arr, st.nref, data, _size(len(data)), ad, _size(len(ad)))
+                if rc < 0:
+                    check(rc)
+                return bytes(memoryview(st.buf)[:st.n.value])
+            finally:
+                st.busy = False
         finally:
-            st.busy = False
+            self._done()
 
     def open(self, blob: Bytes, ad: Bytes = b"") -> bytes:
         """The plaintext of a sealed blob, or sli.Error (SLI_E_PAYLOAD for any change, a wrong
         `ad`; SLI_E_NO_MATCH for a key not in this keyring; SLI_E_HEADER)."""
         blob, ad = _bytes(blob), _bytes(ad)
-        h = _handle(self)
-        st = _scratch(max(1, len(blob) - _lib.SEAL_OVERHEAD))
+        h = self._use()
         try:
-            rc = _open_fast(h, st.arr, st.nref, blob, _size(len(blob)), ad, _size(len(ad)))
-            if rc < 0:
-                st.n.value = 0
-                check(rc)
-            return bytes(memoryview(st.buf)[:st.n.value])
+            st = _scratch(max(1, len(blob) - _lib.SEAL_OVERHEAD))
+            try:
+                rc = _open_fast(h, st.arr, st.nref, blob, _size(len(blob)), ad, _size(len(ad)))
+                if rc < 0:
+                    st.n.value = 0
+                    check(rc)
+                return bytes(memoryview(st.buf)[:st.n.value])
+            finally:
+                ctypes.memset(st.arr, 0, st.n.value)  # the plaintext stays only in what we return
+                st.busy = False
         finally:
-            ctypes.memset(st.arr, 0, st.n.value)  # the plaintext stays only in what we return
-            st.busy = False
-
-    def close(self) -> None:
-        """Lets the keys go now (they are wiped when the last reference goes)."""
-        h, self._h = self._h, None
-        if h:
-            _lib.sli_keyring_free(h)
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self) -> "Keyring":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+            self._done()
 
 
 def sealed_key_id(blob: Bytes) -> int:

@@ -15,6 +15,7 @@ wait for the socket to be readable (writable) and call again — what asyncio's 
 Without a socket: `ctx.wrap_callbacks(read, write)` runs TLS over two functions of the program's,
 and `ctx.wrap_memory()` over two buffers it fills and empties (feed / data_to_send), for any event
 loop or transport; `sli.aio` builds asyncio streams on it."""
+import concurrent.futures
 import ctypes
 import os
 import select
@@ -109,7 +110,8 @@ class Context:
             return names.index(choice)
         except Error as e:  # the host's refusal, by name
             self._hook_failed(conn_ptr, e)
-            return e.code
+            return e.code if e.code < 0 and e.code not in (_lib.WANT_READ, _lib.WANT_WRITE) \
+                else _lib.E_INVAL
         except BaseException as e:  # noqa: B902 — nothing may unwind through C
             self._hook_failed(conn_ptr, e)
             return _lib.E_INVAL
@@ -123,10 +125,14 @@ class Context:
                 conn = self._conns.get(conn_ptr)
                 if conn is None:
                     raise RuntimeError("private_key: the connection is gone")
+                # the raw pointer: the answer must come even if the connection is freed first
+                # (sli_conn_private_key_done then frees what is left)
+                conn._pk_future, conn._pk_ptr = sig, conn_ptr
                 sig.add_done_callback(conn._private_key_answer)
                 return _lib.WANT_PRIVATE_KEY
-            if sig is None:
-                raise ValueError("private_key returned None, not a signature or a Future")
+            if not isinstance(sig, (bytes, bytearray, memoryview)):
+                raise TypeError("private_key returned %s, not a signature (bytes) or a Future"
+                                % type(sig).__name__)
             sig = bytes(sig)
             return _lib.sli_conn_private_key_done(conn_ptr, sig, len(sig))
         except BaseException as e:  # noqa: B902
@@ -238,6 +244,18 @@ class Connection:
                 r, w = [self._sock], []
             except WantWrite:
                 r, w = [], [self._sock]
+            except WantPrivateKey:
+                fut = self._pk_future
+                left = deadline - time.monotonic()
+                if fut is not None and left > 0:
+                    if isinstance(fut, concurrent.futures.Future):
+                        concurrent.futures.wait([fut], left)  # then the engine has its answer
+                    else:
+                        time.sleep(min(left, 0.01))  # another kind (it is done elsewhere)
+                    continue
+                if fut is None:
+                    continue  # answered just now
+                raise socket.timeout("timed out")
             left = deadline - time.monotonic()
             if left <= 0 or not any(select.select(r, w, [], left)[:2]):
                 raise socket.timeout("timed out")
@@ -252,7 +270,11 @@ class Connection:
     def read(self, size: int = 16384) -> bytes:
         """Up to `size` bytes; b"" once the peer's close_notify came. A peer that left without it
         is sli.Error SLI_E_TRUNCATED: an end that may have been cut."""
-        buf = ctypes.create_string_buffer(max(1, size))
+        if size < 0:
+            raise ValueError("read size must be 0 or more")
+        if size == 0:
+            return b""  # as socket.recv(0): nothing asked of the engine
+        buf = ctypes.create_string_buffer(size)
         n = self._io(_lib.sli_conn_read, buf, size)
         return buf.raw[:n]
 
@@ -323,17 +345,26 @@ class Connection:
         h = _lib.sli_conn_peer_cert(self._h)
         return Certificate(ctypes.c_void_p(_lib.sli_cert_up_ref(h))) if h else None
 
+    _pk_future = None
+    _pk_ptr = None
+
     def _private_key_answer(self, fut) -> None:
-        """The private_key hook's Future is done (in whatever thread did it)."""
-        if self._h is None:
+        """The private_key hook's Future is done (in whatever thread did it): the answer goes to
+        the engine even if this connection was freed meanwhile (that frees what is left)."""
+        ptr, self._pk_ptr, self._pk_future = self._pk_ptr, None, None
+        if ptr is None:
             return
         try:
-            sig = bytes(fut.result())
+            sig = fut.result()
+            if not isinstance(sig, (bytes, bytearray, memoryview)):
+                raise TypeError("the private_key Future gave %s, not a signature (bytes)"
+                                % type(sig).__name__)
+            sig = bytes(sig)
         except BaseException as e:  # noqa: B902 — the signing failed: the handshake fails
             self._exc = e
-            _lib.sli_conn_private_key_done(self._h, None, 0)
+            _lib.sli_conn_private_key_done(ptr, None, 0)
             return
-        _lib.sli_conn_private_key_done(self._h, sig, len(sig))
+        _lib.sli_conn_private_key_done(ptr, sig, len(sig))
 
     @property
     def servername(self) -> Optional[str]:
@@ -380,6 +411,9 @@ class CallbackConnection(Connection):
             data = self._read_fn(n)
             if data is None:
                 return _lib.WANT_READ
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError("the read callback returned %s, not bytes or None"
+                                % type(data).__name__)
             data = bytes(data)
             if len(data) > n:
                 raise ValueError("the read callback returned %d bytes where %d were asked"
@@ -396,7 +430,7 @@ class CallbackConnection(Connection):
             r = self._write_fn(memoryview(ctypes.string_at(buf, n)))
             if r is None:
                 return _lib.WANT_WRITE
-            if not isinstance(r, int) or r < 0 or r > n:
+            if type(r) is not int or r < 0 or r > n:
                 raise ValueError("the write callback returned %r for %d bytes" % (r, n))
             return r
         except BlockingIOError:

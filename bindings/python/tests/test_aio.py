@@ -6,12 +6,14 @@ fails it; the callbacks outlive every reference the program dropped), over two m
 sli.aio's asyncio streams against python's own ssl in asyncio, both ways, with half-close,
 truncation, a failed handshake on the server and one task reading while another writes."""
 import asyncio
+import concurrent.futures
 import errno
 import gc
 import os
 import socket
 import ssl
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -155,6 +157,21 @@ class Callbacks(unittest.TestCase):
         self.assertTrue(c.is_secured and s.is_secured)
         c.sendall(b"hi")
         self.assertEqual(s.read(), b"hi")
+
+    def test_read_sizes(self):
+        """read(0) asks nothing of the engine and returns b"" (the connection lives on); a negative
+        size is a ValueError, never a buffer overrun (found by review: a bus error)."""
+        server, client = memory_pair()
+        handshake(server, client)
+        client.sendall(b"y" * 20000)
+        pump(server, client)
+        self.assertEqual(server.read(0), b"")
+        with self.assertRaises(ValueError):
+            server.read(-1)
+        got = b""
+        while len(got) < 20000:
+            got += server.read(65536)
+        self.assertEqual(got, b"y" * 20000)
 
     def test_freed_connection_is_an_error(self):
         server, client = memory_pair()
@@ -301,6 +318,41 @@ class Asyncio(unittest.TestCase):
                 s.close()
                 await s.wait_closed()
         self.run_async(main())
+
+    def test_read_all_and_a_private_key_future(self):
+        """aio's read(-1) reads to the peer's close_notify; a server whose private_key hook
+        returns a Future (a thread pool's, or an asyncio one) serves aio clients (found by
+        review: every such handshake failed)."""
+        key = sli.Key.generate("ec")
+        cert = os.path.join(os.path.dirname(CA), "aio-hsm.pem")
+        with open(cert, "wb") as f:
+            f.write(sli.certs.self_signed(key, "/CN=localhost", ["DNS:localhost"], days=2))
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+
+            def by_pool(m, c):
+                return pool.submit(lambda: (time.sleep(0.05), key.sign(m))[1])
+
+            def by_loop(m, c):
+                fut = loop.create_future()
+                loop.call_later(0.05, fut.set_result, key.sign(m))
+                return fut
+
+            async def handler(s):
+                await s.write(b"z" * 300000)
+            for hook in (by_pool, by_loop):
+                srv = await aio.start_server(handler, "127.0.0.1", 0,
+                                             tls.Context.server(cert=cert, private_key=hook))
+                port = srv.sockets[0].getsockname()[1]
+                c = await aio.connect("127.0.0.1", port, tls.Context.client(ca=cert), "localhost")
+                self.assertEqual(await c.read(-1), b"z" * 300000)
+                await c.close()
+                srv.close()
+                await srv.wait_closed()
+        self.run_async(main())
+        pool.shutdown()
 
     def test_wrong_name_and_plaintext_peer(self):
         async def main():

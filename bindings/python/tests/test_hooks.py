@@ -185,6 +185,51 @@ class PrivateKey(unittest.TestCase):
         self.assertIsInstance(err.__cause__, OSError)
         pool.shutdown()
 
+    def test_future_on_a_socket_with_a_timeout_and_after_free(self):
+        """On a socket with a timeout a handshake waits for the Future (found by review:
+        WantPrivateKey escaped); a connection freed while its Future runs still gets the answer
+        delivered to the engine, which frees what is left (else it leaked)."""
+        key, cert = identity("ec")
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        ctx = tls.Context.server(cert=cert, private_key=lambda m, c: pool.submit(
+            lambda: (time.sleep(0.2), key.sign(m))[1]))
+
+        def drive(conn):
+            conn._sock.settimeout(5)
+            conn.handshake()
+        conn, err, out = handshake_pair(ctx, cert, drive=drive)
+        self.assertIsNone(err)
+        self.assertIn("ok", out)
+
+        gate = concurrent.futures.Future()
+        ctx2 = tls.Context.server(cert=cert, private_key=lambda m, c: gate)
+        s = ctx2.wrap_memory()
+        c = tls.Context.client(ca=cert).wrap_memory("localhost")
+        with self.assertRaises(tls.WantRead):
+            c.handshake()
+        s.feed(c.data_to_send())
+        with self.assertRaises(tls.WantPrivateKey):
+            s.handshake()
+        s.free()
+        gate.set_result(b"\x30" * 70)  # delivered to the engine after the free
+        self.assertIsNone(s._pk_ptr)
+        pool.shutdown()
+
+    def test_garbage_from_hooks(self):
+        key, cert = identity("ec")
+        ctx = tls.Context.server(cert=cert, private_key=lambda m, c: 5)  # not bytes
+        conn, err, out = handshake_pair(ctx, cert)
+        self.assertIsInstance(err, sli.Error)
+        self.assertIsInstance(err.__cause__, TypeError)
+        keyfile = os.path.join(D, "garbage.key")
+        with open(keyfile, "wb") as f:
+            f.write(key.private_pem())
+        ctx = tls.Context.server(cert=cert, key=keyfile,
+                                 alpn_select=lambda o: (_ for _ in ()).throw(sli.Error(0)))
+        conn, err, out = handshake_pair(ctx, cert, alpn=["h2"])
+        self.assertIsInstance(err, sli.Error)  # a code that is no refusal still refuses
+        self.assertIn("err", out)
+
     def test_failing_signer(self):
         key, cert = identity("ec")
 

@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import tempfile
 import unittest
 
@@ -86,6 +87,42 @@ class Seal(unittest.TestCase):
             self.assertEqual(k2.open(k2.seal(b"y", b"a"), b"a"), b"y")
         with self.assertRaises(ValueError):
             k2.seal(b"y")
+
+    def test_close_while_other_threads_use_it(self):
+        """close() from one thread while 8 others seal, open or sign: they get ValueError once it
+        is closed, never freed memory (found by review: a segfault)."""
+        import threading
+        for make, use in ((sli.Keyring.generate, lambda o, b: o.open(o.seal(b"x" * 64, b), b)),
+                          (lambda: sli.Key.generate("ec"), lambda o, b: o.sign(b"x" * 64))):
+            for _ in range(10):
+                obj = make()
+                errors, stop = [], threading.Event()
+
+                def work():
+                    while not stop.is_set():
+                        try:
+                            use(obj, b"ad")
+                        except ValueError:
+                            return
+                        except Exception as e:  # noqa: BLE001
+                            errors.append(e)
+                            return
+                ts = [threading.Thread(target=work) for _ in range(8)]
+                for t in ts:
+                    t.start()
+                time.sleep(0.01)
+                obj.close()
+                stop.set()
+                for t in ts:
+                    t.join(10)
+                self.assertEqual(errors, [])
+                with self.assertRaises(ValueError):
+                    use(obj, b"ad")
+        k = sli.Key.generate("ed25519")
+        s = k.signer()
+        s.update(b"message")
+        k.close()
+        self.assertEqual(len(s.sign()), 64)  # the signer keeps its own key
 
     def test_rotation(self):
         old = self.kr.seal(b"before")
