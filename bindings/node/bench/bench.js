@@ -7,7 +7,7 @@
 // interleaved; each figure is the median of the rounds with its spread (min–max), never the best.
 // Goals (issue 14): under 1 µs of overhead per 64 B call; the streams at least 0.8× the CLI.
 //
-// usage: node --expose-gc bench/bench.js [--runs N] [--age] [--age-mib N]
+// usage: node --expose-gc bench/bench.js [--runs N] [--age] [--age-mib N] [--read-kib N]
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -102,7 +102,7 @@ async function ageBench(runs, mib) {
     if (spawnSync(SLI, ['encrypt', '-r', rcpt, '-o', sealed, input]).status !== 0) throw new Error('sli encrypt');
     const t = { 'encrypt: sli CLI': [], 'encrypt: Node stream': [], 'decrypt: sli CLI': [], 'decrypt: Node stream': [] };
     const peak = { encrypt: [], decrypt: [] };
-    const hw = { highWaterMark: 1 << 20 };
+    const hw = { highWaterMark: arg('--read-kib', 1024) * 1024 }; // fs.createReadStream's chunk
     const timeCli = (args) => {
       const t0 = process.hrtime.bigint();
       const r = spawnSync(SLI, args, { stdio: ['ignore', fs.openSync('/dev/null', 'w'), 'pipe'] });
@@ -128,7 +128,7 @@ async function ageBench(runs, mib) {
       t['decrypt: Node stream'].push(await timeNode('decrypt', () => sli.age.createDecryptStream([me]), sealed));
     }
     const bytes = mib * (1 << 20);
-    console.log(`\nage, ${mib} MiB from /dev/shm to /dev/null, medians of ${runs} rounds (spread min–max)\n`);
+    console.log(`\nage, ${mib} MiB from /dev/shm to /dev/null, read in ${hw.highWaterMark >> 10} KiB chunks, medians of ${runs} rounds (spread min–max)\n`);
     console.log('| what | seconds | MB/s | vs the CLI |');
     console.log('|---|---|---|---|');
     for (const [k, xs] of Object.entries(t)) {
