@@ -441,7 +441,7 @@ SLI_API int sli_conn_handshake(sli_conn *conn);
  * handshake first if needed. It returns the number of bytes read, 0 after a clean close_notify,
  * SLI_E_TRUNCATED if the peer closed without close_notify, SLI_WANT_READ or SLI_WANT_WRITE if the
  * transport would block, or another negative SLI_E_* code; `sli_conn_error` then describes the
- * failure. Since: 1.0 */
+ * failure. A `len` of 0 is SLI_E_INVAL, the connection left as it was. Since: 1.0 */
 SLI_API ssize_t sli_conn_read(sli_conn *conn, void *buf, size_t len);
 
 /* sli_conn_write writes up to `len` bytes from `buf`. It returns the number of bytes accepted (which

@@ -585,6 +585,9 @@ int sli_conn_handshake(sli_conn *c) {
 
 ssize_t sli_conn_read(sli_conn *c, void *buf, size_t len) {
   if (!c || (!buf && len)) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_read: conn and buf are needed");
+  /* 0 is the clean end's return: a read of nothing is refused, the connection left as it is
+   * (it used to reach SSL_read, whose 0 read as a truncation and ended the connection) */
+  if (!len) return sli__fail(NULL, SLI_E_INVAL, "sli_conn_read: len is 0 (0 is what a clean end returns)");
   int rc = enter(c);
   if (rc) return rc;
   if (c->peer_closed) return 0; /* our own close_notify does not end the peer's direction */

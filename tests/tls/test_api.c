@@ -211,6 +211,8 @@ static int test_pending_and_want(void) {
   CHECK_EQ(r, 1);
   CHECK_EQ(sli_conn_pending(p.client), 5);
   char rest[8];
+  CHECK_EQ(sli_conn_read(p.client, rest, 0), SLI_E_INVAL); /* nothing asked: refused, nothing lost */
+  CHECK_EQ(sli_conn_pending(p.client), 5);
   CHECK_EQ(sli_conn_read(p.client, rest, sizeof(rest)), 5);
   CHECK_EQ(sli_conn_read(p.client, rest, sizeof(rest)), SLI_WANT_READ);
   CHECK_EQ(sli_conn_want(p.client), SLI_WANT_READ);
