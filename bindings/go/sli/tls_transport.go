@@ -24,17 +24,22 @@ var testHookTransport atomic.Pointer[func(s *connState, dir string)]
 // and never touch the network: they move bytes between libsli and in-memory buffers that the Go
 // side fills from, and flushes to, the inner net.Conn.
 
+// failOnPanic, deferred by each callback, turns a panic inside it into a transport failure of
+// that connection (SLI_E_IO with -EIO, the panic's text kept for the error), never a crash of
+// the process nor an end of stream.
+func failOnPanic(s **connState, ret *C.ssize_t) {
+	if r := recover(); r != nil {
+		if *s != nil {
+			(*s).cbPanic = fmt.Sprint(r)
+		}
+		*ret = -C.EIO
+	}
+}
+
 //export goSliRead
 func goSliRead(conn *C.sli_conn, buf unsafe.Pointer, n C.size_t, arg unsafe.Pointer) (ret C.ssize_t) {
 	var s *connState
-	defer func() {
-		if r := recover(); r != nil {
-			if s != nil {
-				s.cbPanic = fmt.Sprint(r)
-			}
-			ret = -C.EIO
-		}
-	}()
+	defer failOnPanic(&s, &ret)
 	s = cgo.Handle(uintptr(arg)).Value().(*connState)
 	if hook := testHookTransport.Load(); hook != nil {
 		(*hook)(s, "read")
@@ -59,14 +64,7 @@ func goSliRead(conn *C.sli_conn, buf unsafe.Pointer, n C.size_t, arg unsafe.Poin
 //export goSliWrite
 func goSliWrite(conn *C.sli_conn, buf unsafe.Pointer, n C.size_t, arg unsafe.Pointer) (ret C.ssize_t) {
 	var s *connState
-	defer func() {
-		if r := recover(); r != nil {
-			if s != nil {
-				s.cbPanic = fmt.Sprint(r)
-			}
-			ret = -C.EIO
-		}
-	}()
+	defer failOnPanic(&s, &ret)
 	s = cgo.Handle(uintptr(arg)).Value().(*connState)
 	if hook := testHookTransport.Load(); hook != nil {
 		(*hook)(s, "write")

@@ -4,6 +4,7 @@ marks itself in flight around its use of the handle, and the free waits for the 
 
 The marks are a list's append and pop, each one step under the GIL (CPython 3's), and the handle
 to free is taken by one dict.pop, so exactly one thread frees it — cheaper per call than a lock."""
+import contextlib
 
 
 class Owned:
@@ -24,6 +25,16 @@ class Owned:
             self._done()
             raise ValueError("the %s was closed" % self._what)
         return h
+
+    @contextlib.contextmanager
+    def _held(self):
+        """`with obj._held() as h:` — _use() and _done() around a block (seal and open, the hot
+        paths, call the two directly)."""
+        h = self._use()
+        try:
+            yield h
+        finally:
+            self._done()
 
     def _done(self) -> None:
         self._inflight.pop()

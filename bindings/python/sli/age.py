@@ -48,11 +48,8 @@ class Recipient:
     @classmethod
     def from_key(cls, key: Key) -> "Recipient":
         h = ctypes.c_void_p()
-        kh = key._use()
-        try:
+        with key._held() as kh:
             check(_lib.sli_age_recipient_from_key(ctypes.byref(h), kh))
-        finally:
-            key._done()
         return cls(h)
 
     def __str__(self) -> str:
@@ -96,11 +93,8 @@ class Identity:
     def from_key(cls, key: Key) -> "Identity":
         """An X25519 key, or an SSH key (Ed25519, RSA) for the files age encrypts to it."""
         h = ctypes.c_void_p()
-        kh = key._use()
-        try:
+        with key._held() as kh:
             check(_lib.sli_age_identity_from_key(ctypes.byref(h), kh))
-        finally:
-            key._done()
         return cls(h)
 
     def recipient(self) -> Recipient:

@@ -99,12 +99,9 @@ def self_signed(key: Key, subject: str, sans: Sequence[str] = (), days: int = 36
 def issue(ca_cert_pem: bytes, ca_key: Key, csr_pem: bytes, days: int = 365) -> bytes:
     """A leaf certificate for the request `csr_pem`, signed by the CA."""
     p, ln = ctypes.c_void_p(), ctypes.c_size_t()
-    kh = ca_key._use()
-    try:
+    with ca_key._held() as kh:
         check(_lib.sli_ca_issue_alloc(bytes(ca_cert_pem), len(ca_cert_pem), kh, bytes(csr_pem),
                                       len(csr_pem), days, ctypes.byref(p), ctypes.byref(ln)))
-    finally:
-        ca_key._done()
     return _take(p, ln)
 
 

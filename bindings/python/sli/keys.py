@@ -32,11 +32,8 @@ class Key(Owned):
 
     def _call(self, fn, *args):
         """fn(handle, *args) with the handle kept in use for the call."""
-        h = self._use()
-        try:
+        with self._held() as h:
             return fn(h, *args)
-        finally:
-            self._done()
 
     @classmethod
     def generate(cls, kind: str = "ec", bits: int = 0) -> "Key":
@@ -84,13 +81,10 @@ class Key(Owned):
 
     def sign(self, data: Bytes) -> bytes:
         data = bytes(data)
-        h = self._use()
-        try:
+        with self._held() as h:
             out = ctypes.create_string_buffer(_lib.sli_key_sig_max_size(h) or 1)
             n = ctypes.c_size_t(len(out))
             check(_lib.sli_key_sign(h, out, ctypes.byref(n), data, len(data)))
-        finally:
-            self._done()
         return out.raw[:n.value]
 
     def verify(self, signature: Bytes, data: Bytes) -> None:
@@ -112,12 +106,9 @@ class Signer:
     def __init__(self, key: Key, verify: bool):
         self._key = key
         h = ctypes.c_void_p()
-        kh = key._use()
-        try:
+        with key._held() as kh:
             check(_lib.sli_signer_new(ctypes.byref(h), kh, 1 if verify else 0))
             self._max = _lib.sli_key_sig_max_size(kh) or 1  # the signer keeps its own key
-        finally:
-            key._done()
         self._h = h
 
     def update(self, data: Bytes) -> "Signer":

@@ -77,39 +77,27 @@ class Keyring(Owned):
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes the keyring to `path` atomically, mode 0600."""
-        h = self._use()
-        try:
+        with self._held() as h:
             check(_lib.sli_keyring_save_file(h, os.fsencode(path)))
-        finally:
-            self._done()
 
     def rotate(self) -> "Keyring":
         """A new keyring: these keys (still opening) and a fresh primary. This one is unchanged."""
         out = ctypes.c_void_p()
-        h = self._use()
-        try:
+        with self._held() as h:
             check(_lib.sli_keyring_rotate(ctypes.byref(out), h))
-        finally:
-            self._done()
         return Keyring(out)
 
     @property
     def key_ids(self) -> List[int]:
         """The keys' IDs, the primary first."""
-        h = self._use()
-        try:
+        with self._held() as h:
             return [_lib.sli_keyring_key_id(h, i) for i in range(_lib.sli_keyring_count(h))]
-        finally:
-            self._done()
 
     @property
     def created(self) -> List[int]:
         """Each key's creation time (Unix seconds), the primary first."""
-        h = self._use()
-        try:
+        with self._held() as h:
             return [_lib.sli_keyring_key_created(h, i) for i in range(_lib.sli_keyring_count(h))]
-        finally:
-            self._done()
 
     def seal(self, data: Bytes, ad: Bytes = b"") -> bytes:
         """`data` sealed with the primary key, bound to the associated data `ad`."""
